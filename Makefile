@@ -1,0 +1,30 @@
+# Two commands matter: `make demo` and `make test`; both set everything up first.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint bench-data clean
+
+setup: $(STAMP)
+
+# torch is installed first and pinned: a plain `torch` requirement pulls a multi-GB CUDA build here.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+demo: setup
+	bash scripts/demo.sh
+
+test: setup
+	$(PY) -m ruff check recnas tests bench
+	$(PY) -m pytest
+
+bench-data: setup
+	$(PY) bench/data_bench.py
+
+clean:
+	rm -rf $(VENV) demo_out .pytest_cache

@@ -1,0 +1,5 @@
+"""`python -m recnas` runs the command line."""
+
+from recnas.experiment.cli import main
+
+main()

@@ -1,0 +1,169 @@
+"""Shared reader pieces: file checks, row bookkeeping, numeric parsing and chunk validation."""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pv
+
+from recnas.data.schema import FieldType, Schema
+from recnas.errors import DataError
+
+NUMBER_RE = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+SPECIAL_FLOAT_RE = r"(?i)^\s*[-+]?(nan|inf|infinity)\s*$"
+MAX_SKIPPED_KEPT = 20
+
+
+def check_file(path: Path) -> Path:
+    """Fail with a clear message when `path` is missing, a folder, or empty."""
+    if not path.exists():
+        raise DataError(f"{path}: file not found; check the path (and the dataset folder layout)")
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, expected a data file")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty; it holds no header and no rows")
+    return path
+
+
+@dataclass
+class ReadReport:
+    """What a read saw: data rows kept, malformed rows skipped, and where they were.
+
+    `header_lines` and the skipped line numbers let errors name the physical (1-based) line
+    of a kept row.
+    """
+
+    path: Path
+    rows: int = 0
+    skipped: int = 0
+    skipped_lines: list[int] = field(default_factory=list)
+    header_lines: int = 0
+    line_based: bool = True
+    _all_skipped: list[int] = field(default_factory=list, repr=False)
+
+    def skip(self, line: int | None, why: str) -> None:
+        """Record a skipped malformed row."""
+        self.skipped += 1
+        if line is not None:
+            bisect.insort(self._all_skipped, line)
+            if len(self.skipped_lines) < MAX_SKIPPED_KEPT:
+                self.skipped_lines.append(line)
+
+    def line_of(self, index: int) -> int:
+        """1-based physical line (or row, for Parquet) of the kept data row `index` (0-based)."""
+        line = index + self.header_lines + 1
+        for s in self._all_skipped:
+            if s <= line:
+                line += 1
+            else:
+                break
+        return line
+
+    def where(self, index: int) -> str:
+        """`path line N` (or `row N`) for messages."""
+        unit = "line" if self.line_based else "row"
+        return f"{self.path} {unit} {self.line_of(index)}"
+
+
+def first_true(mask: pa.Array | np.ndarray) -> int | None:
+    """Index of the first true value, or None."""
+    arr = np.asarray(mask.to_numpy(zero_copy_only=False) if hasattr(mask, "to_numpy") else mask)
+    hits = np.flatnonzero(arr)
+    return int(hits[0]) if len(hits) else None
+
+
+def to_float(
+    col: pa.Array | pa.ChunkedArray, name: str, report: ReadReport, offset: int
+) -> pa.Array:
+    """Parse a text column to float64 (empty = null), naming the row of a non-numeric value."""
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    if pa.types.is_floating(col.type) or pa.types.is_integer(col.type):
+        return col.cast(pa.float64())
+    if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+        raise DataError(f"{report.path}: field {name!r} has type {col.type}, expected numbers")
+    col = col.cast(pa.string())
+    empty = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(col)), 0)
+    col = pc.if_else(empty, pa.scalar(None, pa.string()), col)
+    ok = pc.or_(pc.match_substring_regex(col, NUMBER_RE), pc.match_substring_regex(col, SPECIAL_FLOAT_RE))
+    bad = first_true(pc.invert(pc.fill_null(ok, True)))
+    if bad is not None:
+        raise DataError(
+            f"{report.where(offset + bad)}: field {name!r} expects a number but holds "
+            f"{col[bad].as_py()!r}; fix the value, leave it empty if missing, or declare the "
+            "field categorical in schema.yaml"
+        )
+    return pc.cast(pc.utf8_trim_whitespace(col), pa.float64())
+
+
+def validate_chunk(table: pa.Table, schema: Schema, report: ReadReport, offset: int) -> pa.Table:
+    """Parse label and numerical columns and reject NaN/inf and labels outside the allowed set.
+
+    Returns the table with the label as float64 in {0, 1} and numerical fields as float64.
+    """
+    cols = {}
+    for f in schema.fields:
+        col = table[f.name]
+        if f.type is FieldType.NUMERICAL:
+            col = to_float(col, f.name, report, offset)
+            bad = first_true(pc.fill_null(pc.or_(pc.is_nan(col), pc.is_inf(col)), False))
+            if bad is not None:
+                raise DataError(
+                    f"{report.where(offset + bad)}: field {f.name!r} is {col[bad].as_py()}; "
+                    "NaN and infinity are not allowed, leave the cell empty for a missing value"
+                )
+        elif f.type is FieldType.CATEGORICAL:
+            col = col.cast(pa.string()) if not pa.types.is_string(col.type) else col
+        cols[f.name] = col
+    label = to_float(table[schema.label], schema.label, report, offset)
+    missing = first_true(pc.is_null(label))
+    if missing is not None:
+        raise DataError(
+            f"{report.where(offset + missing)}: label {schema.label!r} is empty; every row needs a label"
+        )
+    lo, hi = schema.label_values
+    label = pc.if_else(pc.equal(label, lo), 0.0, pc.if_else(pc.equal(label, hi), 1.0, label))
+    ok = pc.or_(pc.equal(label, 0.0), pc.equal(label, 1.0))
+    bad = first_true(pc.invert(ok))
+    if bad is not None:
+        raw = table[schema.label][bad].as_py()
+        raise DataError(
+            f"{report.where(offset + bad)}: label {schema.label!r} is {raw!r}, expected "
+            f"{lo:g} or {hi:g}; binarise the label first (e.g. rating >= 4 -> 1)"
+        )
+    out = {schema.label: label, **cols}
+    return pa.table(out)
+
+
+def read_lines(path: Path, report: ReadReport, chunk_rows: int) -> Iterator[pa.Array]:
+    """Yield the text lines of `path` as string arrays, chunk by chunk (empty lines kept)."""
+    block = max(1 << 20, chunk_rows * 64)
+    reader = pv.open_csv(
+        str(path),
+        read_options=pv.ReadOptions(
+            column_names=["line"], use_threads=False, block_size=block
+        ),
+        parse_options=pv.ParseOptions(
+            delimiter="\x1f", quote_char=False, escape_char=False, ignore_empty_lines=False
+        ),
+        convert_options=pv.ConvertOptions(
+            column_types={"line": pa.string()}, strings_can_be_null=False, quoted_strings_can_be_null=False
+        ),
+    )
+    for batch in reader:
+        yield batch.column(0)
+
+
+def column_from_lists(lists: pa.ListArray, j: int) -> pa.Array:
+    """The `j`-th element of every list (null where a list is shorter): a vectorised padding."""
+    lengths = pc.list_value_length(lists).to_numpy(zero_copy_only=False)
+    offsets = lists.offsets.to_numpy()[:-1]
+    idx = offsets + j
+    mask = lengths <= j
+    return pc.take(lists.values, pa.array(np.where(mask, 0, idx), mask=mask))

@@ -1,0 +1,118 @@
+"""CSV/TSV (with or without header) and Parquet readers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pv
+import pyarrow.parquet as pq
+
+from recnas.data.readers.common import ReadReport, validate_chunk
+from recnas.data.schema import Schema
+from recnas.errors import DataError, SchemaError
+
+
+def wanted_columns(schema: Schema) -> list[str]:
+    """Columns a reader must deliver: the label, then every field."""
+    return [schema.label, *(f.name for f in schema.fields)]
+
+
+def check_columns(path: Path, have: list[str], schema: Schema) -> None:
+    """Fail when the schema names a column the file does not have."""
+    missing = [c for c in wanted_columns(schema) if c not in have]
+    if missing:
+        raise SchemaError(
+            f"{path}: the schema names column(s) {missing} that the file does not have "
+            f"(it has {have}); fix schema.yaml or the file"
+        )
+
+
+def open_csv(
+    path: Path, schema: Schema, report: ReadReport, on_bad_row: str, chunk_rows: int,
+    column_names: list[str] | None = None,
+) -> tuple[pv.CSVStreamingReader, list[str]]:
+    """Open a delimited file as a stream of string columns; returns the reader and file columns."""
+    fmt = schema.format
+    if column_names is None:
+        column_names = read_header(path, fmt.delimiter) if fmt.header else list(fmt_columns(schema))
+    report.header_lines = 1 if fmt.header else 0
+    check_columns(path, column_names, schema)
+
+    def on_invalid(row: pv.InvalidRow) -> str:
+        if on_bad_row == "skip":
+            report.skip(row.number, f"{row.actual_columns} fields")
+            return "skip"
+        raise DataError(
+            f"{path} line {row.number}: expected {row.expected_columns} fields, found "
+            f"{row.actual_columns} ({row.text[:80]!r}); fix the row or pass --on-bad-row skip"
+        )
+
+    wanted = set(wanted_columns(schema))
+    reader = pv.open_csv(
+        str(path),
+        read_options=pv.ReadOptions(
+            column_names=column_names,
+            skip_rows=1 if fmt.header else 0,
+            use_threads=False,
+            block_size=max(1 << 20, chunk_rows * 100),
+        ),
+        parse_options=pv.ParseOptions(delimiter=fmt.delimiter, invalid_row_handler=on_invalid),
+        convert_options=pv.ConvertOptions(
+            include_columns=[c for c in column_names if c in wanted],
+            column_types={c: pa.string() for c in column_names},
+            strings_can_be_null=False,
+            null_values=[""],
+        ),
+    )
+    return reader, column_names
+
+
+def fmt_columns(schema: Schema) -> list[str]:
+    """Column order of a headerless file: as declared, else the label then the fields."""
+    if schema.format.columns:
+        return list(schema.format.columns)
+    return [schema.label, *(f.name for f in schema.fields)]
+
+
+def read_header(path: Path, delimiter: str) -> list[str]:
+    """Column names from the first line of a delimited file."""
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        first = fh.readline().rstrip("\r\n")
+    if not first.strip():
+        raise DataError(f"{path} line 1: the header line is empty; the file needs a header row")
+    return [c.strip().strip('"') for c in first.split(delimiter)]
+
+
+def read(
+    path: Path, schema: Schema, report: ReadReport, on_bad_row: str, chunk_rows: int
+) -> Iterator[pa.Table]:
+    """Yield validated chunks of a CSV/TSV or Parquet file."""
+    if schema.format.kind == "parquet":
+        yield from read_parquet(path, schema, report, chunk_rows)
+        return
+    reader, _ = open_csv(path, schema, report, on_bad_row, chunk_rows)
+    try:
+        for batch in reader:
+            if batch.num_rows == 0:
+                continue
+            table = validate_chunk(pa.Table.from_batches([batch]), schema, report, report.rows)
+            report.rows += table.num_rows
+            yield table
+    except pa.ArrowInvalid as e:
+        raise DataError(f"{path}: cannot be parsed as delimited text ({e}); check the delimiter") from e
+
+
+def read_parquet(path: Path, schema: Schema, report: ReadReport, chunk_rows: int) -> Iterator[pa.Table]:
+    """Yield validated chunks of a Parquet file (row numbers are 1-based data rows)."""
+    report.line_based = False
+    try:
+        pf = pq.ParquetFile(str(path))
+    except (pa.ArrowInvalid, OSError) as e:
+        raise DataError(f"{path}: not a readable Parquet file ({e})") from e
+    check_columns(path, pf.schema_arrow.names, schema)
+    for batch in pf.iter_batches(batch_size=chunk_rows, columns=wanted_columns(schema)):
+        table = validate_chunk(pa.Table.from_batches([batch]), schema, report, report.rows)
+        report.rows += table.num_rows
+        yield table

@@ -1,0 +1,126 @@
+"""Reading a dataset's `schema.yaml`: typed (pydantic), with errors that name the bad key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from recnas.data.schema import TYPE_ALIASES, FieldSpec, Schema, SourceFormat
+from recnas.errors import SchemaError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ColumnYaml(_Strict):
+    """One column entry; the documentation-only keys are accepted and ignored."""
+
+    name: str
+    type: str
+    separator: str | None = None
+    min_count: int = 1
+    max_len: int | None = None
+    buckets: str = "none"
+    n_buckets: int = 16
+    # documentation keys (kept by the derived datasets), not used by recnas
+    description: str | None = None
+    definition: str | None = None
+    unit: str | None = None
+    missing: str | None = None
+    encoding: str | None = None
+    notes: str | None = None
+    values: list[Any] | None = None
+
+
+class FormatYaml(_Strict):
+    """How the files are read."""
+
+    kind: str | None = None
+    delimiter: str = ","
+    header: bool = True
+    encoding: str = "utf-8"
+    libfm_fields: str = "position"
+    libfm_ranges: list[tuple[str, int, int]] = []
+
+
+class SchemaYaml(_Strict):
+    """Top level of schema.yaml."""
+
+    name: str | None = None
+    description: str | None = None
+    files: dict[str, str] = {}
+    format: FormatYaml = FormatYaml()
+    label: str = "label"
+    columns: list[ColumnYaml]
+
+
+def describe_error(path: Path, err: ValidationError) -> str:
+    """One line naming the first bad key of a pydantic error."""
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"])
+    if first["type"] == "extra_forbidden":
+        return f"{path}: unknown key {key!r}; remove it or check its spelling"
+    if first["type"] == "missing":
+        return f"{path}: required key {key!r} is missing"
+    return f"{path}: key {key!r}: {first['msg']} (got {first.get('input')!r})"
+
+
+def load_schema_yaml(path: str | Path, name: str | None = None) -> tuple[Schema, dict[str, str]]:
+    """Parse schema.yaml into an unfitted `Schema` plus its split -> file name mapping."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise SchemaError(f"{path}: not valid YAML ({e})") from e
+    if not isinstance(raw, dict):
+        raise SchemaError(f"{path}: expected a mapping with `columns`, got {type(raw).__name__}")
+    try:
+        doc = SchemaYaml.model_validate(raw)
+    except ValidationError as e:
+        raise SchemaError(describe_error(path, e)) from None
+    fields = []
+    label = doc.label
+    label_values = (0.0, 1.0)
+    for i, col in enumerate(doc.columns):
+        if col.type not in TYPE_ALIASES:
+            raise SchemaError(
+                f"{path}: columns.{i} ({col.name!r}) has type {col.type!r}; use one of {sorted(TYPE_ALIASES)}"
+            )
+        ftype = TYPE_ALIASES[col.type]
+        if ftype is None:
+            label = col.name
+            if col.values is not None:
+                if len(col.values) != 2:
+                    raise SchemaError(f"{path}: label values must be two (negative, positive), got {col.values}")
+                label_values = (float(col.values[0]), float(col.values[1]))
+            continue
+        fields.append(
+            FieldSpec(
+                col.name, ftype, separator=col.separator or "|", min_count=col.min_count,
+                max_len=col.max_len, buckets=col.buckets, n_buckets=col.n_buckets,  # type: ignore[arg-type]
+            )
+        )
+    f = doc.format
+    kind = f.kind or ("csv" if not doc.files else kind_from_name(next(iter(doc.files.values()))))
+    fmt = SourceFormat(
+        kind=kind, delimiter=f.delimiter, header=f.header, libfm_fields=f.libfm_fields,
+        libfm_ranges=tuple(tuple(r) for r in f.libfm_ranges),  # type: ignore[misc]
+        columns=tuple(c.name for c in doc.columns) if not f.header else (),
+    )
+    schema = Schema(tuple(fields), label=label, format=fmt, name=doc.name or name or path.parent.name,
+                    label_values=label_values)
+    return schema, dict(doc.files)
+
+
+def kind_from_name(filename: str) -> str:
+    """Format kind suggested by a file name's extension."""
+    low = filename.lower()
+    if low.endswith((".parquet", ".pq")):
+        return "parquet"
+    if low.endswith((".libfm", ".libsvm", ".svm")):
+        return "libfm"
+    return "csv"

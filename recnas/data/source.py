@@ -1,0 +1,92 @@
+"""Locating a dataset: a folder of train/valid/test files (+ optional schema.yaml) or one file."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from recnas.data.infer import infer_schema, sniff_format
+from recnas.data.schema import Schema, SourceFormat
+from recnas.data.schema_yaml import load_schema_yaml
+from recnas.errors import DataError
+
+SPLIT_NAMES = {"train": ("train",), "valid": ("valid", "validation", "val"), "test": ("test",)}
+DATA_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq", ".libfm", ".libsvm", ".svm", ".csv.gz")
+
+
+@dataclass
+class DatasetSource:
+    """Where a dataset's splits are and the (unfitted) schema to read them with."""
+
+    root: Path
+    splits: dict[str, Path]
+    schema: Schema
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def train(self) -> Path:
+        """The split vocabularies and statistics are fitted on."""
+        return self.splits["train"]
+
+
+def find_split_files(folder: Path) -> dict[str, Path]:
+    """Find train/valid/test files in `folder` by their stem (train.csv, valid.parquet, ...)."""
+    found: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if not p.is_file() or not p.name.lower().endswith(DATA_SUFFIXES):
+            continue
+        stem = p.name.lower().split(".")[0]
+        for split, names in SPLIT_NAMES.items():
+            if stem in names and split not in found:
+                found[split] = p
+    return found
+
+
+def open_dataset(
+    path: str | Path, fmt: SourceFormat | None = None, label: str | None = None,
+    schema: Schema | None = None, field_names: list[str] | None = None,
+) -> DatasetSource:
+    """Resolve `path` (a dataset folder or a single data file) into a `DatasetSource`.
+
+    A folder's `schema.yaml` wins; without one the schema is inferred from the train file and
+    the inference notes say what was decided.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder; check the path")
+    notes: list[str] = []
+    if path.is_dir():
+        yaml_path = path / "schema.yaml"
+        files: dict[str, str] = {}
+        if schema is None and yaml_path.is_file():
+            schema, files = load_schema_yaml(yaml_path, name=path.name)
+            notes.append(f"schema from {yaml_path}")
+        splits = {s: path / f for s, f in files.items()} if files else find_split_files(path)
+        if "train" not in splits:
+            raise DataError(
+                f"{path}: no train file found; a dataset folder holds train.<ext> "
+                "(and valid/test) with ext csv, tsv, parquet or libfm"
+            )
+        for s, p in splits.items():
+            if not p.is_file():
+                raise DataError(f"{p}: the {s} file named by schema.yaml does not exist")
+    else:
+        splits = {"train": path}
+    if schema is None:
+        inf = infer_schema(splits["train"], fmt=fmt, label=label, name=path.stem.split(".")[0])
+        schema = inf.schema
+        notes += ["inferred schema:"] + [f"  {n}" for n in inf.notes]
+    elif fmt is not None:
+        schema = dataclasses.replace(schema, format=fmt)
+    if field_names:
+        if len(field_names) != len(schema.fields):
+            raise DataError(
+                f"--fields gives {len(field_names)} names but the data has {len(schema.fields)} fields"
+            )
+        renamed = [dataclasses.replace(f, name=n) for f, n in zip(schema.fields, field_names, strict=True)]
+        schema = schema.replace_fields(renamed)
+    return DatasetSource(root=path, splits=splits, schema=schema, notes=notes)
+
+
+__all__ = ["DatasetSource", "open_dataset", "sniff_format"]

@@ -1,0 +1,1 @@
+"""Experiment layer: configs, the stage runner, reports and the command-line interface."""

@@ -1,0 +1,158 @@
+"""The `recnas` command line (Typer). Errors on bad input print one line, never a traceback."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from recnas.errors import RecnasError
+
+app = typer.Typer(help="recnas: AutoML for recommender (CTR) models.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+data_app = typer.Typer(help="Inspect and prepare datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+
+FormatOpt = Annotated[str | None, typer.Option("--format", help="csv, parquet, libfm, criteo or avazu (default: detected)")]
+LabelOpt = Annotated[str | None, typer.Option("--label", help="label column (default: detected by name)")]
+FieldsOpt = Annotated[str | None, typer.Option("--fields", help="comma-separated field names (e.g. for libFM)")]
+BadRowOpt = Annotated[str, typer.Option("--on-bad-row", help="error (stop) or skip (drop and count) malformed rows")]
+
+
+def _source(path: Path, fmt: str | None, label: str | None, fields: str | None):  # noqa: ANN202
+    from recnas.data.infer import sniff_format
+    from recnas.data.schema import SourceFormat
+    from recnas.data.source import open_dataset
+
+    source_fmt = None
+    if fmt is not None:
+        target = path if path.is_file() else None
+        sniffed = sniff_format(target) if target is not None else SourceFormat()
+        source_fmt = SourceFormat(kind=fmt, delimiter=sniffed.delimiter if sniffed.kind == fmt else
+                                  ("\t" if fmt == "criteo" else ","), header=sniffed.header if sniffed.kind == fmt else fmt not in ("criteo", "libfm"))
+    names = [s.strip() for s in fields.split(",")] if fields else None
+    return open_dataset(path, fmt=source_fmt, label=label, field_names=names)
+
+
+@data_app.command("inspect")
+def inspect_cmd(
+    path: Annotated[Path, typer.Argument(help="dataset folder or data file")],
+    fmt: FormatOpt = None, label: LabelOpt = None, fields: FieldsOpt = None, on_bad_row: BadRowOpt = "error",
+) -> None:
+    """Print the (given or inferred) schema and a per-field summary of the train split."""
+    from recnas.data.inspect import summarize
+
+    source = _source(path, fmt, label, fields)
+    s = summarize(source, on_bad_row=on_bad_row)
+    for note in s.notes:
+        console.print(note)
+    console.print(f"format: {s.schema.format.kind}; label: {s.schema.label}; {len(s.schema.fields)} fields "
+                  f"({len(s.schema.categorical)} categorical, {len(s.schema.numerical)} numerical, "
+                  f"{len(s.schema.multi_categorical)} multi-valued)")
+    splits = Table(title="splits")
+    for col in ("split", "rows", "positives", "positive rate", "skipped rows", "file"):
+        splits.add_column(col)
+    for name, info in s.splits.items():
+        splits.add_row(name, f"{info['rows']:,}", f"{info['positives']:,}", f"{info['positive_rate']:.4f}",
+                       str(info["skipped"]), info["path"])
+    console.print(splits)
+    table = Table(title=f"fields (statistics of {source.train.name})")
+    for col in ("field", "type", "cardinality", "missing", "top values", "notes"):
+        table.add_column(col)
+    for f in s.fields:
+        top = ", ".join(f"{t} ({share:.1%})" for t, share in f.top)
+        card = "-" if f.cardinality is None else f"{f.cardinality:,}"
+        table.add_row(f.name, f.type, card, f"{f.missing_rate:.1%}", top, f.extra)
+    console.print(table)
+
+
+@data_app.command("prepare")
+def prepare_cmd(
+    path: Annotated[Path, typer.Argument(help="dataset folder (train/valid/test [+ schema.yaml]) or data file")],
+    cache_dir: Annotated[Path | None, typer.Option(help="cache root (default $RECNAS_CACHE_DIR or ~/.cache/recnas)")] = None,
+    force: Annotated[bool, typer.Option(help="re-encode even when a valid cache exists")] = False,
+    fmt: FormatOpt = None, label: LabelOpt = None, fields: FieldsOpt = None, on_bad_row: BadRowOpt = "error",
+) -> None:
+    """Encode the dataset once into memory-mappable arrays (a no-op when already prepared)."""
+    from recnas.data.cache import prepare
+
+    source = _source(path, fmt, label, fields)
+    for note in source.notes:
+        console.print(note)
+    t0 = time.perf_counter()
+    ds = prepare(source, cache_dir, on_bad_row=on_bad_row, force=force, log=console.print)
+    dt = time.perf_counter() - t0
+    verb = "reused (no-op)" if ds.reused else "prepared"
+    console.print(f"{verb}: {ds.path} in {dt:.2f} s")
+    for split in ds.splits:
+        info = ds.manifest["splits"][split]
+        console.print(f"  {split}: {info['rows']:,} rows, positive rate {info['positives'] / max(info['rows'], 1):.4f}")
+
+
+@app.command("synth")
+def synth_cmd(
+    out: Annotated[Path, typer.Option(help="output dataset folder")],
+    rows: Annotated[int, typer.Option(help="total rows (split 80/10/10)")] = 100_000,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    cardinalities: Annotated[str | None, typer.Option(help="categorical cardinalities, e.g. 2000,1500,500,100,40,12,200,30")] = None,
+    numerical: Annotated[int, typer.Option(help="numerical fields (n1 has the U-shaped effect)")] = 2,
+    multi: Annotated[int, typer.Option(help="multi-valued fields")] = 1,
+    noise: Annotated[int, typer.Option(help="categorical fields with no signal (the last ones)")] = 2,
+    interactions: Annotated[str | None, typer.Option(help="planted pairs as a*b:rank, comma-separated, e.g. c1*c2:8,c5*c6:2")] = None,
+    third_order: Annotated[bool, typer.Option(help="also plant a third-order interaction")] = False,
+    file_format: Annotated[str, typer.Option("--file-format", help="csv or parquet")] = "csv",
+) -> None:
+    """Write a synthetic dataset with a planted truth (truth.json) to OUT."""
+    from recnas.data.synthetic import DEFAULT_CARDINALITIES, Interaction, SynthConfig, write_synthetic
+    from recnas.errors import ConfigError
+
+    cards = list(DEFAULT_CARDINALITIES)
+    if cardinalities:
+        try:
+            cards = [int(c) for c in cardinalities.split(",")]
+        except ValueError:
+            raise ConfigError(f"--cardinalities {cardinalities!r}: expected integers separated by commas") from None
+    planted = None
+    if interactions:
+        planted = []
+        for item in interactions.split(","):
+            try:
+                pair, rank = item.split(":")
+                planted.append(Interaction(pair.split("*"), int(rank)))
+            except ValueError:
+                raise ConfigError(f"--interactions item {item!r}: expected a*b:rank (or a*b*c:rank)") from None
+    cfg = SynthConfig(rows=rows, seed=seed, cat_cardinalities=cards, n_numerical=numerical, n_multi=multi,
+                      n_noise_cat=noise, interactions=planted, third_order=third_order, file_format=file_format)
+    t0 = time.perf_counter()
+    truth = write_synthetic(out, cfg)
+    console.print(f"wrote {out} ({rows:,} rows: {truth['rows']}) in {time.perf_counter() - t0:.1f} s")
+    for fields_, rank in zip(truth["interactions"], truth["interaction_ranks"], strict=True):
+        console.print(f"  planted interaction {' x '.join(fields_)} (rank {rank})")
+    console.print(f"  noise fields: {', '.join(truth['noise_fields'])}; U-shaped: {', '.join(truth['nonlinear_numerical_fields'])}")
+    console.print(f"  positive rate {truth['positive_rate']:.3f}; Bayes-optimal test AUC {truth['bayes_test_auc']:.4f}")
+
+
+@app.command("version")
+def version_cmd() -> None:
+    """Print the recnas version."""
+    import recnas
+
+    console.print(recnas.__version__)
+
+
+def main() -> None:
+    """Console entry point: run the app, turning recnas errors into one-line messages."""
+    try:
+        app()
+    except RecnasError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+if __name__ == "__main__":
+    main()
