@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pv
 import pyarrow.parquet as pq
 
-from recnas.data.readers.common import NUMBER_RE, check_file
+from recnas.data.readers.common import NUMBER_RE, SPECIAL_FLOAT_RE, check_file
 from recnas.data.readers.criteo import CAT_NAMES, N_COLS, NUM_NAMES, criteo_schema
 from recnas.data.schema import FieldSpec, FieldType, Schema, SourceFormat
 from recnas.errors import DataError, SchemaError
@@ -143,7 +143,8 @@ def infer_column(name: str, col: pa.ChunkedArray, max_int_categories: int) -> tu
     col = col.filter(pc.not_equal(col, ""))
     if len(col) == 0:
         return FieldSpec(name, FieldType.CATEGORICAL), "no values seen"
-    numeric = pc.all(pc.match_substring_regex(col, NUMBER_RE)).as_py()
+    numeric = pc.all(pc.or_(pc.match_substring_regex(col, NUMBER_RE),
+                            pc.match_substring_regex(col, SPECIAL_FLOAT_RE))).as_py()
     if numeric:
         is_int = pc.all(pc.match_substring_regex(col, r"^\s*[-+]?\d+\s*$")).as_py()
         distinct = pc.count_distinct(col).as_py()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,7 +19,7 @@ from recnas.data.vocab import Vocabulary
 from recnas.errors import SchemaError
 
 
-class FieldType(str, Enum):
+class FieldType(StrEnum):
     """The kinds of input field; behaviour the rest of recnas needs hangs off these properties."""
 
     CATEGORICAL = "categorical"

@@ -19,7 +19,9 @@ data_app = typer.Typer(help="Inspect and prepare datasets.", no_args_is_help=Tru
 app.add_typer(data_app, name="data")
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
-FormatOpt = Annotated[str | None, typer.Option("--format", help="csv, parquet, libfm, criteo or avazu (default: detected)")]
+FormatOpt = Annotated[
+    str | None, typer.Option("--format", help="csv, parquet, libfm, criteo or avazu (default: detected)")
+]
 LabelOpt = Annotated[str | None, typer.Option("--label", help="label column (default: detected by name)")]
 FieldsOpt = Annotated[str | None, typer.Option("--fields", help="comma-separated field names (e.g. for libFM)")]
 BadRowOpt = Annotated[str, typer.Option("--on-bad-row", help="error (stop) or skip (drop and count) malformed rows")]
@@ -32,10 +34,12 @@ def _source(path: Path, fmt: str | None, label: str | None, fields: str | None):
 
     source_fmt = None
     if fmt is not None:
-        target = path if path.is_file() else None
-        sniffed = sniff_format(target) if target is not None else SourceFormat()
-        source_fmt = SourceFormat(kind=fmt, delimiter=sniffed.delimiter if sniffed.kind == fmt else
-                                  ("\t" if fmt == "criteo" else ","), header=sniffed.header if sniffed.kind == fmt else fmt not in ("criteo", "libfm"))
+        sniffed = sniff_format(path) if path.is_file() else SourceFormat()
+        if sniffed.kind == fmt:
+            source_fmt = sniffed
+        else:
+            delimiter = "\t" if fmt == "criteo" else ","
+            source_fmt = SourceFormat(kind=fmt, delimiter=delimiter, header=fmt not in ("criteo", "libfm"))
     names = [s.strip() for s in fields.split(",")] if fields else None
     return open_dataset(path, fmt=source_fmt, label=label, field_names=names)
 
@@ -75,7 +79,9 @@ def inspect_cmd(
 @data_app.command("prepare")
 def prepare_cmd(
     path: Annotated[Path, typer.Argument(help="dataset folder (train/valid/test [+ schema.yaml]) or data file")],
-    cache_dir: Annotated[Path | None, typer.Option(help="cache root (default $RECNAS_CACHE_DIR or ~/.cache/recnas)")] = None,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="cache root (default $RECNAS_CACHE_DIR or ~/.cache/recnas)")
+    ] = None,
     force: Annotated[bool, typer.Option(help="re-encode even when a valid cache exists")] = False,
     fmt: FormatOpt = None, label: LabelOpt = None, fields: FieldsOpt = None, on_bad_row: BadRowOpt = "error",
 ) -> None:
@@ -92,7 +98,8 @@ def prepare_cmd(
     console.print(f"{verb}: {ds.path} in {dt:.2f} s")
     for split in ds.splits:
         info = ds.manifest["splits"][split]
-        console.print(f"  {split}: {info['rows']:,} rows, positive rate {info['positives'] / max(info['rows'], 1):.4f}")
+        rate = info["positives"] / max(info["rows"], 1)
+        console.print(f"  {split}: {info['rows']:,} rows, positive rate {rate:.4f}")
 
 
 @app.command("synth")
@@ -100,11 +107,15 @@ def synth_cmd(
     out: Annotated[Path, typer.Option(help="output dataset folder")],
     rows: Annotated[int, typer.Option(help="total rows (split 80/10/10)")] = 100_000,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
-    cardinalities: Annotated[str | None, typer.Option(help="categorical cardinalities, e.g. 2000,1500,500,100,40,12,200,30")] = None,
+    cardinalities: Annotated[
+        str | None, typer.Option(help="categorical cardinalities, e.g. 2000,1500,500,100,40,12,200,30")
+    ] = None,
     numerical: Annotated[int, typer.Option(help="numerical fields (n1 has the U-shaped effect)")] = 2,
     multi: Annotated[int, typer.Option(help="multi-valued fields")] = 1,
     noise: Annotated[int, typer.Option(help="categorical fields with no signal (the last ones)")] = 2,
-    interactions: Annotated[str | None, typer.Option(help="planted pairs as a*b:rank, comma-separated, e.g. c1*c2:8,c5*c6:2")] = None,
+    interactions: Annotated[
+        str | None, typer.Option(help="planted pairs as a*b:rank, comma-separated, e.g. c1*c2:8,c5*c6:2")
+    ] = None,
     third_order: Annotated[bool, typer.Option(help="also plant a third-order interaction")] = False,
     file_format: Annotated[str, typer.Option("--file-format", help="csv or parquet")] = "csv",
 ) -> None:
@@ -134,7 +145,8 @@ def synth_cmd(
     console.print(f"wrote {out} ({rows:,} rows: {truth['rows']}) in {time.perf_counter() - t0:.1f} s")
     for fields_, rank in zip(truth["interactions"], truth["interaction_ranks"], strict=True):
         console.print(f"  planted interaction {' x '.join(fields_)} (rank {rank})")
-    console.print(f"  noise fields: {', '.join(truth['noise_fields'])}; U-shaped: {', '.join(truth['nonlinear_numerical_fields'])}")
+    noise, u_shaped = ", ".join(truth["noise_fields"]), ", ".join(truth["nonlinear_numerical_fields"])
+    console.print(f"  noise fields: {noise}; U-shaped: {u_shaped}")
     console.print(f"  positive rate {truth['positive_rate']:.3f}; Bayes-optimal test AUC {truth['bayes_test_auc']:.4f}")
 
 

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 from recnas.data.readers.common import ReadReport, validate_chunk
 from recnas.data.readers.delimited import open_csv, read_header
 from recnas.data.schema import FieldSpec, FieldType, Schema, SourceFormat
-from recnas.errors import DataError
+from recnas.errors import DataError, SchemaError
 
 HOUR_RE = r"^\d{8}$"
 
@@ -35,10 +35,17 @@ def read(
 ) -> Iterator[pa.Table]:
     """Yield validated chunks of a raw Avazu file with the hour column expanded."""
     header = read_header(path, ",")
+    missing = [f.name for f in schema.fields if f.name not in header and f.name not in ("hour", "weekday")]
+    if "hour" not in header or "click" not in header or missing:
+        raise SchemaError(
+            f"{path}: the schema names column(s) {missing or ['click', 'hour']} that the file does not have "
+            f"(it has {header}); fix the schema or the file"
+        )
     raw_fields = tuple(FieldSpec(c, FieldType.CATEGORICAL) for c in header if c not in ("id", "click"))
     raw_schema = Schema(raw_fields, label="click", format=SourceFormat(kind="csv"))
     reader, _ = open_csv(path, raw_schema, report, on_bad_row, chunk_rows, column_names=header)
     for batch in reader:
+        report.raise_pending()
         table = pa.Table.from_batches([batch])
         hour = table["hour"].combine_chunks()
         ok = pc.match_substring_regex(hour, HOUR_RE)
@@ -57,3 +64,4 @@ def read(
         out = validate_chunk(out, schema, report, report.rows)
         report.rows += out.num_rows
         yield out
+    report.raise_pending()

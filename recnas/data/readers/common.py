@@ -45,6 +45,7 @@ class ReadReport:
     skipped_lines: list[int] = field(default_factory=list)
     header_lines: int = 0
     line_based: bool = True
+    pending_error: str | None = None
     _all_skipped: list[int] = field(default_factory=list, repr=False)
 
     def skip(self, line: int | None, why: str) -> None:
@@ -54,6 +55,11 @@ class ReadReport:
             bisect.insort(self._all_skipped, line)
             if len(self.skipped_lines) < MAX_SKIPPED_KEPT:
                 self.skipped_lines.append(line)
+
+    def raise_pending(self) -> None:
+        """Raise the malformed-row error a parser callback recorded, if any."""
+        if self.pending_error is not None:
+            raise DataError(self.pending_error)
 
     def line_of(self, index: int) -> int:
         """1-based physical line (or row, for Parquet) of the kept data row `index` (0-based)."""
@@ -79,7 +85,7 @@ def first_true(mask: pa.Array | np.ndarray) -> int | None:
 
 
 def to_float(
-    col: pa.Array | pa.ChunkedArray, name: str, report: ReadReport, offset: int
+    col: pa.Array | pa.ChunkedArray, name: str, report: ReadReport, offset: int, is_label: bool = False
 ) -> pa.Array:
     """Parse a text column to float64 (empty = null), naming the row of a non-numeric value."""
     if isinstance(col, pa.ChunkedArray):
@@ -93,6 +99,11 @@ def to_float(
     col = pc.if_else(empty, pa.scalar(None, pa.string()), col)
     ok = pc.or_(pc.match_substring_regex(col, NUMBER_RE), pc.match_substring_regex(col, SPECIAL_FLOAT_RE))
     bad = first_true(pc.invert(pc.fill_null(ok, True)))
+    if bad is not None and is_label:
+        raise DataError(
+            f"{report.where(offset + bad)}: label {name!r} is {col[bad].as_py()!r}, expected 0 or 1; "
+            "binarise the label first (e.g. rating >= 4 -> 1)"
+        )
     if bad is not None:
         raise DataError(
             f"{report.where(offset + bad)}: field {name!r} expects a number but holds "
@@ -121,7 +132,7 @@ def validate_chunk(table: pa.Table, schema: Schema, report: ReadReport, offset: 
         elif f.type is FieldType.CATEGORICAL:
             col = col.cast(pa.string()) if not pa.types.is_string(col.type) else col
         cols[f.name] = col
-    label = to_float(table[schema.label], schema.label, report, offset)
+    label = to_float(table[schema.label], schema.label, report, offset, is_label=True)
     missing = first_true(pc.is_null(label))
     if missing is not None:
         raise DataError(

@@ -25,7 +25,8 @@ def criteo_schema(name: str = "criteo", buckets: str = "log") -> Schema:
     """The fixed 39-field Criteo schema; numerical fields get the log-square buckets by default."""
     fields = [FieldSpec(n, FieldType.NUMERICAL, buckets=buckets) for n in NUM_NAMES]  # type: ignore[arg-type]
     fields += [FieldSpec(n, FieldType.CATEGORICAL) for n in CAT_NAMES]
-    return Schema(tuple(fields), label="label", format=SourceFormat(kind="criteo", delimiter="\t", header=False), name=name)
+    fmt = SourceFormat(kind="criteo", delimiter="\t", header=False)
+    return Schema(tuple(fields), label="label", format=fmt, name=name)
 
 
 def read(

@@ -41,13 +41,16 @@ def open_csv(
     check_columns(path, column_names, schema)
 
     def on_invalid(row: pv.InvalidRow) -> str:
+        # An exception cannot cross pyarrow's callback: remember the first bad row and let
+        # `raise_pending` raise it before the chunk holding it is used.
         if on_bad_row == "skip":
             report.skip(row.number, f"{row.actual_columns} fields")
-            return "skip"
-        raise DataError(
-            f"{path} line {row.number}: expected {row.expected_columns} fields, found "
-            f"{row.actual_columns} ({row.text[:80]!r}); fix the row or pass --on-bad-row skip"
-        )
+        elif report.pending_error is None:
+            report.pending_error = (
+                f"{path} line {row.number}: expected {row.expected_columns} fields, found "
+                f"{row.actual_columns} ({row.text[:80]!r}); fix the row or pass --on-bad-row skip"
+            )
+        return "skip"
 
     wanted = set(wanted_columns(schema))
     reader = pv.open_csv(
@@ -95,12 +98,15 @@ def read(
     reader, _ = open_csv(path, schema, report, on_bad_row, chunk_rows)
     try:
         for batch in reader:
+            report.raise_pending()
             if batch.num_rows == 0:
                 continue
             table = validate_chunk(pa.Table.from_batches([batch]), schema, report, report.rows)
             report.rows += table.num_rows
             yield table
+        report.raise_pending()
     except pa.ArrowInvalid as e:
+        report.raise_pending()
         raise DataError(f"{path}: cannot be parsed as delimited text ({e}); check the delimiter") from e
 
 

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from recnas.data.batches import BatchIterator
+from recnas.data.cache import load_prepared, prepare
+from recnas.data.processor import FeatureProcessor
+from recnas.data.source import open_dataset
+
+
+def test_prepare_twice_is_a_noop(synth_dir: Path, tmp_path: Path) -> None:
+    first = prepare(open_dataset(synth_dir), tmp_path)
+    assert not first.reused
+    stamp = os.stat(first.path / "manifest.json").st_mtime_ns
+    second = prepare(open_dataset(synth_dir), tmp_path)
+    assert second.reused and second.path == first.path
+    assert os.stat(first.path / "manifest.json").st_mtime_ns == stamp
+    assert [p.name for p in tmp_path.iterdir()] == [first.path.name]  # no temp folder left over
+
+
+def test_cached_arrays_equal_in_memory_encoding(synth_dir: Path, tmp_path: Path) -> None:
+    src = open_dataset(synth_dir)
+    ds = prepare(src, tmp_path)
+    proc = FeatureProcessor(src.schema)
+    proc.fit(src.train)
+    arrays, rep = proc.transform(src.splits["valid"])
+    for k, v in arrays.items():
+        np.testing.assert_array_equal(np.asarray(ds.splits["valid"][k]), v)
+    assert ds.manifest["splits"]["valid"]["oov"] == rep.oov
+    reloaded = load_prepared(ds.path)
+    assert isinstance(reloaded.splits["train"]["cat"], np.memmap)
+    assert reloaded.schema == ds.schema
+
+
+def test_options_change_the_key(synth_dir: Path, tmp_path: Path) -> None:
+    a = prepare(open_dataset(synth_dir), tmp_path, on_bad_row="error")
+    b = prepare(open_dataset(synth_dir), tmp_path, on_bad_row="skip")
+    assert a.path != b.path
+
+
+def toy_arrays(n: int) -> dict[str, np.ndarray]:
+    return {
+        "cat": np.arange(n, dtype=np.int64).reshape(n, 1).repeat(2, 1), "num": np.zeros((n, 1), np.float32),
+        "num_bucket": np.zeros((n, 0), np.int64), "mv": np.zeros((n, 1, 3), np.int64),
+        "mv_len": np.zeros((n, 1), np.int64), "y": np.arange(n, dtype=np.float32),
+    }
+
+
+def test_shuffled_epoch_covers_every_row_once_and_is_seeded() -> None:
+    it = BatchIterator(toy_arrays(103), batch_size=10, shuffle=True, seed=7)
+    assert len(it) == 11
+    e0 = torch.cat([b.y for b in it])
+    e1 = torch.cat([b.y for b in it])
+    assert sorted(e0.tolist()) == list(range(103))
+    assert not torch.equal(e0, e1)  # a new permutation each epoch
+    again = BatchIterator(toy_arrays(103), batch_size=10, shuffle=True, seed=7)
+    assert torch.equal(torch.cat([b.y for b in again]), e0)
+    b = next(iter(BatchIterator(toy_arrays(103), batch_size=10, seed=7)))
+    assert b.cat.dtype == torch.int64 and b.cat.shape == (10, 2) and b.mv.shape == (10, 1, 3)
+    assert torch.equal(b.cat[:, 0].float(), b.y)  # rows stay aligned across arrays
+
+
+def test_unshuffled_batches_are_in_order_and_drop_last() -> None:
+    it = BatchIterator(toy_arrays(25), batch_size=10, shuffle=False, drop_last=True)
+    ys = [b.y.tolist() for b in it]
+    assert len(ys) == 2 == len(it)
+    assert ys[0] == list(range(10)) and ys[1] == list(range(10, 20))
+
+
+def test_prepared_dataset_batches(synth_dir: Path, tmp_path: Path) -> None:
+    ds = prepare(open_dataset(synth_dir), tmp_path)
+    batch = next(iter(ds.batches("train", batch_size=64, seed=1)))
+    schema = ds.schema
+    assert batch.cat.shape == (64, len(schema.categorical))
+    assert batch.num.shape == (64, len(schema.numerical))
+    assert batch.mv.shape == (64, len(schema.multi_categorical), schema.max_len)
+    assert batch.y.dtype == torch.float32
+    assert int(batch.cat.max()) < max(f.cardinality for f in schema.categorical)
