@@ -119,7 +119,8 @@ def main() -> None:
 
     record = {
         "date": dt.date.today().isoformat(), "command": f"python bench/data_bench.py --rows {args.rows}",
-        "machine": f"{platform.machine()}, {os.cpu_count()} cpus, {platform.python_version()}, torch {torch.__version__}",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cpus, Python {platform.python_version()}, "
+                   f"torch {torch.__version__}",
         "rows": args.rows, "fields": {"numerical": 13, "categorical": 26, "max_cardinality": max(CARDS)},
         "results": results,
         "goals": {"reload_s": "< 1", "shuffled_rows_per_s": ">= 5e6"},
@@ -133,7 +134,8 @@ def main() -> None:
             f"{results['prepare']['max_cardinality']:,} ids): "
             f"prepare {results['prepare']['seconds']:.1f} s (peak RSS {results['prepare']['peak_rss_mib']:.0f} MiB), "
             f"no-op prepare {results['prepare_again']['seconds']:.2f} s, reload {results['reload']['seconds']:.3f} s, "
-            f"batches@4096 shuffled {it['shuffled'] / 1e6:.1f} M rows/s, sequential {it['sequential'] / 1e6:.1f} M rows/s "
+            f"batches@4096 shuffled {it['shuffled'] / 1e6:.1f} M rows/s, "
+            f"sequential {it['sequential'] / 1e6:.1f} M rows/s "
             f"(iterate peak RSS {results['iterate']['peak_rss_mib']:.0f} MiB) |\n")
     bench_md = ROOT / "BENCHMARKS.md"
     if not bench_md.exists():
