@@ -59,8 +59,9 @@ def summarize(source: DatasetSource, on_bad_row: str = "error", top_k: int = 3) 
             st = f.stats
             assert st is not None
             extra = f"mean {st.mean:.4g}, std {st.std:.4g}, min {st.min:.4g}, max {st.max:.4g}"
-            card = f.vocab.size - N_RESERVED if f.vocab is not None else None
-            out.fields.append(FieldSummary(f.name, f.type.value, card, [], st.missing / max(rows, 1), extra))
+            if f.vocab is not None:
+                extra += f"; {f.vocab.size - N_RESERVED} {f.buckets} buckets"
+            out.fields.append(FieldSummary(f.name, f.type.value, None, [], st.missing / max(rows, 1), extra))
             continue
         v = f.vocab
         assert v is not None
