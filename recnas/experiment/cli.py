@@ -150,6 +150,72 @@ def synth_cmd(
     console.print(f"  positive rate {truth['positive_rate']:.3f}; Bayes-optimal test AUC {truth['bayes_test_auc']:.4f}")
 
 
+@app.command("train")
+def train_cmd(
+    config: Annotated[
+        Path | None, typer.Argument(help="YAML config (optional when --data and --model are given)")
+    ] = None,
+    data: Annotated[str | None, typer.Option(help="dataset folder (sets data.path)")] = None,
+    model: Annotated[str | None, typer.Option(help="zoo model name (sets model.name); see `recnas models`")] = None,
+    out: Annotated[Path | None, typer.Option(help="run folder (default runs/<model>-<dataset>-<time>)")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="override a config key, e.g. --set trainer.lr=1e-3")
+    ] = None,
+    quiet: Annotated[bool, typer.Option(help="no progress bar and no per-epoch lines")] = False,
+) -> None:
+    """Train a zoo model with early stopping on valid AUC; writes config, schema, weights and metrics."""
+    from recnas.experiment.config import load_config
+    from recnas.experiment.run import run_train
+
+    overrides = list(set_ or [])
+    if data is not None:
+        overrides.append(f"data.path={data}")
+    if model is not None:
+        overrides.append(f"model.name={model}")
+    if quiet:
+        overrides.append("trainer.progress=false")
+    cfg = load_config(config, overrides)
+    res = run_train(cfg, out, log=(lambda _m: None) if quiet else console.print)
+    m = res.metrics
+    console.print(f"run: {res.path}")
+    console.print(f"test AUC {m['test_auc']:.4f}, test logloss {m['test_logloss']:.4f} "
+                  f"(valid AUC {m['valid_auc']:.4f}, "
+                  f"best epoch {m['best_epoch']} of {m['epochs']}); {m['params']:,} parameters, "
+                  f"{m['embedding_params']:,} embedding parameters; {m['train_samples_per_s']:,.0f} train samples/s")
+
+
+@app.command("models")
+def models_cmd() -> None:
+    """List the model zoo with the paper each model comes from."""
+    from recnas.nn.models import MODELS, ZOO
+
+    table = Table(title="model zoo")
+    for col in ("name", "equal dims", "paper"):
+        table.add_column(col)
+    for name in ZOO:
+        cls = MODELS[name]
+        table.add_row(name, "yes" if cls.needs_equal_dims else "no", cls.paper)
+    console.print(table)
+
+
+@app.command("predict")
+def predict_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="a run folder written by `recnas train`")],
+    data: Annotated[Path, typer.Argument(help="a data file in the training layout (or a folder: its test split)")],
+    out: Annotated[Path | None, typer.Option(help="scores CSV (default RUN_DIR/predictions.csv)")] = None,
+) -> None:
+    """Score DATA with a trained run; unseen categories go to the OOV id and are counted."""
+    from recnas.experiment.run import predict_file
+
+    summary, report = predict_file(run_dir, data, out or run_dir / "predictions.csv")
+    console.print(f"wrote {summary['out']} ({summary['rows']:,} scores for {summary['path']})")
+    unseen = {k: v for k, v in report.oov.items() if v}
+    if unseen:
+        console.print("unseen values -> OOV id: " + ", ".join(f"{k} {v:,}" for k, v in unseen.items()))
+    if "auc" in summary:
+        console.print(f"AUC {summary['auc']:.4f}, logloss {summary['logloss']:.4f}")
+
+
 @app.command("version")
 def version_cmd() -> None:
     """Print the recnas version."""

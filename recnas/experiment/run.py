@@ -1,0 +1,180 @@
+"""`recnas train` and `recnas predict`: a run folder that holds everything needed to reuse a model.
+
+`runs/<name>/` = config.yaml (resolved), schema.json + vocab/ (fitted state), model.safetensors,
+metrics.json, train_log.jsonl. Loading never unpickles (safetensors + JSON/YAML/Arrow).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+import recnas
+from recnas.data.batches import BatchIterator
+from recnas.data.cache import PreparedDataset, prepare
+from recnas.data.processor import EncodeReport, FeatureProcessor
+from recnas.data.readers import ReadReport
+from recnas.data.schema import Schema
+from recnas.data.source import open_dataset
+from recnas.errors import ConfigError, DataError
+from recnas.experiment.config import ExperimentConfig
+from recnas.nn.models import CTRModel, build_model
+from recnas.train import Trainer, binary_metrics, count_params, predict_logits
+
+
+def set_seed(seed: int, threads: int) -> None:
+    """Seed every generator and fix the thread count (same seed + config -> same metrics)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    # Denormal floats (e.g. Adam moments of rarely updated embedding rows decaying toward zero) make CPU
+    # arithmetic many times slower; flushing them to zero changes no result that matters.
+    torch.set_flush_denormal(True)
+
+
+def versions() -> dict[str, str]:
+    """Versions written next to every result."""
+    import pyarrow
+    import sklearn
+
+    return {"recnas": recnas.__version__, "torch": torch.__version__, "numpy": np.__version__,
+            "pyarrow": pyarrow.__version__, "sklearn": sklearn.__version__, "python": platform.python_version()}
+
+
+def train_arrays(ds: PreparedDataset, max_rows: int | None) -> dict[str, np.ndarray]:
+    """The train split, cut to its first `max_rows` rows when asked."""
+    arrays = ds.splits["train"]
+    if max_rows is None:
+        return arrays
+    return {k: v[:max_rows] for k, v in arrays.items()}
+
+
+def default_run_dir(cfg: ExperimentConfig) -> Path:
+    """runs/<name or model-dataset-time>."""
+    name = cfg.name or f"{cfg.model.name}-{Path(cfg.data.path or 'data').name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return Path("runs") / name.replace("+", "plus")
+
+
+@dataclass
+class RunResult:
+    """A finished training run."""
+
+    path: Path
+    metrics: dict[str, Any]
+    model: CTRModel
+
+
+def run_train(cfg: ExperimentConfig, out: str | Path | None = None,
+              log: Callable[[str], None] | None = None) -> RunResult:
+    """Prepare the data, train `cfg.model` with early stopping on valid AUC, score test, write the run folder."""
+    log = log or (lambda _m: None)
+    if cfg.data.path is None:
+        raise ConfigError("data.path is not set; pass --data DIR or set it in the config")
+    set_seed(cfg.seed, cfg.threads)
+    ds = prepare(open_dataset(cfg.data.path), cfg.data.cache_dir, on_bad_row=cfg.data.on_bad_row, log=log)
+    for split in ("train", "valid", "test"):
+        if split not in ds.splits:
+            raise DataError(f"{cfg.data.path}: no {split} split; a dataset folder needs train, valid and test files")
+    model = build_model(cfg.model.name, ds.schema, sparse=cfg.trainer.sparse, **cfg.model.build_kwargs())
+    tcfg = cfg.trainer
+    train = BatchIterator(train_arrays(ds, cfg.data.max_train_rows), tcfg.batch_size, shuffle=True, seed=cfg.seed)
+    valid = ds.batches("valid", tcfg.eval_batch_size, shuffle=False)
+    test = ds.batches("test", tcfg.eval_batch_size, shuffle=False)
+    run_dir = Path(out) if out is not None else default_run_dir(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    ds.schema.save(run_dir)
+    log(f"training {cfg.model.name} on {train.n:,} rows ({count_params(model):,} parameters)")
+    result = Trainer(tcfg, log=log).fit(model, train, valid)
+    t0 = time.perf_counter()
+    y_test, logits = predict_logits(model, test)
+    infer_s = time.perf_counter() - t0
+    test_metrics = binary_metrics(y_test, logits)
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(run_dir / "model.safetensors"))
+    with open(run_dir / "train_log.jsonl", "w") as fh:
+        for rec in result.history:
+            fh.write(json.dumps(rec) + "\n")
+    metrics = {
+        "model": cfg.model.name,
+        "dataset": str(cfg.data.path),
+        "valid_auc": result.best_valid.get("auc", float("nan")),
+        "valid_logloss": result.best_valid.get("logloss", float("nan")),
+        "test_auc": test_metrics["auc"],
+        "test_logloss": test_metrics["logloss"],
+        "params": count_params(model),
+        "embedding_params": model.embedding_params(),
+        "train_samples_per_s": result.train_samples_per_s,
+        "infer_samples_per_s": len(y_test) / infer_s if infer_s > 0 else 0.0,
+        "epochs": result.epochs,
+        "best_epoch": result.best_epoch,
+        "train_seconds": result.train_seconds,
+        "eval_seconds": result.eval_seconds,
+        "train_rows": train.n,
+        "seed": cfg.seed,
+        "threads": cfg.threads,
+        "cache": str(ds.path),
+        "versions": versions(),
+    }
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return RunResult(run_dir, metrics, model)
+
+
+def load_run(run_dir: str | Path) -> tuple[ExperimentConfig, Schema, CTRModel]:
+    """Rebuild a trained model from its run folder (config -> architecture, then safetensors weights)."""
+    from safetensors.torch import load_file
+
+    run_dir = Path(run_dir)
+    for name in ("config.yaml", "schema.json", "model.safetensors"):
+        if not (run_dir / name).is_file():
+            raise DataError(f"{run_dir}: missing {name}; is this a folder written by `recnas train`?")
+    cfg = ExperimentConfig.model_validate(yaml.safe_load((run_dir / "config.yaml").read_text()))
+    schema = Schema.load(run_dir)
+    model = build_model(cfg.model.name, schema, sparse=cfg.trainer.sparse, **cfg.model.build_kwargs())
+    model.load_state_dict(load_file(str(run_dir / "model.safetensors")))
+    model.eval()
+    return cfg, schema, model
+
+
+def predict_file(run_dir: str | Path, data: str | Path, out: str | Path,
+                 batch_size: int = 16384) -> tuple[dict[str, Any], EncodeReport]:
+    """Score a data file (or a folder's test split) with a trained run; writes `out` as CSV (score, label)."""
+    cfg, schema, model = load_run(run_dir)
+    torch.set_num_threads(cfg.threads)
+    data = Path(data)
+    path = open_dataset(data, schema=schema).splits.get("test") if data.is_dir() else data
+    if path is None:
+        raise DataError(f"{data}: no test file in this folder; pass a data file")
+    proc = FeatureProcessor(schema)
+    report = EncodeReport()
+    ys, scores = [], []
+    read = ReadReport(Path(path))
+    for arrays, rep in proc.transform_chunks(path, read):
+        report.add(rep)
+        y, logits = predict_logits(model, BatchIterator(arrays, batch_size, shuffle=False))
+        ys.append(y)
+        scores.append(1.0 / (1.0 + np.exp(-logits.astype(np.float64))))
+    y_all, p_all = np.concatenate(ys), np.concatenate(scores)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    import pyarrow as pa
+    import pyarrow.csv as pv
+
+    pv.write_csv(pa.table({"score": p_all, "label": y_all.astype(np.int64)}), out)
+    summary = {"rows": len(p_all), "path": str(path), "out": str(out)}
+    if 0 < y_all.sum() < len(y_all):
+        logit = np.log(np.clip(p_all, 1e-7, 1 - 1e-7) / np.clip(1 - p_all, 1e-7, 1))
+        summary.update(binary_metrics(y_all, logit))
+    return summary, report

@@ -1,0 +1,1 @@
+"""Fixed building blocks (embeddings, interactions, MLP) and the base-model zoo."""

@@ -1,0 +1,27 @@
+"""The base-model zoo: one file per model, each registered by name in `MODELS`."""
+
+from __future__ import annotations
+
+from recnas.nn.models import (  # noqa: F401  (importing registers each model)
+    afm,
+    autoint,
+    dcn,
+    dcnv2,
+    deepfm,
+    ffm,
+    fm,
+    fwfm,
+    ipnn,
+    lr,
+    nfm,
+    widedeep,
+    xdeepfm,
+)
+from recnas.nn.models.base import MODELS, CTRModel, FirstOrder, build_model, register
+
+ZOO = [
+    "lr", "fm", "fwfm", "ffm", "afm", "nfm", "widedeep", "deepfm", "ipnn", "dcn", "dcnv2", "xdeepfm", "autoint",
+    "autoint+",
+]
+
+__all__ = ["MODELS", "ZOO", "CTRModel", "FirstOrder", "build_model", "register"]

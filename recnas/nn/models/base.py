@@ -1,0 +1,99 @@
+"""Base class and registry of the model zoo.
+
+A base model is embedding -> interaction -> deep -> head. It takes a fitted schema and returns
+logits `[batch]`; it knows nothing of loss, optimiser or epochs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from recnas.data.batches import FieldBatch
+from recnas.data.schema import Schema
+from recnas.errors import ConfigError, SchemaError
+from recnas.nn.embedding import FieldEmbedding
+
+MODELS: dict[str, type[CTRModel]] = {}
+
+
+def register(name: str, *aliases: str) -> Callable[[type[CTRModel]], type[CTRModel]]:
+    """Class decorator adding a model to the zoo under `name` (and aliases)."""
+
+    def wrap(cls: type[CTRModel]) -> type[CTRModel]:
+        for key in (name, *aliases):
+            if key in MODELS:
+                raise ValueError(f"model name {key!r} is registered twice")
+            MODELS[key] = cls
+        cls.model_name = name
+        return cls
+
+    return wrap
+
+
+class CTRModel(nn.Module):
+    """Common constructor arguments and helpers of every zoo model.
+
+    Subclasses set `needs_equal_dims` (interactions over stacked `[B, F, D]` embeddings) and
+    `paper` (the citation), and implement `forward(batch) -> logits [B]`.
+    """
+
+    model_name: ClassVar[str] = "base"
+    needs_equal_dims: ClassVar[bool] = True
+    paper: ClassVar[str] = ""
+
+    def __init__(
+        self, schema: Schema, embedding_dim: int | Mapping[str, int] = 10, mlp: Sequence[int] = (400, 400, 400),
+        dropout: float = 0.0, batch_norm: bool = False, numerical: str = "scalar", pooling: str = "mean",
+        sparse: bool = False, **options: Any,
+    ) -> None:
+        super().__init__()
+        self.schema = schema
+        self.embedding = FieldEmbedding(schema, embedding_dim, numerical=numerical, pooling=pooling, sparse=sparse)
+        if self.needs_equal_dims and not self.embedding.equal_dims:
+            dims = dict(zip(self.embedding.field_names, self.embedding.dims, strict=True))
+            raise SchemaError(
+                f"model {self.model_name!r} needs equal embedding dimensions for its interactions, got {dims}; "
+                "give one embedding_dim or use a model that concatenates embeddings (e.g. widedeep)"
+            )
+        self.num_fields = self.embedding.num_fields
+        self.mlp_sizes = list(mlp)
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.options = options
+
+    def embedding_params(self) -> int:
+        """Embedding parameters (EP): every embedding table, first-order weights included."""
+        return sum(m.embedding_params() for m in self.modules() if isinstance(m, FieldEmbedding))
+
+    def embedding_tables(self) -> list[torch.Tensor]:
+        """Weights of every id table (targets of embedding L2 and sparse optimisers)."""
+        return [w for m in self.modules() if isinstance(m, FieldEmbedding) for w in m.tables_weights()]
+
+    def forward(self, batch: FieldBatch) -> torch.Tensor:  # pragma: no cover - abstract
+        """Logits `[batch]`."""
+        raise NotImplementedError
+
+
+class FirstOrder(nn.Module):
+    """Logistic-regression part: a bias plus one learned weight per id (and per scalar numerical field)."""
+
+    def __init__(self, schema: Schema, numerical: str = "scalar", sparse: bool = False) -> None:
+        super().__init__()
+        self.weights = FieldEmbedding(schema, 1, numerical=numerical, sparse=sparse)
+        self.bias = nn.Parameter(torch.zeros(1))
+
+    def forward(self, batch: FieldBatch) -> torch.Tensor:
+        """`[B, 1]` first-order logit."""
+        return self.weights(batch).sum(1) + self.bias
+
+
+def build_model(name: str, schema: Schema, **kwargs: Any) -> CTRModel:
+    """Build a registered model by name, with a clear error for an unknown one."""
+    key = name.lower()
+    if key not in MODELS:
+        raise ConfigError(f"unknown model {name!r}; choose one of {sorted(MODELS)} (see `recnas models`)")
+    return MODELS[key](schema, **kwargs)

@@ -1,0 +1,31 @@
+"""DeepFM (Guo et al., DeepFM: A Factorization-Machine based Neural Network for CTR Prediction, IJCAI 2017)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from recnas.data.batches import FieldBatch
+from recnas.data.schema import Schema
+from recnas.nn.interactions import FMInteraction
+from recnas.nn.layers import MLP
+from recnas.nn.models.base import CTRModel, FirstOrder, register
+
+
+@register("deepfm")
+class DeepFM(CTRModel):
+    """logit = b + sum w + FM(e) + MLP(concatenated e); FM and MLP share the embeddings."""
+
+    paper = "Guo et al., DeepFM: A Factorization-Machine based Neural Network for CTR Prediction, IJCAI 2017"
+
+    def __init__(self, schema: Schema, **kw: Any) -> None:
+        super().__init__(schema, **kw)
+        self.first_order = FirstOrder(schema, kw.get("numerical", "scalar"), kw.get("sparse", False))
+        self.fm = FMInteraction()
+        self.mlp = MLP(self.embedding.flat_dim, self.mlp_sizes, self.dropout, self.batch_norm, out_dim=1)
+
+    def forward(self, batch: FieldBatch) -> torch.Tensor:
+        """Logits `[batch]`."""
+        e = self.embedding(batch)
+        return (self.first_order(batch) + self.fm(e) + self.mlp(e.flatten(1))).squeeze(1)

@@ -1,0 +1,28 @@
+"""FM: first order + factorised pairwise interactions (Rendle, Factorization Machines, ICDM 2010)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from recnas.data.batches import FieldBatch
+from recnas.data.schema import Schema
+from recnas.nn.interactions import FMInteraction
+from recnas.nn.models.base import CTRModel, FirstOrder, register
+
+
+@register("fm")
+class FM(CTRModel):
+    """logit = b + sum w + sum_{i<j} <e_i, e_j>."""
+
+    paper = "Rendle, Factorization Machines, ICDM 2010"
+
+    def __init__(self, schema: Schema, **kw: Any) -> None:
+        super().__init__(schema, **kw)
+        self.first_order = FirstOrder(schema, kw.get("numerical", "scalar"), kw.get("sparse", False))
+        self.fm = FMInteraction()
+
+    def forward(self, batch: FieldBatch) -> torch.Tensor:
+        """Logits `[batch]`."""
+        return (self.first_order(batch) + self.fm(self.embedding(batch))).squeeze(1)

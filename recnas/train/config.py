@@ -1,0 +1,31 @@
+"""Typed trainer settings (pydantic): an unknown key or a wrong type is an error naming the key."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TrainerConfig(BaseModel):
+    """How a model is trained; defaults are sized for a 2-core CPU."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int = Field(30, ge=1, description="maximum epochs (early stopping usually ends sooner)")
+    batch_size: int = Field(4096, ge=1)
+    eval_batch_size: int = Field(16384, ge=1)
+    optimizer: Literal["adam", "adagrad"] = "adam"
+    lr: float = Field(1e-3, gt=0)
+    embedding_lr: float | None = Field(None, gt=0, description="learning rate of embedding tables (default: lr)")
+    embedding_l2: float = Field(
+        0.1, ge=0, description="penalty embedding_l2/2 * ||E||^2 on the id tables, every step (0 = off)"
+    )
+    weight_decay: float = Field(0.0, ge=0, description="L2 of dense weights (optimizer weight decay)")
+    sparse: bool = Field(False, description="sparse embedding gradients (SparseAdam / Adagrad); no embedding_l2")
+    patience: int = Field(2, ge=1, description="stop after this many epochs in a row without improvement")
+    reduce_lr_factor: float = Field(0.1, gt=0, le=1, description="multiply the lr by this on each bad epoch")
+    min_delta: float = Field(1e-6, ge=0)
+    monitor: Literal["auc", "logloss"] = "auc"
+    max_grad_norm: float | None = Field(None, gt=0)
+    progress: bool = Field(True, description="progress bar (shown only on a terminal)")

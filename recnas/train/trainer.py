@@ -1,0 +1,180 @@
+"""The training loop: a plain PyTorch loop with early stopping, lr reduction on plateau and best-weights restore.
+
+Models only return logits; the loss, optimisers, epochs and metrics live here. Search strategies plug
+in through `Hook`s, so with no hooks this is the baseline and retrain path.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recnas.data.batches import BatchIterator
+from recnas.errors import ConfigError
+from recnas.train.config import TrainerConfig
+from recnas.train.hooks import Hook
+from recnas.train.metrics import binary_metrics
+from recnas.train.optim import build_optimizers
+
+
+@dataclass
+class FitResult:
+    """What `Trainer.fit` did: per-epoch history, the best epoch and timings (evaluation excluded from train)."""
+
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_valid: dict[str, float] = field(default_factory=dict)
+    epochs: int = 0
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    train_samples: int = 0
+
+    @property
+    def train_samples_per_s(self) -> float:
+        """Training rows per second of training wall time."""
+        return self.train_samples / self.train_seconds if self.train_seconds > 0 else 0.0
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, batches: BatchIterator) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, logits) over every batch of an unshuffled iterator, in eval mode."""
+    was_training = model.training
+    model.eval()
+    ys, outs = [], []
+    for b in batches.iter_epoch(0):
+        ys.append(b.y)
+        outs.append(model(b))
+    model.train(was_training)
+    if not ys:
+        return np.zeros(0, np.float32), np.zeros(0, np.float32)
+    return torch.cat(ys).numpy(), torch.cat(outs).float().numpy()
+
+
+def evaluate(model: nn.Module, batches: BatchIterator) -> dict[str, float]:
+    """AUC and logloss of `model` on a split."""
+    y, logits = predict_logits(model, batches)
+    return binary_metrics(y, logits)
+
+
+class Trainer:
+    """Trains a logit model with binary cross-entropy (see `TrainerConfig` for every setting)."""
+
+    def __init__(self, config: TrainerConfig | None = None, log: Callable[[str], None] | None = None) -> None:
+        self.config = config or TrainerConfig()
+        self.log = log or (lambda _m: None)
+        self.optimizers: list[torch.optim.Optimizer] = []
+        self.stop = False
+
+    def _embedding_penalty(self, model: nn.Module) -> Callable[[], torch.Tensor] | None:
+        l2 = self.config.embedding_l2
+        if l2 == 0:
+            return None
+        if self.config.sparse:
+            raise ConfigError("trainer.embedding_l2 needs dense embedding gradients; set trainer.sparse=false")
+        tables = model.embedding_tables() if hasattr(model, "embedding_tables") else []
+        return lambda: 0.5 * l2 * sum(w.pow(2).sum() for w in tables)
+
+    def _reduce_lr(self) -> None:
+        for opt in self.optimizers:
+            for g in opt.param_groups:
+                g["lr"] *= self.config.reduce_lr_factor
+
+    def _progress(self, total: int, epoch: int) -> Any:
+        if not (self.config.progress and sys.stderr.isatty()):
+            return None
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        prog = Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), TextColumn("{task.fields[info]}"),
+                        TimeRemainingColumn(), transient=True)
+        prog.start()
+        prog.add_task("train", total=total, epoch=epoch, info="")
+        return prog
+
+    def fit(
+        self, model: nn.Module, train: BatchIterator, valid: BatchIterator | None = None,
+        hooks: Sequence[Hook] = (),
+    ) -> FitResult:
+        """Train `model`; with `valid`, stop early and restore the best-validation weights."""
+        cfg = self.config
+        excluded = [p for h in hooks for p in h.exclude_parameters(model)]
+        self.optimizers = build_optimizers(model, cfg.optimizer, cfg.lr, cfg.embedding_lr, cfg.weight_decay,
+                                           cfg.sparse, excluded)
+        penalty = self._embedding_penalty(model)
+        for h in hooks:
+            h.on_fit_start(self, model)
+        result = FitResult()
+        sign = 1.0 if cfg.monitor == "auc" else -1.0
+        best = -math.inf
+        best_state: dict[str, torch.Tensor] | None = None
+        bad = 0
+        step = 0
+        self.stop = False
+        model.train()
+        for epoch in range(1, cfg.epochs + 1):
+            prog = self._progress(len(train), epoch)
+            t0 = time.perf_counter()
+            running = torch.zeros(())
+            n_batches = 0
+            for batch in train:
+                logits = model(batch)
+                loss = F.binary_cross_entropy_with_logits(logits, batch.y)
+                total = loss + penalty() if penalty is not None else loss
+                for opt in self.optimizers:
+                    opt.zero_grad(set_to_none=True)
+                total.backward()
+                if cfg.max_grad_norm is not None:
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                for opt in self.optimizers:
+                    opt.step()
+                running += loss.detach()
+                n_batches += 1
+                step += 1
+                result.train_samples += len(batch)
+                for h in hooks:
+                    h.after_step(self, batch, step)
+                if prog is not None and n_batches % 20 == 0:
+                    rate = result.train_samples / (result.train_seconds + time.perf_counter() - t0)
+                    prog.update(prog.task_ids[0], completed=n_batches,
+                                info=f"{rate:,.0f} samples/s, loss {running.item() / n_batches:.4f}")
+            result.train_seconds += time.perf_counter() - t0
+            if prog is not None:
+                prog.stop()
+            record: dict[str, Any] = {"epoch": epoch, "train_loss": running.item() / max(n_batches, 1),
+                                      "lr": self.optimizers[0].param_groups[0]["lr"]}
+            result.epochs = epoch
+            if valid is not None:
+                t1 = time.perf_counter()
+                metrics = evaluate(model, valid)
+                result.eval_seconds += time.perf_counter() - t1
+                record.update({f"valid_{k}": v for k, v in metrics.items()})
+                value = sign * metrics[cfg.monitor]
+                if value > best + cfg.min_delta:
+                    best, bad = value, 0
+                    result.best_epoch, result.best_valid = epoch, metrics
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                else:
+                    bad += 1
+                    self._reduce_lr()
+                    if bad >= cfg.patience:
+                        self.stop = True
+            record["seconds"] = round(result.train_seconds, 3)
+            result.history.append(record)
+            self.log(" ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+            for h in hooks:
+                h.on_epoch_end(self, epoch, record)
+            if self.stop:
+                break
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        for h in hooks:
+            h.on_fit_end(self, model)
+        return result

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from recnas.errors import ConfigError
+from recnas.experiment.config import load_config
+
+
+def test_overrides_are_typed(tmp_path: Path) -> None:
+    cfg = load_config(None, ["trainer.lr=1e-3", "model.mlp=[64, 32]", "model.batch_norm=true", "seed=3",
+                             "data.path=/x"])
+    assert cfg.trainer.lr == 1e-3 and cfg.model.mlp == [64, 32] and cfg.model.batch_norm is True
+    assert cfg.seed == 3 and cfg.data.path == "/x"
+
+
+def test_yaml_file_then_overrides(tmp_path: Path) -> None:
+    p = tmp_path / "c.yaml"
+    p.write_text("model: {name: fm, embedding_dim: 4}\ntrainer: {epochs: 2}\n")
+    cfg = load_config(p, ["trainer.epochs=5"])
+    assert cfg.model.name == "fm" and cfg.model.embedding_dim == 4 and cfg.trainer.epochs == 5
+
+
+def test_unknown_key_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown key 'trainer.learning_rate'"):
+        load_config(None, ["trainer.learning_rate=0.1"])
+    p = tmp_path / "c.yaml"
+    p.write_text("modle: {name: fm}\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml: unknown key 'modle'"):
+        load_config(p)
+
+
+def test_wrong_type_is_named() -> None:
+    with pytest.raises(ConfigError, match="key 'trainer.epochs'"):
+        load_config(None, ["trainer.epochs=many"])
+    with pytest.raises(ConfigError, match="key 'trainer.optimizer'"):
+        load_config(None, ["trainer.optimizer=sgd"])
+    with pytest.raises(ConfigError, match="expected key=value"):
+        load_config(None, ["trainer.epochs"])

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from recnas.data.batches import BatchIterator
+from recnas.errors import ConfigError
+from recnas.nn.models import build_model
+from recnas.train import Hook, Trainer, TrainerConfig, evaluate
+from recnas.train.optim import build_optimizers, split_parameters
+
+SMALL = {"embedding_dim": 8, "mlp": [32], "dropout": 0.0}
+
+
+class Recorder(Hook):
+    def __init__(self) -> None:
+        self.steps = 0
+        self.epochs: list[dict] = []
+
+    def after_step(self, trainer, batch, step) -> None:  # noqa: ANN001
+        self.steps = step
+
+    def on_epoch_end(self, trainer, epoch, metrics) -> None:  # noqa: ANN001
+        self.epochs.append(dict(metrics))
+
+
+def test_fit_improves_and_reports(prepared_large) -> None:  # noqa: ANN001
+    torch.manual_seed(0)
+    model = build_model("deepfm", prepared_large.schema, **SMALL)
+    valid = prepared_large.batches("valid", 4096, shuffle=False)
+    before = evaluate(model, valid)["auc"]
+    rec = Recorder()
+    result = Trainer(TrainerConfig(epochs=3, batch_size=512, lr=3e-3, progress=False)).fit(
+        model, prepared_large.batches("train", 512, seed=0), valid, hooks=[rec])
+    assert result.epochs == 3 and len(result.history) == 3 == len(rec.epochs)
+    assert rec.steps == 3 * len(prepared_large.batches("train", 512))
+    assert result.best_valid["auc"] > before + 0.05
+    assert result.train_samples == 3 * prepared_large.rows("train")
+    assert result.train_samples_per_s > 0 and result.eval_seconds > 0
+
+
+def test_early_stopping_reduces_lr_and_restores_the_best_weights(prepared_large) -> None:  # noqa: ANN001
+    torch.manual_seed(0)
+    model = build_model("fm", prepared_large.schema, embedding_dim=8)
+    valid = prepared_large.batches("valid", 4096, shuffle=False)
+    cfg = TrainerConfig(epochs=40, batch_size=256, lr=0.05, patience=2, reduce_lr_factor=0.5, progress=False)
+    trainer = Trainer(cfg)
+    result = trainer.fit(model, prepared_large.batches("train", 256, seed=0), valid)
+    aucs = [h["valid_auc"] for h in result.history]
+    assert result.epochs < 40, "a large lr overfits quickly; early stopping must end the run"
+    assert aucs[-1] <= max(aucs) and aucs[-2] <= max(aucs)
+    assert result.best_epoch == int(np.argmax(aucs)) + 1
+    lrs = [h["lr"] for h in result.history]
+    assert lrs[-1] < lrs[0]  # reduced on plateau
+    assert evaluate(model, valid)["auc"] == pytest.approx(max(aucs), abs=1e-9)  # best weights restored
+
+
+def test_same_seed_same_metrics(prepared) -> None:  # noqa: ANN001
+    def run() -> list:
+        torch.manual_seed(7)
+        model = build_model("deepfm", prepared.schema, **{**SMALL, "dropout": 0.2})
+        res = Trainer(TrainerConfig(epochs=2, batch_size=256, progress=False)).fit(
+            model, BatchIterator(prepared.splits["train"], 256, seed=7), prepared.batches("valid", 4096))
+        return [h["valid_auc"] for h in res.history]
+
+    assert run() == run()
+
+
+def test_parameter_groups_and_sparse_optimizers(prepared) -> None:  # noqa: ANN001
+    model = build_model("deepfm", prepared.schema, sparse=True, **SMALL)
+    emb, dense = split_parameters(model)
+    assert {id(p) for p in emb} == {id(p) for p in model.embedding_tables()}
+    assert not {id(p) for p in emb} & {id(p) for p in dense}
+    opts = build_optimizers(model, "adam", 1e-3, sparse=True)
+    assert isinstance(opts[0], torch.optim.SparseAdam) and isinstance(opts[1], torch.optim.Adam)
+    res = Trainer(TrainerConfig(epochs=1, batch_size=256, sparse=True, embedding_l2=0.0, progress=False)).fit(
+        model, prepared.batches("train", 256), None)
+    assert res.epochs == 1
+    with pytest.raises(ConfigError, match="embedding_l2 needs dense"):
+        Trainer(TrainerConfig(epochs=1, sparse=True, embedding_l2=0.1, progress=False)).fit(
+            model, prepared.batches("train", 256), None)
+
+
+def test_embedding_l2_shrinks_the_tables(prepared) -> None:  # noqa: ANN001
+    def norm(l2: float) -> float:
+        torch.manual_seed(0)
+        model = build_model("fm", prepared.schema, embedding_dim=8)
+        Trainer(TrainerConfig(epochs=2, batch_size=256, lr=1e-2, embedding_l2=l2, progress=False)).fit(
+            model, prepared.batches("train", 256, seed=0), None)
+        return float(sum(w.detach().pow(2).sum() for w in model.embedding_tables()))
+
+    assert norm(1.0) < 0.5 * norm(0.0)
+
+
+def test_unknown_trainer_key_is_rejected() -> None:
+    with pytest.raises(Exception, match="extra"):
+        TrainerConfig(epoch=3)  # type: ignore[call-arg]
