@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class RecnasError(ValueError):
     """Base of all errors recnas raises on bad input; the CLI prints them as one line."""
@@ -21,3 +23,18 @@ class CacheError(RecnasError):
 
 class ConfigError(RecnasError):
     """A configuration key is unknown or has a value of the wrong type."""
+
+
+class TrainingError(RecnasError):
+    """Training cannot go on (e.g. the loss became NaN)."""
+
+
+def describe_validation_error(err: Any, source: str) -> str:
+    """One line naming the first bad key of a pydantic `ValidationError` raised while reading `source`."""
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"])
+    if first["type"] == "extra_forbidden":
+        return f"{source}: unknown key {key!r}; remove it or check its spelling"
+    if first["type"] == "missing":
+        return f"{source}: required key {key!r} is missing"
+    return f"{source}: key {key!r}: {first['msg']} (got {first.get('input')!r})"

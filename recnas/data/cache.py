@@ -136,8 +136,17 @@ def load_prepared(path: str | Path, verify: str = "size") -> PreparedDataset:
         manifest = json.loads(man_path.read_text())
     except json.JSONDecodeError as e:
         raise CacheError(f"{man_path}: corrupt manifest ({e}); delete the folder and prepare again") from e
-    if manifest.get("cache_format") != CACHE_FORMAT:
-        raise CacheError(f"{path}: cache format {manifest.get('cache_format')} is not {CACHE_FORMAT}; prepare again")
+    if not isinstance(manifest, dict) or manifest.get("cache_format") != CACHE_FORMAT:
+        raise CacheError(f"{path}: not a recnas cache of format {CACHE_FORMAT}; prepare again")
+    try:
+        return _open_arrays(path, manifest, verify)
+    except (KeyError, TypeError, ValueError) as e:
+        if isinstance(e, CacheError):
+            raise
+        raise CacheError(f"{man_path}: the manifest is damaged ({type(e).__name__}: {e}); prepare again") from e
+
+
+def _open_arrays(path: Path, manifest: dict[str, Any], verify: str) -> PreparedDataset:
     schema = Schema.load(path)
     splits: dict[str, dict[str, np.ndarray]] = {}
     for split, info in manifest["splits"].items():

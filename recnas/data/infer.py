@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pv
 import pyarrow.parquet as pq
 
-from recnas.data.readers.common import NUMBER_RE, SPECIAL_FLOAT_RE, check_file
+from recnas.data.readers.common import NUMBER_RE, SPECIAL_FLOAT_RE, check_file, head_lines
 from recnas.data.readers.criteo import CAT_NAMES, N_COLS, NUM_NAMES, criteo_schema
 from recnas.data.schema import FieldSpec, FieldType, Schema, SourceFormat
 from recnas.errors import DataError, SchemaError
@@ -43,9 +43,7 @@ def sniff_format(path: Path) -> SourceFormat:
     name = path.name.lower()
     if name.endswith((".parquet", ".pq")):
         return SourceFormat(kind="parquet")
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        lines = [fh.readline().rstrip("\r\n") for _ in range(5)]
-    lines = [ln for ln in lines if ln]
+    lines = [ln for ln in head_lines(path, 5) if ln]
     if not lines:
         raise DataError(f"{path}: the file is empty; it holds no header and no rows")
     first = lines[0]
@@ -130,8 +128,7 @@ def sample_table(path: Path, fmt: SourceFormat) -> pa.Table:
 
 
 def _all_strings(path: Path, fmt: SourceFormat) -> dict[str, pa.DataType]:
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        first = fh.readline().rstrip("\r\n")
+    first = next(iter(head_lines(path, 1)), "")
     cells = first.split(fmt.delimiter)
     names = [c.strip().strip('"') for c in cells] if fmt.header else [f"f{i}" for i in range(len(cells))]
     return {n: pa.string() for n in names}
@@ -164,13 +161,7 @@ def infer_column(name: str, col: pa.ChunkedArray, max_int_categories: int) -> tu
 
 def infer_libfm(path: Path, fmt: SourceFormat, name: str) -> Inference:
     """libFM: same token count on every sampled line -> one field per position, else one list field."""
-    counts = set()
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for i, line in enumerate(fh):
-            if i >= 1000:
-                break
-            if line.strip():
-                counts.add(len(line.split()) - 1)
+    counts = {len(line.split()) - 1 for line in head_lines(path, 1000) if line.strip()}
     if len(counts) == 1:
         n = counts.pop()
         fields = tuple(FieldSpec(f"f{i + 1}", FieldType.CATEGORICAL) for i in range(n))

@@ -48,7 +48,7 @@ def split_counts(source: DatasetSource, split: str, on_bad_row: str) -> dict[str
 
 
 def summarize(source: DatasetSource, on_bad_row: str = "error", top_k: int = 3) -> DatasetSummary:
-    """Fit the schema on train (min_count 1 view) and describe every field."""
+    """Fit the schema on train (with its own min_count) and describe every field."""
     proc = FeatureProcessor(source.schema, on_bad_row=on_bad_row)
     schema = proc.fit(source.train)
     rows = proc.fit_report.rows  # type: ignore[union-attr]

@@ -22,7 +22,7 @@ def zscore(x: np.ndarray, stats: NumericStats) -> np.ndarray:
 
 
 def log_square_key(x: np.ndarray) -> np.ndarray:
-    """Criteo convention: x > 2 -> floor(log(x)^2) (prefixed `L`), else int(x); NaN -> -1 marker."""
+    """Criteo convention: x > 2 -> 1e6 + floor(log(x)^2), else floor(x); NaN gets -1e9 (masked by the caller)."""
     out = np.full(x.shape, -(10**9), dtype=np.int64)
     ok = ~np.isnan(x)
     big = ok & (x > 2)
@@ -60,8 +60,8 @@ class NumericAccumulator:
     def __init__(self, reservoir: int = 200_000, seed: int = 0) -> None:
         self.n = 0
         self.missing = 0
-        self.total = 0.0
-        self.total_sq = 0.0
+        self.mean = 0.0
+        self.m2 = 0.0  # sum of squared deviations (merged per chunk, Chan et al.)
         self.lo = np.inf
         self.hi = -np.inf
         self.cap = reservoir
@@ -75,9 +75,13 @@ class NumericAccumulator:
         self.missing += len(x) - len(ok)
         if len(ok) == 0:
             return
-        self.n += len(ok)
-        self.total += float(ok.sum())
-        self.total_sq += float(np.square(ok).sum())
+        n_b, mean_b = len(ok), float(ok.mean())
+        m2_b = float(np.square(ok - mean_b).sum())
+        n = self.n + n_b
+        delta = mean_b - self.mean
+        self.mean += delta * n_b / n
+        self.m2 += m2_b + delta * delta * self.n * n_b / n
+        self.n = n
         self.lo = min(self.lo, float(ok.min()))
         self.hi = max(self.hi, float(ok.max()))
         keys = np.concatenate([self.keys, self.rng.random(len(ok))])
@@ -91,8 +95,7 @@ class NumericAccumulator:
         """The accumulated statistics."""
         if self.n == 0:
             return NumericStats(0, self.missing, 0.0, 1.0, 0.0, 0.0, ())
-        mean = self.total / self.n
-        var = max(self.total_sq / self.n - mean * mean, 0.0)
         q = np.percentile(self.sample, np.linspace(0, 100, N_QUANTILES))
-        return NumericStats(self.n, self.missing, mean, float(np.sqrt(var)), self.lo, self.hi,
+        std = float(np.sqrt(self.m2 / self.n))
+        return NumericStats(self.n, self.missing, self.mean, std, self.lo, self.hi,
                             tuple(float(v) for v in q))

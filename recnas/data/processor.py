@@ -58,15 +58,15 @@ def split_tokens(col: pa.Array | pa.ChunkedArray, sep: str) -> pa.ListArray:
         col = col.combine_chunks()
     if not pa.types.is_list(col.type):
         col = pc.split_pattern(pc.fill_null(col.cast(pa.string()), ""), sep)
-    flat = pc.list_flatten(col)
+    flat = pc.list_flatten(col).cast(pa.string())
     parents = pc.list_parent_indices(col)
-    keep = pc.not_equal(flat, MISSING_TOKEN)
+    keep = pc.fill_null(pc.not_equal(flat, MISSING_TOKEN), False)
     flat = flat.filter(keep)
     parents = parents.filter(keep).to_numpy()
     counts = np.bincount(parents, minlength=len(col))
     offsets = np.zeros(len(col) + 1, dtype=np.int32)
     np.cumsum(counts, out=offsets[1:])
-    return pa.ListArray.from_arrays(pa.array(offsets), flat.cast(pa.string()))
+    return pa.ListArray.from_arrays(pa.array(offsets), flat)
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -243,15 +244,20 @@ class Schema:
         return dataclasses.replace(self, fields=tuple(fields))
 
     # ---- serialisation ------------------------------------------------------------------
+    def vocab_file(self, i: int) -> str:
+        """Relative path of field `i`'s vocabulary (the index keeps odd field names safe)."""
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", self.fields[i].name)
+        return f"vocab/{i:03d}-{safe}.arrow"
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form; vocabularies are referenced by file, not inlined."""
         fields = []
-        for f in self.fields:
+        for i, f in enumerate(self.fields):
             d = f.options_dict()
             if f.stats is not None:
                 d["stats"] = f.stats.to_dict()
             if f.vocab is not None:
-                d["vocab"] = {"file": f"vocab/{f.name}.arrow", **f.vocab.summary()}
+                d["vocab"] = {"file": self.vocab_file(i), **f.vocab.summary()}
             fields.append(d)
         return {
             "name": self.name,
@@ -266,9 +272,9 @@ class Schema:
         """Write `schema.json` and one Arrow file per vocabulary under `directory`."""
         directory = Path(directory)
         (directory / "vocab").mkdir(parents=True, exist_ok=True)
-        for f in self.fields:
+        for i, f in enumerate(self.fields):
             if f.vocab is not None:
-                f.vocab.save(directory / "vocab" / f"{f.name}.arrow")
+                f.vocab.save(directory / self.vocab_file(i))
         path = directory / "schema.json"
         path.write_text(json.dumps(self.to_dict(), indent=2))
         return path
@@ -305,7 +311,11 @@ class Schema:
         if not path.is_file():
             raise SchemaError(f"{path}: no schema.json here; run `recnas data prepare` first")
         try:
-            d = json.loads(path.read_text())
+            return cls.from_dict(json.loads(path.read_text()), directory)
         except json.JSONDecodeError as e:
             raise SchemaError(f"{path}: not valid JSON ({e}); delete it and prepare again") from e
-        return cls.from_dict(d, directory)
+        except (KeyError, TypeError, ValueError) as e:
+            if isinstance(e, SchemaError):
+                raise
+            raise SchemaError(f"{path}: not a schema written by recnas ({type(e).__name__}: {e}); "
+                              "prepare or train again") from e

@@ -9,7 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from recnas.data.schema import TYPE_ALIASES, FieldSpec, Schema, SourceFormat
-from recnas.errors import SchemaError
+from recnas.errors import SchemaError, describe_validation_error
 
 
 class _Strict(BaseModel):
@@ -58,17 +58,6 @@ class SchemaYaml(_Strict):
     columns: list[ColumnYaml]
 
 
-def describe_error(path: Path, err: ValidationError) -> str:
-    """One line naming the first bad key of a pydantic error."""
-    first = err.errors()[0]
-    key = ".".join(str(p) for p in first["loc"])
-    if first["type"] == "extra_forbidden":
-        return f"{path}: unknown key {key!r}; remove it or check its spelling"
-    if first["type"] == "missing":
-        return f"{path}: required key {key!r} is missing"
-    return f"{path}: key {key!r}: {first['msg']} (got {first.get('input')!r})"
-
-
 def load_schema_yaml(path: str | Path, name: str | None = None) -> tuple[Schema, dict[str, str]]:
     """Parse schema.yaml into an unfitted `Schema` plus its split -> file name mapping."""
     path = Path(path)
@@ -81,7 +70,7 @@ def load_schema_yaml(path: str | Path, name: str | None = None) -> tuple[Schema,
     try:
         doc = SchemaYaml.model_validate(raw)
     except ValidationError as e:
-        raise SchemaError(describe_error(path, e)) from None
+        raise SchemaError(describe_validation_error(e, str(path))) from None
     fields = []
     label = doc.label
     label_values = (0.0, 1.0)
@@ -105,6 +94,8 @@ def load_schema_yaml(path: str | Path, name: str | None = None) -> tuple[Schema,
             )
         )
     f = doc.format
+    if f.encoding.lower().replace("-", "") not in ("utf8", "utf8sig", "ascii"):
+        raise SchemaError(f"{path}: format.encoding {f.encoding!r} is not supported; convert the files to UTF-8")
     kind = f.kind or ("csv" if not doc.files else kind_from_name(next(iter(doc.files.values()))))
     fmt = SourceFormat(
         kind=kind, delimiter=f.delimiter, header=f.header, libfm_fields=f.libfm_fields,

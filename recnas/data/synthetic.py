@@ -75,6 +75,11 @@ class SynthConfig:
             raise ConfigError("n_numerical must be >= 1 (n1 carries the U-shaped effect)")
         if abs(sum(self.split) - 1.0) > 1e-9 or min(self.split) <= 0:
             raise ConfigError(f"split must be three positive shares summing to 1 (got {self.split})")
+        for it in self.interactions or []:
+            if len(it.fields) not in (2, 3) or len(set(it.fields)) != len(it.fields):
+                raise ConfigError(f"an interaction joins 2 or 3 distinct fields, got {it.fields}")
+            if it.rank < 1:
+                raise ConfigError(f"interaction {it.fields}: rank must be >= 1, got {it.rank}")
         if self.file_format not in ("csv", "parquet"):
             raise ConfigError(f"file_format must be csv or parquet (got {self.file_format!r})")
 

@@ -69,9 +69,8 @@ class Vocabulary:
         values = pc.fill_null(values.cast(pa.string()), MISSING_TOKEN)
         idx = pc.index_in(values, value_set=self.tokens)
         n_oov = idx.null_count
-        ids = pc.fill_null(idx, -1).to_numpy(zero_copy_only=False).astype(np.int64) + N_RESERVED
-        if n_oov:
-            ids[ids == N_RESERVED - 1] = OOV_ID
+        # index_in gives null for unknown tokens: -1 + N_RESERVED is exactly OOV_ID
+        ids = pc.fill_null(idx, OOV_ID - N_RESERVED).to_numpy(zero_copy_only=False).astype(np.int64) + N_RESERVED
         return ids, int(n_oov)
 
     def token(self, i: int) -> str:

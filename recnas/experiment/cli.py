@@ -167,14 +167,13 @@ def train_cmd(
     from recnas.experiment.config import load_config
     from recnas.experiment.run import run_train
 
-    overrides = list(set_ or [])
-    if data is not None:
-        overrides.append(f"data.path={data}")
+    cfg = load_config(config, list(set_ or []))
+    if data is not None:  # set as given, not parsed as YAML (a folder may be called `2024` or `yes`)
+        cfg.data.path = data
     if model is not None:
-        overrides.append(f"model.name={model}")
+        cfg.model.name = model
     if quiet:
-        overrides.append("trainer.progress=false")
-    cfg = load_config(config, overrides)
+        cfg.trainer.progress = False
     res = run_train(cfg, out, log=(lambda _m: None) if quiet else console.print)
     m = res.metrics
     console.print(f"run: {res.path}")
@@ -226,10 +225,13 @@ def version_cmd() -> None:
 
 def main() -> None:
     """Console entry point: run the app, turning recnas errors into one-line messages."""
+    message = None
     try:
         app()
     except RecnasError as e:
-        print(f"error: {e}", file=sys.stderr)
+        message = str(e)
+    if message is not None:  # exit outside the handler, once the failed readers are released
+        print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
 
 if __name__ == "__main__":

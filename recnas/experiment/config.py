@@ -12,7 +12,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from recnas.errors import ConfigError
+from recnas.errors import ConfigError, describe_validation_error
 from recnas.train.config import TrainerConfig
 
 
@@ -37,11 +37,12 @@ class ModelConfig(BaseModel):
     mlp: list[int] = Field(default_factory=lambda: [400, 400, 400])
     dropout: float = Field(0.2, ge=0, lt=1)
     batch_norm: bool = False
-    numerical: Literal["scalar", "bucket"] = "scalar"
+    numerical: Literal["auto", "scalar", "bucket"] = "auto"
     pooling: Literal["mean", "sum"] = "mean"
     cross_layers: int = Field(3, ge=1, description="DCN / DCNv2")
     structure: Literal["parallel", "stacked"] = "parallel"
     cin_layers: list[int] = Field(default_factory=lambda: [100, 100], description="xDeepFM")
+    cin_activation: Literal["identity", "relu"] = "identity"
     attention_layers: int = Field(3, ge=1, description="AutoInt")
     heads: int = Field(2, ge=1)
     head_dim: int = Field(16, ge=1)
@@ -65,14 +66,6 @@ class ExperimentConfig(BaseModel):
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
-
-
-def _describe(err: ValidationError, source: str) -> str:
-    first = err.errors()[0]
-    key = ".".join(str(p) for p in first["loc"])
-    if first["type"] == "extra_forbidden":
-        return f"{source}: unknown key {key!r}; check its spelling (see the example configs)"
-    return f"{source}: key {key!r}: {first['msg']} (got {first.get('input')!r})"
 
 
 def parse_value(text: str) -> Any:
@@ -125,4 +118,5 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     try:
         return ExperimentConfig.model_validate(raw)
     except ValidationError as e:
-        raise ConfigError(_describe(e, source + (" (with --set overrides)" if overrides else ""))) from None
+        where = source + (" (with --set overrides)" if overrides else "")
+        raise ConfigError(describe_validation_error(e, where)) from None

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
+from pydantic import ValidationError
 
 import recnas
 from recnas.data.batches import BatchIterator
@@ -140,10 +141,18 @@ def load_run(run_dir: str | Path) -> tuple[ExperimentConfig, Schema, CTRModel]:
     for name in ("config.yaml", "schema.json", "model.safetensors"):
         if not (run_dir / name).is_file():
             raise DataError(f"{run_dir}: missing {name}; is this a folder written by `recnas train`?")
-    cfg = ExperimentConfig.model_validate(yaml.safe_load((run_dir / "config.yaml").read_text()))
+    try:
+        cfg = ExperimentConfig.model_validate(yaml.safe_load((run_dir / "config.yaml").read_text()))
+    except (ValidationError, yaml.YAMLError) as e:
+        raise ConfigError(f"{run_dir / 'config.yaml'}: not a config recnas wrote ({e.__class__.__name__}); "
+                          "train again") from None
     schema = Schema.load(run_dir)
     model = build_model(cfg.model.name, schema, sparse=cfg.trainer.sparse, **cfg.model.build_kwargs())
-    model.load_state_dict(load_file(str(run_dir / "model.safetensors")))
+    try:
+        model.load_state_dict(load_file(str(run_dir / "model.safetensors")))
+    except (RuntimeError, OSError) as e:
+        raise DataError(f"{run_dir / 'model.safetensors'}: the weights do not fit the model of config.yaml "
+                        f"({str(e).splitlines()[0]}); train again") from None
     model.eval()
     return cfg, schema, model
 
@@ -159,14 +168,15 @@ def predict_file(run_dir: str | Path, data: str | Path, out: str | Path,
         raise DataError(f"{data}: no test file in this folder; pass a data file")
     proc = FeatureProcessor(schema)
     report = EncodeReport()
-    ys, scores = [], []
+    ys, outs = [], []
     read = ReadReport(Path(path))
     for arrays, rep in proc.transform_chunks(path, read):
         report.add(rep)
         y, logits = predict_logits(model, BatchIterator(arrays, batch_size, shuffle=False))
         ys.append(y)
-        scores.append(1.0 / (1.0 + np.exp(-logits.astype(np.float64))))
-    y_all, p_all = np.concatenate(ys), np.concatenate(scores)
+        outs.append(logits)
+    y_all, logits_all = np.concatenate(ys), np.concatenate(outs)
+    p_all = 1.0 / (1.0 + np.exp(-logits_all.astype(np.float64)))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     import pyarrow as pa
@@ -175,6 +185,5 @@ def predict_file(run_dir: str | Path, data: str | Path, out: str | Path,
     pv.write_csv(pa.table({"score": p_all, "label": y_all.astype(np.int64)}), out)
     summary = {"rows": len(p_all), "path": str(path), "out": str(out)}
     if 0 < y_all.sum() < len(y_all):
-        logit = np.log(np.clip(p_all, 1e-7, 1 - 1e-7) / np.clip(1 - p_all, 1e-7, 1))
-        summary.update(binary_metrics(y_all, logit))
+        summary.update(binary_metrics(y_all, logits_all))
     return summary, report

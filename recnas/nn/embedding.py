@@ -19,11 +19,11 @@ from recnas.errors import SchemaError
 FieldGroups = tuple[list[FieldSpec], list[FieldSpec], list[FieldSpec], list[FieldSpec]]
 
 
-def field_order(schema: Schema, numerical: str = "scalar") -> FieldGroups:
+def field_order(schema: Schema, numerical: str = "auto") -> FieldGroups:
     """(categorical, bucketised numerical, scalar numerical, multi-valued) fields, in output order."""
-    if numerical not in ("scalar", "bucket"):
-        raise SchemaError(f"numerical encoder must be scalar or bucket, got {numerical!r}")
-    bucket = [f for f in schema.numerical if numerical == "bucket" and f.buckets != "none"]
+    if numerical not in ("auto", "scalar", "bucket"):
+        raise SchemaError(f"numerical encoder must be auto, scalar or bucket, got {numerical!r}")
+    bucket = [f for f in schema.numerical if numerical != "scalar" and f.buckets != "none"]
     scalar = [f for f in schema.numerical if f not in bucket]
     return schema.categorical, bucket, scalar, schema.multi_categorical
 
@@ -34,15 +34,15 @@ class FieldEmbedding(nn.Module):
     Args:
         schema: a fitted schema (vocabularies give table sizes).
         dim: one dimension for all fields, or a mapping field -> dimension.
-        numerical: `scalar` (z-score x learned vector) or `bucket` (look up the bucket id; fields
-            without buckets stay scalar).
+        numerical: `auto`/`bucket` (look up the bucket id of fields that declare buckets, scalar for
+            the others) or `scalar` (z-score x learned vector for every numerical field).
         pooling: `mean` or `sum` over the tokens of multi-valued fields.
         sparse: sparse gradients for the id table (pair with SparseAdam/Adagrad).
         init_std: std of the normal initialisation of all embedding rows.
     """
 
     def __init__(
-        self, schema: Schema, dim: int | Mapping[str, int], numerical: str = "scalar", pooling: str = "mean",
+        self, schema: Schema, dim: int | Mapping[str, int], numerical: str = "auto", pooling: str = "mean",
         sparse: bool = False, init_std: float = 1e-4,
     ) -> None:
         super().__init__()
@@ -56,6 +56,9 @@ class FieldEmbedding(nn.Module):
         missing = [n for n in self.field_names if n not in dims]
         if missing:
             raise SchemaError(f"no embedding dimension given for field(s) {missing}")
+        unknown = sorted(set(dims) - set(self.field_names))
+        if unknown:
+            raise SchemaError(f"embedding dimensions name unknown field(s) {unknown}; fields are {self.field_names}")
         if any(d < 1 for d in dims.values()):
             raise SchemaError(f"embedding dimensions must be >= 1, got {dims}")
         self.dims = [int(dims[n]) for n in self.field_names]

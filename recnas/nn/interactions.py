@@ -160,10 +160,14 @@ class CIN(nn.Module):
 
     Layer k: Z = x_{k-1} (outer, per dimension) x_0, compressed by a 1x1 convolution to H_k maps;
     each layer's maps are sum-pooled over the embedding dimension. `[B, F, D]` -> `[B, sum H_k]`.
+    The paper found the identity activation best, so it is the default (`activation="relu"` is offered).
     """
 
-    def __init__(self, num_fields: int, layer_sizes: Sequence[int] = (100, 100)) -> None:
+    def __init__(self, num_fields: int, layer_sizes: Sequence[int] = (100, 100), activation: str = "identity") -> None:
         super().__init__()
+        if activation not in ("identity", "relu"):
+            raise ValueError(f"CIN activation must be identity or relu, got {activation!r}")
+        self.activation = activation
         self.layers = nn.ModuleList()
         prev = num_fields
         for h in layer_sizes:
@@ -179,7 +183,9 @@ class CIN(nn.Module):
         pooled = []
         for layer in self.layers:
             z = (x.unsqueeze(-1) * base.unsqueeze(-2)).reshape(b, d, x.shape[-1] * m)  # [B, D, h*m]
-            x = torch.relu(layer(z))  # [B, D, H]
+            x = layer(z)  # [B, D, H]
+            if self.activation == "relu":
+                x = torch.relu(x)
             pooled.append(x.sum(1))
         return torch.cat(pooled, dim=1)
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recnas.data.batches import BatchIterator
-from recnas.errors import ConfigError
+from recnas.errors import ConfigError, DataError, TrainingError
 from recnas.train.config import TrainerConfig
 from recnas.train.hooks import Hook
 from recnas.train.metrics import binary_metrics
@@ -109,6 +109,11 @@ class Trainer:
         self.optimizers = build_optimizers(model, cfg.optimizer, cfg.lr, cfg.embedding_lr, cfg.weight_decay,
                                            cfg.sparse, excluded)
         penalty = self._embedding_penalty(model)
+        if valid is not None and cfg.monitor == "auc":
+            y = valid.tensors["y"]
+            if y.numel() == 0 or float(y.min()) == float(y.max()):
+                raise DataError("the validation split holds a single class, so its AUC is undefined; "
+                                "use a validation split with clicks and non-clicks (or trainer.monitor=logloss)")
         for h in hooks:
             h.on_fit_start(self, model)
         result = FitResult()
@@ -148,6 +153,9 @@ class Trainer:
             result.train_seconds += time.perf_counter() - t0
             if prog is not None:
                 prog.stop()
+            if not math.isfinite(running.item()):
+                raise TrainingError(f"training diverged in epoch {epoch}: the loss is {running.item()}; "
+                                    "lower trainer.lr or set trainer.max_grad_norm")
             record: dict[str, Any] = {"epoch": epoch, "train_loss": running.item() / max(n_batches, 1),
                                       "lr": self.optimizers[0].param_groups[0]["lr"]}
             result.epochs = epoch

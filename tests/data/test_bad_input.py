@@ -200,3 +200,39 @@ def test_avazu_schema_naming_a_missing_column(tmp_path: Path) -> None:
                    format=schema.format)
     with pytest.raises(SchemaError, match=r"\['site_id'\]"):
         consume(p, extra)
+
+
+def test_overlapping_libfm_ranges_are_refused(tmp_path: Path) -> None:
+    from recnas.data.schema import SourceFormat
+
+    p = write(tmp_path / "d.libfm", "1 1:1 12:1\n")
+    fmt = SourceFormat(kind="libfm", header=False, libfm_fields="ranges", libfm_ranges=(("u", 0, 10), ("i", 10, 19)))
+    schema = Schema((FieldSpec("u", FieldType.CATEGORICAL), FieldSpec("i", FieldType.CATEGORICAL)), format=fmt)
+    with pytest.raises(SchemaError, match="overlaps"):
+        consume(p, schema)
+
+
+def test_blank_libfm_line_is_skipped_when_asked(tmp_path: Path) -> None:
+    p = write(tmp_path / "d.libfm", "1 1:1 5:1\n\n0 2:1 6:1\n")
+    schema = open_dataset(p).schema
+    with pytest.raises(DataError, match="line 2: empty line"):
+        consume(p, schema)
+    rep = consume(p, schema, on_bad_row="skip")
+    assert rep.rows == 2 and rep.skipped_lines == [2]
+
+
+def test_label_must_match_declared_values(tmp_path: Path) -> None:
+    p = write(tmp_path / "d.csv", "label,a\n2,u\n1,v\n")
+    schema = Schema((FieldSpec("a", FieldType.CATEGORICAL),), label_values=(1.0, 2.0))
+    report = consume(p, schema)
+    assert report.rows == 2
+    with pytest.raises(DataError, match="expected 1 or 2"):
+        consume(write(tmp_path / "e.csv", "label,a\n0,u\n"), schema)
+
+
+def test_bad_on_bad_row_option(tmp_path: Path) -> None:
+    from recnas.errors import ConfigError
+
+    p = write(tmp_path / "d.csv", "label,a,x\n1,u,1\n")
+    with pytest.raises(ConfigError, match="--on-bad-row must be"):
+        consume(p, on_bad_row="ignore")

@@ -84,6 +84,7 @@ def test_log_square_buckets_follow_criteo_convention() -> None:
     assert keys[3] - 10**6 == math.floor(math.log(3.0) ** 2)
     assert keys[4] - 10**6 == math.floor(math.log(100.0) ** 2) == 21
     assert keys[5] == -1
+    assert keys[6] < -(10**8)  # NaN gets a marker outside every real key; bucket_keys masks it
 
 
 def test_quantile_buckets_are_equal_frequency(tmp_path: Path) -> None:

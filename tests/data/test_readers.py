@@ -155,3 +155,31 @@ def test_derived_folders_load_as_they_are(name: str) -> None:
     if name == "ml100k":
         assert schema["genres"].type is FieldType.MULTI_CATEGORICAL
         assert schema["genres"].cardinality - 2 == 19
+
+
+def test_gzip_csv_is_read_like_plain_csv(tmp_path: Path) -> None:
+    import gzip
+
+    with gzip.open(tmp_path / "train.csv.gz", "wt") as fh:
+        fh.write("\ufefflabel,a\n1,x\n0,y\n")  # with a byte-order mark
+    src = open_dataset(tmp_path / "train.csv.gz")
+    t, _ = read_all(tmp_path / "train.csv.gz", src.schema)
+    assert t["a"].to_pylist() == ["x", "y"] and t["label"].to_pylist() == [1.0, 0.0]
+
+
+def test_parquet_list_of_int_multi_valued_column(tmp_path: Path) -> None:
+    table = pa.table({"label": [1, 0], "g": pa.array([[1, 2], [3]], pa.list_(pa.int64()))})
+    pq.write_table(table, tmp_path / "train.parquet")
+    schema = Schema((FieldSpec("g", FieldType.MULTI_CATEGORICAL),), format=SourceFormat(kind="parquet"))
+    proc = FeatureProcessor(schema)
+    proc.fit(tmp_path / "train.parquet")
+    arrays, _ = proc.transform(tmp_path / "train.parquet")
+    assert arrays["mv_len"][:, 0].tolist() == [2, 1]
+
+
+def test_criteo_padded_rows_are_counted(tmp_path: Path) -> None:
+    full = criteo_line(1, ["1"] * 13, ["ab"] * 26)
+    short = criteo_line(0, ["1"] * 13, ["ab"] * 20)
+    p = write(tmp_path / "train.txt", full + "\n" + short + "\n")
+    _, rep = read_all(p, open_dataset(p).schema)
+    assert rep.padded == 1

@@ -54,8 +54,11 @@ def test_cross_layers_follow_their_formulas() -> None:
 def test_cin_first_layer_matches_the_definition() -> None:
     torch.manual_seed(0)
     x0 = torch.randn(2, 3, 4)  # [B, m, D]
-    cin = CIN(3, [5])
-    w, b = cin.layers[0].weight, cin.layers[0].bias  # [H, m*m]
-    z = torch.einsum("bhd,bmd->bhmd", x0, x0).reshape(2, 9, 4)
-    expected = torch.relu(torch.einsum("oc,bcd->bod", w, z) + b[None, :, None]).sum(-1)
-    torch.testing.assert_close(cin(x0), expected)
+    for activation in ("identity", "relu"):
+        cin = CIN(3, [5], activation)
+        w, b = cin.layers[0].weight, cin.layers[0].bias  # [H, m*m]
+        z = torch.einsum("bhd,bmd->bhmd", x0, x0).reshape(2, 9, 4)  # Z[h, m] = x_h * x_m per dimension
+        maps = torch.einsum("oc,bcd->bod", w, z) + b[None, :, None]
+        if activation == "relu":
+            maps = torch.relu(maps)
+        torch.testing.assert_close(cin(x0), maps.sum(-1))

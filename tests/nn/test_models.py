@@ -23,12 +23,14 @@ def first_rows(prepared, split: str, n: int) -> FieldBatch:  # noqa: ANN001
     return FieldBatch.from_arrays({k: np.asarray(v[:n]) for k, v in prepared.splits[split].items()})
 
 
-def test_zoo_has_the_thirteen_models() -> None:
+def test_zoo_has_the_thirteen_models_and_the_autoint_plus_variant() -> None:
     expected = {"lr", "fm", "fwfm", "ffm", "afm", "nfm", "widedeep", "deepfm", "ipnn", "dcn", "dcnv2", "xdeepfm",
                 "autoint", "autoint+"}
     assert set(ZOO) == expected
     for name in ZOO:
         assert MODELS[name].paper, f"{name} must cite its paper"
+    # every registered model is in ZOO, so the conformance suite below covers it
+    assert {cls.model_name for cls in MODELS.values()} == set(ZOO)
 
 
 def test_unknown_model_is_a_clear_error(prepared) -> None:  # noqa: ANN001

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from recnas.data.batches import BatchIterator
-from recnas.errors import ConfigError
+from recnas.errors import ConfigError, DataError, TrainingError
 from recnas.nn.models import build_model
 from recnas.train import Hook, Trainer, TrainerConfig, evaluate
 from recnas.train.optim import build_optimizers, split_parameters
@@ -49,8 +49,10 @@ def test_early_stopping_reduces_lr_and_restores_the_best_weights(prepared_large)
     result = trainer.fit(model, prepared_large.batches("train", 256, seed=0), valid)
     aucs = [h["valid_auc"] for h in result.history]
     assert result.epochs < 40, "a large lr overfits quickly; early stopping must end the run"
-    assert aucs[-1] <= max(aucs) and aucs[-2] <= max(aucs)
     assert result.best_epoch == int(np.argmax(aucs)) + 1
+    # it stopped exactly `patience` epochs after the best one, none of which beat it
+    assert len(aucs) == result.best_epoch + cfg.patience
+    assert all(a <= aucs[result.best_epoch - 1] + cfg.min_delta for a in aucs[result.best_epoch:])
     lrs = [h["lr"] for h in result.history]
     assert lrs[-1] < lrs[0]  # reduced on plateau
     assert evaluate(model, valid)["auc"] == pytest.approx(max(aucs), abs=1e-9)  # best weights restored
@@ -91,6 +93,23 @@ def test_embedding_l2_shrinks_the_tables(prepared) -> None:  # noqa: ANN001
         return float(sum(w.detach().pow(2).sum() for w in model.embedding_tables()))
 
     assert norm(1.0) < 0.5 * norm(0.0)
+
+
+def test_one_class_validation_split_is_refused(prepared) -> None:  # noqa: ANN001
+    arrays = {k: np.array(v[:100]) for k, v in prepared.splits["valid"].items()}
+    arrays["y"][:] = 0
+    model = build_model("fm", prepared.schema, embedding_dim=4)
+    with pytest.raises(DataError, match="single class"):
+        Trainer(TrainerConfig(epochs=1, progress=False)).fit(
+            model, prepared.batches("train", 256), BatchIterator(arrays, 64, shuffle=False))
+
+
+def test_divergence_is_a_clear_error(prepared) -> None:  # noqa: ANN001
+    model = build_model("fm", prepared.schema, embedding_dim=4)
+    with torch.no_grad():
+        model.embedding.table.weight.fill_(float("nan"))
+    with pytest.raises(TrainingError, match="diverged in epoch 1"):
+        Trainer(TrainerConfig(epochs=1, embedding_l2=0.0, progress=False)).fit(model, prepared.batches("train", 256))
 
 
 def test_unknown_trainer_key_is_rejected() -> None:

@@ -33,7 +33,9 @@ def read_chunks(
     from recnas.data.readers import avazu, criteo, delimited, libfm
 
     if on_bad_row not in ("error", "skip"):
-        raise ValueError(f"on_bad_row must be 'error' or 'skip', got {on_bad_row!r}")
+        from recnas.errors import ConfigError
+
+        raise ConfigError(f"--on-bad-row must be 'error' or 'skip', got {on_bad_row!r}")
     path = check_file(Path(path))
     report = report if report is not None else ReadReport(path)
     kind = schema.format.kind

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -44,6 +45,13 @@ def read(
     raw_fields = tuple(FieldSpec(c, FieldType.CATEGORICAL) for c in header if c not in ("id", "click"))
     raw_schema = Schema(raw_fields, label="click", format=SourceFormat(kind="csv"))
     reader, _ = open_csv(path, raw_schema, report, on_bad_row, chunk_rows, column_names=header)
+    try:
+        yield from _expanded(reader, path, schema, report)
+    finally:
+        reader.close()
+
+
+def _expanded(reader: Any, path: Path, schema: Schema, report: ReadReport) -> Iterator[pa.Table]:
     for batch in reader:
         report.raise_pending()
         table = pa.Table.from_batches([batch])
@@ -54,7 +62,11 @@ def read(
             raise DataError(
                 f"{report.where(report.rows + bad[0])}: hour {hour[bad[0]].as_py()!r} is not YYMMDDHH"
             )
-        day = pc.strptime(pc.utf8_slice_codeunits(hour, 0, 6), format="%y%m%d", unit="s")
+        try:
+            day = pc.strptime(pc.utf8_slice_codeunits(hour, 0, 6), format="%y%m%d", unit="s")
+        except pa.ArrowInvalid as e:
+            raise DataError(f"{path} near line {report.line_of(report.rows)}: an `hour` value is not a "
+                            f"valid YYMMDDHH date ({e})") from e
         cols = {"click": table["click"], "hour": pc.utf8_slice_codeunits(hour, 6, 8),
                 "weekday": pc.cast(pc.day_of_week(day), pa.string())}
         for f in schema.fields:

@@ -20,6 +20,16 @@ SPECIAL_FLOAT_RE = r"(?i)^\s*[-+]?(nan|inf|infinity)\s*$"
 MAX_SKIPPED_KEPT = 20
 
 
+def head_lines(path: Path, n: int = 5, max_bytes: int = 4 << 20) -> list[str]:
+    """The first `n` text lines of a file (gzip/bz2 decompressed by extension, BOM dropped)."""
+    with pa.input_stream(str(path), compression="detect") as stream:
+        data = stream.read(max_bytes)
+    lines = data.decode("utf-8-sig", errors="replace").splitlines()
+    if len(data) == max_bytes and lines:
+        lines = lines[:-1]  # the last line may be cut
+    return lines[:n]
+
+
 def check_file(path: Path) -> Path:
     """Fail with a clear message when `path` is missing, a folder, or empty."""
     if not path.exists():
@@ -46,9 +56,10 @@ class ReadReport:
     header_lines: int = 0
     line_based: bool = True
     pending_error: str | None = None
+    padded: int = 0  # Criteo rows whose stripped trailing empty fields were restored
     _all_skipped: list[int] = field(default_factory=list, repr=False)
 
-    def skip(self, line: int | None, why: str) -> None:
+    def skip(self, line: int | None) -> None:
         """Record a skipped malformed row."""
         self.skipped += 1
         if line is not None:
@@ -101,7 +112,7 @@ def to_float(
     bad = first_true(pc.invert(pc.fill_null(ok, True)))
     if bad is not None and is_label:
         raise DataError(
-            f"{report.where(offset + bad)}: label {name!r} is {col[bad].as_py()!r}, expected 0 or 1; "
+            f"{report.where(offset + bad)}: label {name!r} is {col[bad].as_py()!r}, expected a number (0 or 1); "
             "binarise the label first (e.g. rating >= 4 -> 1)"
         )
     if bad is not None:
@@ -139,8 +150,7 @@ def validate_chunk(table: pa.Table, schema: Schema, report: ReadReport, offset: 
             f"{report.where(offset + missing)}: label {schema.label!r} is empty; every row needs a label"
         )
     lo, hi = schema.label_values
-    label = pc.if_else(pc.equal(label, lo), 0.0, pc.if_else(pc.equal(label, hi), 1.0, label))
-    ok = pc.or_(pc.equal(label, 0.0), pc.equal(label, 1.0))
+    ok = pc.or_(pc.equal(label, lo), pc.equal(label, hi))
     bad = first_true(pc.invert(ok))
     if bad is not None:
         raw = table[schema.label][bad].as_py()
@@ -148,11 +158,12 @@ def validate_chunk(table: pa.Table, schema: Schema, report: ReadReport, offset: 
             f"{report.where(offset + bad)}: label {schema.label!r} is {raw!r}, expected "
             f"{lo:g} or {hi:g}; binarise the label first (e.g. rating >= 4 -> 1)"
         )
+    label = pc.if_else(pc.equal(label, hi), 1.0, 0.0)
     out = {schema.label: label, **cols}
     return pa.table(out)
 
 
-def read_lines(path: Path, report: ReadReport, chunk_rows: int) -> Iterator[pa.Array]:
+def read_lines(path: Path, chunk_rows: int) -> Iterator[pa.Array]:
     """Yield the text lines of `path` as string arrays, chunk by chunk (empty lines kept)."""
     block = max(1 << 20, chunk_rows * 64)
     reader = pv.open_csv(
@@ -167,12 +178,15 @@ def read_lines(path: Path, report: ReadReport, chunk_rows: int) -> Iterator[pa.A
             column_types={"line": pa.string()}, strings_can_be_null=False, quoted_strings_can_be_null=False
         ),
     )
-    for batch in reader:
-        yield batch.column(0)
+    try:
+        for batch in reader:
+            yield batch.column(0)
+    finally:
+        reader.close()
 
 
 def column_from_lists(lists: pa.ListArray, j: int) -> pa.Array:
-    """The `j`-th element of every list (null where a list is shorter): a vectorised padding."""
+    """The `j`-th element of every (non-null) list, null where a list is shorter: a vectorised padding."""
     lengths = pc.list_value_length(lists).to_numpy(zero_copy_only=False)
     offsets = lists.offsets.to_numpy()[:-1]
     idx = offsets + j

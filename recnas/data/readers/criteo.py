@@ -1,6 +1,7 @@
 """Raw Criteo reader: tab-separated `label, I1..I13, C1..C26`, no header, empty = missing.
 
-Rows whose trailing empty fields were stripped (37 or 38 fields instead of 40) are padded.
+Rows whose trailing empty fields were stripped (fewer than 40 fields; 37 and 38 in the Kaggle head)
+are padded with missing values and counted in `ReadReport.padded`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pyarrow.compute as pc
 
 from recnas.data.readers.common import ReadReport, column_from_lists, read_lines, validate_chunk
 from recnas.data.schema import FieldSpec, FieldType, Schema, SourceFormat
+from recnas.errors import SchemaError
 
 N_NUM, N_CAT = 13, 26
 N_COLS = 1 + N_NUM + N_CAT
@@ -36,8 +38,15 @@ def read(
     from recnas.errors import DataError
 
     names = ["label", *NUM_NAMES, *CAT_NAMES]
+    unknown = [f.name for f in schema.fields if f.name not in names]
+    unknown += [schema.label] if schema.label != "label" else []
+    if unknown:
+        raise SchemaError(
+            f"{path}: the raw Criteo layout has fixed column names (label, I1..I13, C1..C26); "
+            f"{unknown} are not among them (do not rename its fields)"
+        )
     line_no = 1
-    for lines in read_lines(path, report, chunk_rows):
+    for lines in read_lines(path, chunk_rows):
         n = len(lines)
         lists = pc.split_pattern(lines, "\t")
         lengths = pc.list_value_length(lists).to_numpy(zero_copy_only=False)
@@ -49,8 +58,9 @@ def read(
                     f"{path} line {line_no + r}: expected up to {N_COLS} tab-separated fields, found "
                     f"{lengths[r]}; fix the row or pass --on-bad-row skip"
                 )
-            report.skip(line_no + int(r), "field count")
+            report.skip(line_no + int(r))
             keep[r] = False
+        report.padded += int(((lengths < N_COLS) & keep).sum())
         cols = {}
         for j, name in enumerate(names):
             col = column_from_lists(lists, j)

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.csv as pv
 import pyarrow.parquet as pq
 
-from recnas.data.readers.common import ReadReport, validate_chunk
+from recnas.data.readers.common import ReadReport, head_lines, validate_chunk
 from recnas.data.schema import Schema
 from recnas.errors import DataError, SchemaError
 
@@ -44,7 +44,7 @@ def open_csv(
         # An exception cannot cross pyarrow's callback: remember the first bad row and let
         # `raise_pending` raise it before the chunk holding it is used.
         if on_bad_row == "skip":
-            report.skip(row.number, f"{row.actual_columns} fields")
+            report.skip(row.number)
         elif report.pending_error is None:
             report.pending_error = (
                 f"{path} line {row.number}: expected {row.expected_columns} fields, found "
@@ -81,8 +81,8 @@ def fmt_columns(schema: Schema) -> list[str]:
 
 def read_header(path: Path, delimiter: str) -> list[str]:
     """Column names from the first line of a delimited file."""
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        first = fh.readline().rstrip("\r\n")
+    lines = head_lines(path, 1)
+    first = lines[0] if lines else ""
     if not first.strip():
         raise DataError(f"{path} line 1: the header line is empty; the file needs a header row")
     return [c.strip().strip('"') for c in first.split(delimiter)]
@@ -96,6 +96,13 @@ def read(
         yield from read_parquet(path, schema, report, chunk_rows)
         return
     reader, _ = open_csv(path, schema, report, on_bad_row, chunk_rows)
+    try:
+        yield from _validated(reader, path, schema, report)
+    finally:
+        reader.close()  # stop pyarrow's reader thread now, not at interpreter exit
+
+
+def _validated(reader: pv.CSVStreamingReader, path: Path, schema: Schema, report: ReadReport) -> Iterator[pa.Table]:
     try:
         for batch in reader:
             report.raise_pending()

@@ -9,7 +9,7 @@ import torch
 from recnas.data.batches import FieldBatch
 from recnas.data.schema import Schema
 from recnas.nn.interactions import AttentionalPooling
-from recnas.nn.models.base import CTRModel, FirstOrder, register
+from recnas.nn.models.base import CTRModel, register
 
 
 @register("afm")
@@ -20,7 +20,7 @@ class AFM(CTRModel):
 
     def __init__(self, schema: Schema, attention_dim: int = 16, **kw: Any) -> None:
         super().__init__(schema, **kw)
-        self.first_order = FirstOrder(schema, kw.get("numerical", "scalar"), kw.get("sparse", False))
+        self.first_order = self.make_first_order()
         self.afm = AttentionalPooling(self.num_fields, self.embedding.dim, attention_dim, self.dropout)
 
     def forward(self, batch: FieldBatch) -> torch.Tensor:

@@ -47,11 +47,12 @@ class CTRModel(nn.Module):
 
     def __init__(
         self, schema: Schema, embedding_dim: int | Mapping[str, int] = 10, mlp: Sequence[int] = (400, 400, 400),
-        dropout: float = 0.0, batch_norm: bool = False, numerical: str = "scalar", pooling: str = "mean",
+        dropout: float = 0.0, batch_norm: bool = False, numerical: str = "auto", pooling: str = "mean",
         sparse: bool = False, **options: Any,
     ) -> None:
         super().__init__()
         self.schema = schema
+        self.encoding = {"numerical": numerical, "pooling": pooling, "sparse": sparse}
         self.embedding = FieldEmbedding(schema, embedding_dim, numerical=numerical, pooling=pooling, sparse=sparse)
         if self.needs_equal_dims and not self.embedding.equal_dims:
             dims = dict(zip(self.embedding.field_names, self.embedding.dims, strict=True))
@@ -64,6 +65,10 @@ class CTRModel(nn.Module):
         self.dropout = dropout
         self.batch_norm = batch_norm
         self.options = options
+
+    def make_first_order(self) -> FirstOrder:
+        """A first-order (LR) part encoding fields the same way as the model's embedding."""
+        return FirstOrder(self.schema, **self.encoding)
 
     def embedding_params(self) -> int:
         """Embedding parameters (EP): every embedding table, first-order weights included."""
@@ -81,9 +86,9 @@ class CTRModel(nn.Module):
 class FirstOrder(nn.Module):
     """Logistic-regression part: a bias plus one learned weight per id (and per scalar numerical field)."""
 
-    def __init__(self, schema: Schema, numerical: str = "scalar", sparse: bool = False) -> None:
+    def __init__(self, schema: Schema, numerical: str = "auto", pooling: str = "mean", sparse: bool = False) -> None:
         super().__init__()
-        self.weights = FieldEmbedding(schema, 1, numerical=numerical, sparse=sparse)
+        self.weights = FieldEmbedding(schema, 1, numerical=numerical, pooling=pooling, sparse=sparse)
         self.bias = nn.Parameter(torch.zeros(1))
 
     def forward(self, batch: FieldBatch) -> torch.Tensor:

@@ -10,9 +10,9 @@ import torch
 from recnas.data.batches import FieldBatch
 from recnas.data.schema import Schema
 from recnas.errors import SchemaError
-from recnas.nn.embedding import FieldEmbedding
+from recnas.nn.embedding import field_order
 from recnas.nn.interactions import FFMInteraction
-from recnas.nn.models.base import CTRModel, FirstOrder, register
+from recnas.nn.models.base import CTRModel, register
 
 
 @register("ffm")
@@ -30,11 +30,10 @@ class FFM(CTRModel):
             if len(set(dim.values())) > 1:
                 raise SchemaError(f"model 'ffm' needs equal embedding dimensions, got {dict(dim)}")
             dim = next(iter(dim.values()))
-        super().__init__(schema, **{**kw, "embedding_dim": dim})
+        n_fields = sum(len(group) for group in field_order(schema, kw.get("numerical", "auto")))
+        super().__init__(schema, **{**kw, "embedding_dim": int(dim) * n_fields})
         self.dim = int(dim)
-        numerical, sparse = kw.get("numerical", "scalar"), kw.get("sparse", False)
-        self.embedding = FieldEmbedding(schema, self.dim * self.num_fields, numerical=numerical, sparse=sparse)
-        self.first_order = FirstOrder(schema, numerical, sparse)
+        self.first_order = self.make_first_order()
         self.ffm = FFMInteraction(self.num_fields)
 
     def forward(self, batch: FieldBatch) -> torch.Tensor:

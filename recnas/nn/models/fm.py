@@ -9,7 +9,7 @@ import torch
 from recnas.data.batches import FieldBatch
 from recnas.data.schema import Schema
 from recnas.nn.interactions import FMInteraction
-from recnas.nn.models.base import CTRModel, FirstOrder, register
+from recnas.nn.models.base import CTRModel, register
 
 
 @register("fm")
@@ -20,7 +20,7 @@ class FM(CTRModel):
 
     def __init__(self, schema: Schema, **kw: Any) -> None:
         super().__init__(schema, **kw)
-        self.first_order = FirstOrder(schema, kw.get("numerical", "scalar"), kw.get("sparse", False))
+        self.first_order = self.make_first_order()
         self.fm = FMInteraction()
 
     def forward(self, batch: FieldBatch) -> torch.Tensor:

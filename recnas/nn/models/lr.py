@@ -8,7 +8,7 @@ import torch
 
 from recnas.data.batches import FieldBatch
 from recnas.data.schema import Schema
-from recnas.nn.models.base import CTRModel, FirstOrder, register
+from recnas.nn.models.base import CTRModel, register
 
 
 @register("lr")
@@ -21,7 +21,7 @@ class LR(CTRModel):
     def __init__(self, schema: Schema, **kw: Any) -> None:
         super().__init__(schema, **{**kw, "embedding_dim": 1})
         del self.embedding  # LR has no latent embedding, only first-order weights
-        self.first_order = FirstOrder(schema, kw.get("numerical", "scalar"), kw.get("sparse", False))
+        self.first_order = self.make_first_order()
 
     def forward(self, batch: FieldBatch) -> torch.Tensor:
         """Logits `[batch]`."""

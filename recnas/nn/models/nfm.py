@@ -10,7 +10,7 @@ from recnas.data.batches import FieldBatch
 from recnas.data.schema import Schema
 from recnas.nn.interactions import BiInteraction
 from recnas.nn.layers import MLP
-from recnas.nn.models.base import CTRModel, FirstOrder, register
+from recnas.nn.models.base import CTRModel, register
 
 
 @register("nfm")
@@ -21,7 +21,7 @@ class NFM(CTRModel):
 
     def __init__(self, schema: Schema, **kw: Any) -> None:
         super().__init__(schema, **kw)
-        self.first_order = FirstOrder(schema, kw.get("numerical", "scalar"), kw.get("sparse", False))
+        self.first_order = self.make_first_order()
         self.bi = BiInteraction()
         self.mlp = MLP(self.embedding.dim, self.mlp_sizes, self.dropout, self.batch_norm, out_dim=1)
 

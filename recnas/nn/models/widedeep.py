@@ -9,7 +9,7 @@ import torch
 from recnas.data.batches import FieldBatch
 from recnas.data.schema import Schema
 from recnas.nn.layers import MLP
-from recnas.nn.models.base import CTRModel, FirstOrder, register
+from recnas.nn.models.base import CTRModel, register
 
 
 @register("widedeep", "wide_deep", "wdl")
@@ -21,7 +21,7 @@ class WideDeep(CTRModel):
 
     def __init__(self, schema: Schema, **kw: Any) -> None:
         super().__init__(schema, **kw)
-        self.first_order = FirstOrder(schema, kw.get("numerical", "scalar"), kw.get("sparse", False))
+        self.first_order = self.make_first_order()
         self.mlp = MLP(self.embedding.flat_dim, self.mlp_sizes, self.dropout, self.batch_norm, out_dim=1)
 
     def forward(self, batch: FieldBatch) -> torch.Tensor:

@@ -12,7 +12,7 @@ from recnas.data.batches import FieldBatch
 from recnas.data.schema import Schema
 from recnas.nn.interactions import CIN
 from recnas.nn.layers import MLP
-from recnas.nn.models.base import CTRModel, FirstOrder, register
+from recnas.nn.models.base import CTRModel, register
 
 
 @register("xdeepfm")
@@ -27,10 +27,11 @@ class XDeepFM(CTRModel):
 
     )
 
-    def __init__(self, schema: Schema, cin_layers: Sequence[int] = (100, 100), **kw: Any) -> None:
+    def __init__(self, schema: Schema, cin_layers: Sequence[int] = (100, 100), cin_activation: str = "identity",
+                 **kw: Any) -> None:
         super().__init__(schema, **kw)
-        self.first_order = FirstOrder(schema, kw.get("numerical", "scalar"), kw.get("sparse", False))
-        self.cin = CIN(self.num_fields, cin_layers)
+        self.first_order = self.make_first_order()
+        self.cin = CIN(self.num_fields, cin_layers, cin_activation)
         self.cin_head = nn.Linear(self.cin.out_dim, 1)
         self.mlp = MLP(self.embedding.flat_dim, self.mlp_sizes, self.dropout, self.batch_norm, out_dim=1)
 
