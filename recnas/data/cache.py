@@ -60,8 +60,11 @@ def file_fingerprint(path: Path) -> dict[str, Any]:
 
 def cache_key(source: DatasetSource, on_bad_row: str) -> tuple[str, dict[str, Any]]:
     """Hash of everything the encoded arrays depend on, and the description it was made from."""
+    import recnas
+
     desc = {
         "cache_format": CACHE_FORMAT,
+        "recnas": recnas.__version__,  # a new release may encode differently: never reuse across versions
         "sources": {s: file_fingerprint(p) for s, p in sorted(source.splits.items())},
         "schema": source.schema.to_dict(),
         "options": {"on_bad_row": on_bad_row},

@@ -131,16 +131,18 @@ class FeatureProcessor:
     """Fits a schema's vocabularies and statistics on train, then encodes splits chunk by chunk."""
 
     def __init__(
-        self, schema: Schema, on_bad_row: str = "error", chunk_rows: int = DEFAULT_CHUNK_ROWS, seed: int = 0
+        self, schema: Schema, on_bad_row: str = "error", chunk_rows: int = DEFAULT_CHUNK_ROWS, seed: int = 0,
+        require_label: bool = True,
     ) -> None:
         self.schema = schema
+        self.require_label = require_label  # False: transform may read files without labels (fit never does)
         self.on_bad_row = on_bad_row
         self.chunk_rows = chunk_rows
         self.seed = seed
         self.fit_report: ReadReport | None = None
 
-    def _chunks(self, path: Path, report: ReadReport) -> Iterator[pa.Table]:
-        return read_chunks(path, self.schema, report, self.on_bad_row, self.chunk_rows)
+    def _chunks(self, path: Path, report: ReadReport, require_label: bool = True) -> Iterator[pa.Table]:
+        return read_chunks(path, self.schema, report, self.on_bad_row, self.chunk_rows, require_label)
 
     def fit(self, train_path: str | Path) -> Schema:
         """Fit on the train file; returns (and keeps) the fitted schema."""
@@ -196,7 +198,7 @@ class FeatureProcessor:
             raise SchemaError("the processor is not fitted; call fit(train) first")
         path = Path(path)
         report = report or ReadReport(path)
-        for table in self._chunks(path, report):
+        for table in self._chunks(path, report, self.require_label):
             yield encode_table(self.schema, table)
 
     def transform(self, path: str | Path) -> tuple[dict[str, np.ndarray], EncodeReport]:

@@ -159,14 +159,17 @@ def load_run(run_dir: str | Path) -> tuple[ExperimentConfig, Schema, CTRModel]:
 
 def predict_file(run_dir: str | Path, data: str | Path, out: str | Path,
                  batch_size: int = 16384) -> tuple[dict[str, Any], EncodeReport]:
-    """Score a data file (or a folder's test split) with a trained run; writes `out` as CSV (score, label)."""
+    """Score a data file (or a folder's test split) with a trained run; writes `out` as CSV (score[, label]).
+
+    CSV/Parquet files may lack the label column (new data to score); then no metrics are computed.
+    """
     cfg, schema, model = load_run(run_dir)
     torch.set_num_threads(cfg.threads)
     data = Path(data)
     path = open_dataset(data, schema=schema).splits.get("test") if data.is_dir() else data
     if path is None:
         raise DataError(f"{data}: no test file in this folder; pass a data file")
-    proc = FeatureProcessor(schema)
+    proc = FeatureProcessor(schema, require_label=False)
     report = EncodeReport()
     ys, outs = [], []
     read = ReadReport(Path(path))
@@ -182,8 +185,9 @@ def predict_file(run_dir: str | Path, data: str | Path, out: str | Path,
     import pyarrow as pa
     import pyarrow.csv as pv
 
-    pv.write_csv(pa.table({"score": p_all, "label": y_all.astype(np.int64)}), out)
-    summary = {"rows": len(p_all), "path": str(path), "out": str(out)}
-    if 0 < y_all.sum() < len(y_all):
+    columns = {"score": p_all, "label": y_all.astype(np.int64)} if read.labeled else {"score": p_all}
+    pv.write_csv(pa.table(columns), out)
+    summary = {"rows": len(p_all), "path": str(path), "out": str(out), "labeled": read.labeled}
+    if read.labeled and 0 < y_all.sum() < len(y_all):
         summary.update(binary_metrics(y_all, logits_all))
     return summary, report

@@ -59,6 +59,25 @@ def test_predict_matches_the_run_and_counts_unseen(synth_dir: Path, tmp_path: Pa
     assert re.search(r"unseen values -> OOV id: .*\bc3 1\b", res.output)
 
 
+def test_predict_scores_a_file_without_labels(synth_dir: Path, tmp_path: Path) -> None:
+    import pyarrow.csv as pv
+
+    out = tmp_path / "run"
+    res = runner.invoke(app, ["train", "--data", str(synth_dir), "--model", "lr", "--out", str(out), *FAST,
+                              "--set", f"data.cache_dir={tmp_path / 'cache'}"])
+    assert res.exit_code == 0, res.output
+    table = pv.read_csv(synth_dir / "test.csv")
+    pv.write_csv(table.drop_columns(["label"]), tmp_path / "new.csv")
+    res = runner.invoke(app, ["predict", str(out), str(tmp_path / "new.csv"), "--out", str(tmp_path / "s.csv")])
+    assert res.exit_code == 0, res.output
+    scores = pv.read_csv(tmp_path / "s.csv")
+    assert scores.column_names == ["score"] and scores.num_rows == table.num_rows
+    assert "AUC" not in res.output
+    labelled = runner.invoke(app, ["predict", str(out), str(synth_dir / "test.csv"), "--out", str(tmp_path / "t.csv")])
+    assert pv.read_csv(tmp_path / "t.csv")["score"].equals(scores["score"])
+    assert labelled.exit_code == 0
+
+
 def test_models_lists_the_zoo() -> None:
     res = runner.invoke(app, ["models"])
     assert res.exit_code == 0

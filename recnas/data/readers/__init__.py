@@ -24,11 +24,14 @@ def read_chunks(
     report: ReadReport | None = None,
     on_bad_row: str = "error",
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    require_label: bool = True,
 ) -> Iterator[pa.Table]:
     """Yield validated chunks of `path` read as `schema.format` says.
 
     `on_bad_row` is `error` (stop at the first row with the wrong number of fields) or `skip`
-    (drop such rows and count them in `report`).
+    (drop such rows and count them in `report`). With `require_label=False`, a CSV or Parquet file
+    without the label column is read with a placeholder label of 0 and `report.labeled` is False
+    (scoring new data).
     """
     from recnas.data.readers import avazu, criteo, delimited, libfm
 
@@ -40,7 +43,7 @@ def read_chunks(
     report = report if report is not None else ReadReport(path)
     kind = schema.format.kind
     if kind in ("csv", "parquet"):
-        yield from delimited.read(path, schema, report, on_bad_row, chunk_rows)
+        yield from delimited.read(path, schema, report, on_bad_row, chunk_rows, require_label)
     elif kind == "libfm":
         yield from libfm.read(path, schema, report, on_bad_row, chunk_rows)
     elif kind == "criteo":

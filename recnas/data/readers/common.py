@@ -57,6 +57,7 @@ class ReadReport:
     line_based: bool = True
     pending_error: str | None = None
     padded: int = 0  # Criteo rows whose stripped trailing empty fields were restored
+    labeled: bool = True  # False when the file has no label column (placeholder labels of 0)
     _all_skipped: list[int] = field(default_factory=list, repr=False)
 
     def skip(self, line: int | None) -> None:

@@ -19,9 +19,13 @@ def wanted_columns(schema: Schema) -> list[str]:
     return [schema.label, *(f.name for f in schema.fields)]
 
 
-def check_columns(path: Path, have: list[str], schema: Schema) -> None:
-    """Fail when the schema names a column the file does not have."""
-    missing = [c for c in wanted_columns(schema) if c not in have]
+def check_columns(path: Path, have: list[str], schema: Schema, report: ReadReport | None = None,
+                  require_label: bool = True) -> None:
+    """Fail when the schema names a column the file does not have (the label may be absent if not required)."""
+    label_absent_ok = not require_label and schema.label not in have
+    if label_absent_ok and report is not None:
+        report.labeled = False
+    missing = [c for c in wanted_columns(schema) if c not in have and not (label_absent_ok and c == schema.label)]
     if missing:
         raise SchemaError(
             f"{path}: the schema names column(s) {missing} that the file does not have "
@@ -31,14 +35,14 @@ def check_columns(path: Path, have: list[str], schema: Schema) -> None:
 
 def open_csv(
     path: Path, schema: Schema, report: ReadReport, on_bad_row: str, chunk_rows: int,
-    column_names: list[str] | None = None,
+    column_names: list[str] | None = None, require_label: bool = True,
 ) -> tuple[pv.CSVStreamingReader, list[str]]:
     """Open a delimited file as a stream of string columns; returns the reader and file columns."""
     fmt = schema.format
     if column_names is None:
         column_names = read_header(path, fmt.delimiter) if fmt.header else list(fmt_columns(schema))
     report.header_lines = 1 if fmt.header else 0
-    check_columns(path, column_names, schema)
+    check_columns(path, column_names, schema, report, require_label)
 
     def on_invalid(row: pv.InvalidRow) -> str:
         # An exception cannot cross pyarrow's callback: remember the first bad row and let
@@ -88,14 +92,21 @@ def read_header(path: Path, delimiter: str) -> list[str]:
     return [c.strip().strip('"') for c in first.split(delimiter)]
 
 
+def with_placeholder_label(table: pa.Table, schema: Schema, report: ReadReport) -> pa.Table:
+    """Add a label column of zeros when the file has none (`report.labeled` is False)."""
+    if report.labeled:
+        return table
+    return table.append_column(schema.label, pa.array([0.0] * table.num_rows, pa.float64()))
+
+
 def read(
-    path: Path, schema: Schema, report: ReadReport, on_bad_row: str, chunk_rows: int
+    path: Path, schema: Schema, report: ReadReport, on_bad_row: str, chunk_rows: int, require_label: bool = True
 ) -> Iterator[pa.Table]:
     """Yield validated chunks of a CSV/TSV or Parquet file."""
     if schema.format.kind == "parquet":
-        yield from read_parquet(path, schema, report, chunk_rows)
+        yield from read_parquet(path, schema, report, chunk_rows, require_label)
         return
-    reader, _ = open_csv(path, schema, report, on_bad_row, chunk_rows)
+    reader, _ = open_csv(path, schema, report, on_bad_row, chunk_rows, require_label=require_label)
     try:
         yield from _validated(reader, path, schema, report)
     finally:
@@ -108,7 +119,8 @@ def _validated(reader: pv.CSVStreamingReader, path: Path, schema: Schema, report
             report.raise_pending()
             if batch.num_rows == 0:
                 continue
-            table = validate_chunk(pa.Table.from_batches([batch]), schema, report, report.rows)
+            table = with_placeholder_label(pa.Table.from_batches([batch]), schema, report)
+            table = validate_chunk(table, schema, report, report.rows)
             report.rows += table.num_rows
             yield table
         report.raise_pending()
@@ -117,15 +129,19 @@ def _validated(reader: pv.CSVStreamingReader, path: Path, schema: Schema, report
         raise DataError(f"{path}: cannot be parsed as delimited text ({e}); check the delimiter") from e
 
 
-def read_parquet(path: Path, schema: Schema, report: ReadReport, chunk_rows: int) -> Iterator[pa.Table]:
+def read_parquet(
+    path: Path, schema: Schema, report: ReadReport, chunk_rows: int, require_label: bool = True
+) -> Iterator[pa.Table]:
     """Yield validated chunks of a Parquet file (row numbers are 1-based data rows)."""
     report.line_based = False
     try:
         pf = pq.ParquetFile(str(path))
     except (pa.ArrowInvalid, OSError) as e:
         raise DataError(f"{path}: not a readable Parquet file ({e})") from e
-    check_columns(path, pf.schema_arrow.names, schema)
-    for batch in pf.iter_batches(batch_size=chunk_rows, columns=wanted_columns(schema)):
-        table = validate_chunk(pa.Table.from_batches([batch]), schema, report, report.rows)
+    check_columns(path, pf.schema_arrow.names, schema, report, require_label)
+    columns = [c for c in wanted_columns(schema) if report.labeled or c != schema.label]
+    for batch in pf.iter_batches(batch_size=chunk_rows, columns=columns):
+        table = with_placeholder_label(pa.Table.from_batches([batch]), schema, report)
+        table = validate_chunk(table, schema, report, report.rows)
         report.rows += table.num_rows
         yield table
