@@ -89,8 +89,29 @@ class FieldEmbedding(nn.Module):
         self.scalar_missing = nn.ParameterList(nn.Parameter(torch.zeros(d)) for d in scalar_dims)
         means = [f.stats.mean for f in scalar]  # type: ignore[union-attr]
         stds = [f.stats.std if f.stats.std > 0 else 1.0 for f in scalar]  # type: ignore[union-attr]
+        self.track_rows = False  # record looked-up rows for the lazy L2 of the sparse path
+        self._touched: list[tuple[nn.Embedding, torch.Tensor]] = []
         self.register_buffer("scalar_mean", torch.tensor(means, dtype=torch.float32), persistent=False)
         self.register_buffer("scalar_std", torch.tensor(stds, dtype=torch.float32), persistent=False)
+
+    def _lookup(self, table: nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
+        if self.track_rows and self.training and torch.is_grad_enabled():
+            self._touched.append((table, ids.reshape(-1)))
+        return table(ids)
+
+    def touched_squared_norm(self) -> torch.Tensor:
+        """||E_rows||^2 over the distinct rows looked up since the last call (then forgets them).
+
+        The lazy L2 of the sparse path: only rows a batch touched are penalised, so gradients stay sparse.
+        """
+        total = torch.zeros(())
+        by_table: dict[int, tuple[nn.Embedding, list[torch.Tensor]]] = {}
+        for table, ids in self._touched:
+            by_table.setdefault(id(table), (table, []))[1].append(ids)
+        for table, ids in by_table.values():
+            total = total + table(torch.unique(torch.cat(ids))).pow(2).sum()
+        self._touched = []
+        return total
 
     @property
     def num_fields(self) -> int:
@@ -130,14 +151,14 @@ class FieldEmbedding(nn.Module):
             raise SchemaError(f"fields have different embedding dimensions {self.dims}; use flat()")
         parts = []
         if self.n_cat:
-            parts.append(self.table(batch.cat + self.cat_offsets))
+            parts.append(self._lookup(self.table, batch.cat + self.cat_offsets))
         if self.n_bucket:
-            parts.append(self.table(batch.num_bucket[:, self.bucket_cols] + self.bucket_offsets))
+            parts.append(self._lookup(self.table, batch.num_bucket[:, self.bucket_cols] + self.bucket_offsets))
         if self.n_scalar:
             parts.append(torch.stack(self._scalar(batch), dim=1))
         if self.n_multi:
             ids = batch.mv + self.multi_offsets.view(1, -1, 1)
-            parts.append(self._pool(self.table(ids), batch.mv_len))
+            parts.append(self._pool(self._lookup(self.table, ids), batch.mv_len))
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
     def flat(self, batch: FieldBatch) -> torch.Tensor:
@@ -147,14 +168,14 @@ class FieldEmbedding(nn.Module):
         vecs: list[torch.Tensor] = []
         k = 0
         for j in range(self.n_cat):
-            vecs.append(self.tables[k](batch.cat[:, j]))
+            vecs.append(self._lookup(self.tables[k], batch.cat[:, j]))
             k += 1
         for j, col in enumerate(self.bucket_cols):
-            vecs.append(self.tables[k + j](batch.num_bucket[:, col]))
+            vecs.append(self._lookup(self.tables[k + j], batch.num_bucket[:, col]))
         k += self.n_bucket
         vecs.extend(self._scalar(batch))
         for j in range(self.n_multi):
-            e = self.tables[k + j](batch.mv[:, j : j + 1])
+            e = self._lookup(self.tables[k + j], batch.mv[:, j : j + 1])
             vecs.append(self._pool(e, batch.mv_len[:, j : j + 1]).squeeze(1))
         return torch.cat(vecs, dim=1)
 

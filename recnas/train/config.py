@@ -22,7 +22,10 @@ class TrainerConfig(BaseModel):
         0.1, ge=0, description="penalty embedding_l2/2 * ||E||^2 on the id tables, every step (0 = off)"
     )
     weight_decay: float = Field(0.0, ge=0, description="L2 of dense weights (optimizer weight decay)")
-    sparse: bool = Field(False, description="sparse embedding gradients (SparseAdam / Adagrad); no embedding_l2")
+    sparse: bool = Field(
+        False, description="sparse embedding gradients (SparseAdam / Adagrad); embedding_l2 then acts lazily, "
+        "on the rows each batch touches"
+    )
     patience: int = Field(2, ge=1, description="stop after this many epochs in a row without improvement")
     reduce_lr_factor: float = Field(0.1, gt=0, le=1, description="multiply the lr by this on each bad epoch")
     min_delta: float = Field(1e-6, ge=0)

@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from recnas.data.batches import BatchIterator
-from recnas.errors import ConfigError, DataError, TrainingError
+from recnas.errors import DataError, TrainingError
+from recnas.nn.embedding import FieldEmbedding
 from recnas.train.config import TrainerConfig
 from recnas.train.hooks import Hook
 from recnas.train.metrics import binary_metrics
@@ -78,8 +79,11 @@ class Trainer:
         l2 = self.config.embedding_l2
         if l2 == 0:
             return None
-        if self.config.sparse:
-            raise ConfigError("trainer.embedding_l2 needs dense embedding gradients; set trainer.sparse=false")
+        if self.config.sparse:  # lazy L2: only the rows this batch looked up, so gradients stay sparse
+            embeddings = [m for m in model.modules() if isinstance(m, FieldEmbedding)]
+            for m in embeddings:
+                m.track_rows = True
+            return lambda: 0.5 * l2 * sum(m.touched_squared_norm() for m in embeddings)
         tables = model.embedding_tables() if hasattr(model, "embedding_tables") else []
         return lambda: 0.5 * l2 * sum(w.pow(2).sum() for w in tables)
 
@@ -181,6 +185,9 @@ class Trainer:
                 h.on_epoch_end(self, epoch, record)
             if self.stop:
                 break
+        for m in model.modules():
+            if isinstance(m, FieldEmbedding):
+                m.track_rows = False
         if best_state is not None:
             model.load_state_dict(best_state)
         for h in hooks:

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from recnas.data.batches import BatchIterator
-from recnas.errors import ConfigError, DataError, TrainingError
+from recnas.errors import DataError, TrainingError
 from recnas.nn.models import build_model
 from recnas.train import Hook, Trainer, TrainerConfig, evaluate
 from recnas.train.optim import build_optimizers, split_parameters
@@ -79,9 +79,24 @@ def test_parameter_groups_and_sparse_optimizers(prepared) -> None:  # noqa: ANN0
     res = Trainer(TrainerConfig(epochs=1, batch_size=256, sparse=True, embedding_l2=0.0, progress=False)).fit(
         model, prepared.batches("train", 256), None)
     assert res.epochs == 1
-    with pytest.raises(ConfigError, match="embedding_l2 needs dense"):
-        Trainer(TrainerConfig(epochs=1, sparse=True, embedding_l2=0.1, progress=False)).fit(
-            model, prepared.batches("train", 256), None)
+
+
+
+def test_lazy_l2_on_the_sparse_path_shrinks_only_touched_rows(prepared) -> None:  # noqa: ANN001
+    def train(l2: float) -> tuple[torch.Tensor, torch.Tensor, torch.nn.Module]:
+        torch.manual_seed(0)
+        model = build_model("fm", prepared.schema, embedding_dim=8, sparse=True)
+        before = model.embedding.table.weight.detach().clone()
+        Trainer(TrainerConfig(epochs=2, batch_size=256, lr=1e-2, sparse=True, embedding_l2=l2, progress=False)).fit(
+            model, prepared.batches("train", 256, seed=0))
+        return before, model.embedding.table.weight.detach(), model
+
+    before, plain, _ = train(0.0)
+    _, lazy, model = train(1.0)
+    pad_rows = model.embedding.cat_offsets  # id 0 of every categorical field is never looked up
+    assert torch.equal(lazy[pad_rows], before[pad_rows])  # untouched rows are not decayed (gradients stay sparse)
+    assert lazy.pow(2).sum() < 0.5 * plain.pow(2).sum()  # touched rows are shrunk by the penalty
+    assert not model.embedding.track_rows and not model.embedding._touched
 
 
 def test_embedding_l2_shrinks_the_tables(prepared) -> None:  # noqa: ANN001
