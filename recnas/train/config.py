@@ -31,4 +31,5 @@ class TrainerConfig(BaseModel):
     min_delta: float = Field(1e-6, ge=0)
     monitor: Literal["auc", "logloss"] = "auc"
     max_grad_norm: float | None = Field(None, gt=0)
+    restore_best: bool = Field(True, description="end with the best-validation weights (a search keeps the last)")
     progress: bool = Field(True, description="progress bar (shown only on a terminal)")

@@ -188,7 +188,7 @@ class Trainer:
         for m in model.modules():
             if isinstance(m, FieldEmbedding):
                 m.track_rows = False
-        if best_state is not None:
+        if best_state is not None and cfg.restore_best:
             model.load_state_dict(best_state)
         for h in hooks:
             h.on_fit_end(self, model)

@@ -1,0 +1,117 @@
+"""AutoFIS gated interactions.
+
+Liu et al., AutoFIS: Automatic Feature Interaction Selection in Factorization Models for Click-Through Rate
+Prediction, KDD 2020.
+
+Every pairwise interaction <e_i, e_j> goes through batch norm without affine parameters (so gate sizes
+are comparable) and is multiplied by a gate alpha_ij (initialised at 0.6). GRDA drives the gates of
+useless pairs to exactly zero during search; `export` keeps the pairs whose gate is non-zero and `freeze`
+builds the retrain block with only those pairs (the gates stay as ordinary, trainable weights).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from recnas.errors import ConfigError
+from recnas.nn.layers import pair_indices
+from recnas.space.choice import Choice, Sample
+
+GATE_INIT = 0.6
+
+
+def pair_label(a: str, b: str) -> str:
+    """Choice label of the interaction between fields `a` and `b`."""
+    return f"interaction/{a}*{b}"
+
+
+class SelectedInteractions(nn.Module):
+    """Sum over the given pairs of alpha_ij * BN(<e_i, e_j>): `[B, F, D]` -> `[B, 1]` (the retrain block)."""
+
+    def __init__(self, rows: torch.Tensor, cols: torch.Tensor, gate_init: float = GATE_INIT) -> None:
+        super().__init__()
+        self.register_buffer("rows", rows.clone(), persistent=False)
+        self.register_buffer("cols", cols.clone(), persistent=False)
+        self.norm = nn.BatchNorm1d(max(len(rows), 1), affine=False)
+        self.gate = nn.Parameter(torch.full((len(rows),), gate_init))
+
+    @property
+    def num_pairs(self) -> int:
+        """How many interactions the block computes."""
+        return len(self.rows)
+
+    def products(self, e: torch.Tensor) -> torch.Tensor:
+        """Normalised inner products `[B, P]` of the block's pairs."""
+        ip = (e[:, self.rows] * e[:, self.cols]).sum(-1)
+        if self.num_pairs == 0:
+            return ip
+        return self.norm(ip)
+
+    def forward(self, e: torch.Tensor) -> torch.Tensor:
+        """`[B, F, D]` -> `[B, 1]`."""
+        return (self.products(e) * self.gate).sum(1, keepdim=True)
+
+
+class GatedInteractions(SelectedInteractions):
+    """Every pair i < j with a searchable gate; a `SearchableBlock`.
+
+    The gates are architecture parameters (optimised by GRDA, not by the weight optimiser).
+    """
+
+    def __init__(self, field_names: Sequence[str], gate_init: float = GATE_INIT, seed: int = 0) -> None:
+        rows, cols = pair_indices(len(field_names))
+        super().__init__(rows, cols, gate_init)
+        gen = torch.Generator().manual_seed(seed)
+        with torch.no_grad():  # the paper's 0.6 +- 0.001: break ties between otherwise identical gates
+            self.gate.add_((torch.rand(len(rows), generator=gen) - 0.5) * 0.002)
+        self.field_names = list(field_names)
+        pairs = zip(rows.tolist(), cols.tolist(), strict=True)
+        self.labels = [pair_label(self.field_names[i], self.field_names[j]) for i, j in pairs]
+        self.register_buffer("mask", torch.ones(len(rows)), persistent=False)
+
+    # ---- SearchableBlock ----------------------------------------------------------------------
+    def choices(self) -> list[Choice]:
+        """One keep/drop decision per field pair."""
+        return [Choice(label, (False, True)) for label in self.labels]
+
+    def arch_parameters(self) -> list[nn.Parameter]:
+        """The gates."""
+        return [self.gate]
+
+    def set_sample(self, sample: Mapping[str, Any] | None) -> None:
+        """Fix which pairs are on (shared weights), or None for all pairs."""
+        if sample is None:
+            self.mask.fill_(1.0)
+            return
+        self.mask.copy_(torch.tensor([1.0 if sample[label] else 0.0 for label in self.labels]))
+
+    def export(self) -> Sample:
+        """Keep the pairs whose gate is not exactly zero."""
+        g = self.gate.detach()
+        return {label: bool(g[k] != 0) for k, label in enumerate(self.labels)}
+
+    def export_probs(self) -> dict[str, list[float]]:
+        """[drop, keep] preference from |gate| relative to the largest gate."""
+        g = self.gate.detach().abs()
+        top = float(g.max()) if len(g) and float(g.max()) > 0 else 1.0
+        return {label: [1.0 - float(g[k]) / top, float(g[k]) / top] for k, label in enumerate(self.labels)}
+
+    def freeze(self, sample: Mapping[str, Any]) -> SelectedInteractions:
+        """The retrain block: only the kept pairs, gates as ordinary weights started at `GATE_INIT`."""
+        unknown = [k for k in sample if k.startswith("interaction/") and k not in self.labels]
+        if unknown:
+            raise ConfigError(f"sample names interactions this block does not have: {unknown[:3]}")
+        keep = torch.tensor([bool(sample.get(label, False)) for label in self.labels], dtype=torch.bool)
+        return SelectedInteractions(self.rows[keep], self.cols[keep])
+
+    def forward(self, e: torch.Tensor) -> torch.Tensor:
+        """`[B, F, D]` -> `[B, 1]` with the current mask (all pairs during the gated search)."""
+        return (self.products(e) * self.gate * self.mask).sum(1, keepdim=True)
+
+    def gates(self) -> dict[str, float]:
+        """Current gate values by pair label (the report's heat map)."""
+        return {label: float(v) for label, v in zip(self.labels, self.gate.detach().tolist(), strict=True)}
