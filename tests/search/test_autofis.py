@@ -26,7 +26,7 @@ def planted(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     return prepare(open_dataset(out), tmp_path_factory.mktemp("fis_cache")), truth
 
 
-def search(ds, deep: bool, threshold: float = 1.0) -> AutoFIS:  # noqa: ANN001
+def search(ds, deep: bool, threshold: float = 1.5) -> AutoFIS:  # noqa: ANN001
     torch.manual_seed(0)
     model = AutoFIS(ds.schema, deep=deep, embedding_dim=8, mlp=[32], dropout=0.0)
     steps = EPOCHS * len(ds.batches("train", BATCH))
