@@ -1,6 +1,6 @@
 """Zoo benchmark: every registered model on the team's real splits with one shared setting.
 
-Embedding dim 10, batch 4,096, Adam lr 1e-3, MLP 400-400-400 where a model has one, recnas's default
+Embedding dim 10, batch 4,096, Adam lr 1e-3, MLP 400-400-400 where a model has one (CIN 32-32), recnas's default
 embedding L2 and dropout, early stopping on valid AUC (patience 2, lr x0.1 on plateau), up to 50 epochs,
 3 seeds. Models are chosen on valid, reported on test. Writes bench/results/zoo_<dataset>.json and, with
 --write-md, a table in BENCHMARKS.md.
@@ -23,7 +23,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "derived"
-SETTING = ["model.embedding_dim=10", "model.mlp=[400,400,400]", "trainer.batch_size=4096", "trainer.optimizer=adam",
+SETTING = ["model.embedding_dim=10", "model.mlp=[400,400,400]", "model.cin_layers=[32,32]", "trainer.batch_size=4096",
+           "trainer.optimizer=adam",
            "trainer.lr=0.001", "trainer.patience=2", "trainer.reduce_lr_factor=0.1", "threads=2",
            "trainer.progress=false"]
 
