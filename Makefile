@@ -11,7 +11,6 @@ setup: $(STAMP)
 # torch is installed first and pinned: a plain `torch` requirement pulls a multi-GB CUDA build here.
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[test]'
 	@touch $(STAMP)
