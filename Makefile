@@ -18,9 +18,11 @@ $(STAMP): pyproject.toml
 demo: setup
 	bash scripts/demo.sh
 
-test: setup
-	$(PY) -m ruff check recnas tests bench
+test: setup lint
 	$(PY) -m pytest
+
+lint: setup
+	$(PY) -m ruff check recnas tests bench
 
 bench-data: setup
 	$(PY) bench/data_bench.py
