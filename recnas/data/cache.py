@@ -28,7 +28,7 @@ from recnas.data.processor import ARRAY_DTYPES, EncodeReport, FeatureProcessor
 from recnas.data.readers import DEFAULT_CHUNK_ROWS, ReadReport
 from recnas.data.schema import Schema
 from recnas.data.source import DatasetSource
-from recnas.errors import CacheError
+from recnas.errors import CacheError, RecnasError
 
 CACHE_FORMAT = 1
 FULL_HASH_LIMIT = 256 << 20
@@ -144,7 +144,7 @@ def load_prepared(path: str | Path, verify: str = "size") -> PreparedDataset:
     try:
         return _open_arrays(path, manifest, verify)
     except (KeyError, TypeError, ValueError) as e:
-        if isinstance(e, CacheError):
+        if isinstance(e, RecnasError):
             raise
         raise CacheError(f"{man_path}: the manifest is damaged ({type(e).__name__}: {e}); prepare again") from e
 
@@ -189,7 +189,7 @@ def prepare(
                 ds.reused = True
                 return ds
             notes.append(f"cache {target} has another key; rebuilding")
-        except CacheError as e:
+        except RecnasError as e:  # a damaged manifest, array or schema.json: rebuild it
             notes.append(f"{e}; rebuilding")
         log(notes[-1])
     tmp = root / f".{target.name}.tmp-{os.getpid()}"

@@ -236,3 +236,12 @@ def test_bad_on_bad_row_option(tmp_path: Path) -> None:
     p = write(tmp_path / "d.csv", "label,a,x\n1,u,1\n")
     with pytest.raises(ConfigError, match="--on-bad-row must be"):
         consume(p, on_bad_row="ignore")
+
+
+def test_damaged_schema_in_the_cache_is_rebuilt(tmp_path: Path) -> None:
+    d = make_folder(tmp_path)
+    first = prepare(open_dataset(d, schema=SCHEMA), tmp_path / "cache")
+    (first.path / "schema.json").write_text("{not json")
+    again = prepare(open_dataset(d, schema=SCHEMA), tmp_path / "cache")
+    assert not again.reused and any("rebuilding" in n for n in again.notes)
+    assert again.schema == first.schema
