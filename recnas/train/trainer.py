@@ -108,6 +108,16 @@ class Trainer:
         hooks: Sequence[Hook] = (),
     ) -> FitResult:
         """Train `model`; with `valid`, stop early and restore the best-validation weights."""
+        try:
+            return self._fit(model, train, valid, hooks)
+        finally:  # also when training stops with an error
+            for m in model.modules():
+                if isinstance(m, FieldEmbedding):
+                    m.track_rows = False
+                    m._touched = []
+
+    def _fit(self, model: nn.Module, train: BatchIterator, valid: BatchIterator | None,
+             hooks: Sequence[Hook]) -> FitResult:
         cfg = self.config
         excluded = [p for h in hooks for p in h.exclude_parameters(model)]
         self.optimizers = build_optimizers(model, cfg.optimizer, cfg.lr, cfg.embedding_lr, cfg.weight_decay,
@@ -185,9 +195,6 @@ class Trainer:
                 h.on_epoch_end(self, epoch, record)
             if self.stop:
                 break
-        for m in model.modules():
-            if isinstance(m, FieldEmbedding):
-                m.track_rows = False
         if best_state is not None and cfg.restore_best:
             model.load_state_dict(best_state)
         for h in hooks:
