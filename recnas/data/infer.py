@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from recnas.data.readers.common import NUMBER_RE, SPECIAL_FLOAT_RE, check_file, head_lines
 from recnas.data.readers.criteo import CAT_NAMES, N_COLS, NUM_NAMES, criteo_schema
+from recnas.data.readers.delimited import read_header
 from recnas.data.schema import FieldSpec, FieldType, Schema, SourceFormat
 from recnas.errors import DataError, SchemaError
 
@@ -128,9 +129,11 @@ def sample_table(path: Path, fmt: SourceFormat) -> pa.Table:
 
 
 def _all_strings(path: Path, fmt: SourceFormat) -> dict[str, pa.DataType]:
-    first = next(iter(head_lines(path, 1)), "")
-    cells = first.split(fmt.delimiter)
-    names = [c.strip().strip('"') for c in cells] if fmt.header else [f"f{i}" for i in range(len(cells))]
+    if fmt.header:
+        names = read_header(path, fmt.delimiter)
+    else:
+        n_cells = len(next(iter(head_lines(path, 1)), "").split(fmt.delimiter))
+        names = [f"f{i}" for i in range(n_cells)]
     return {n: pa.string() for n in names}
 
 

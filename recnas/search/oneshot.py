@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import torch
 from torch import nn
 
 from recnas.search.grda import GRDA
@@ -76,7 +75,3 @@ class GRDAGateSearch(Hook):
             self.optimizer.load_state_dict(state["optimizer"])
         self.history = list(state.get("history", []))
 
-
-def grda_gradients_present(model: nn.Module) -> bool:
-    """Whether any gate holds a gradient (a check for tests)."""
-    return any(p.grad is not None and bool(torch.any(p.grad != 0)) for p in arch_parameters(model))

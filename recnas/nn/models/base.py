@@ -15,7 +15,7 @@ from torch import nn
 from recnas.data.batches import FieldBatch
 from recnas.data.schema import Schema
 from recnas.errors import ConfigError, SchemaError
-from recnas.nn.embedding import FieldEmbedding
+from recnas.nn.embedding import FieldEmbedding, field_order
 
 MODELS: dict[str, type[CTRModel]] = {}
 
@@ -43,6 +43,7 @@ class CTRModel(nn.Module):
 
     model_name: ClassVar[str] = "base"
     needs_equal_dims: ClassVar[bool] = True
+    has_embedding: ClassVar[bool] = True  # False: first-order weights only (LR)
     paper: ClassVar[str] = ""
 
     def __init__(
@@ -53,6 +54,18 @@ class CTRModel(nn.Module):
         super().__init__()
         self.schema = schema
         self.encoding = {"numerical": numerical, "pooling": pooling, "sparse": sparse}
+        if not self.has_embedding:
+            self.num_fields = sum(len(group) for group in field_order(schema, numerical))
+        else:
+            self._build_embedding(schema, embedding_dim, numerical, pooling, sparse)
+        self.mlp_sizes = list(mlp)
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.options = options
+
+    def _build_embedding(
+        self, schema: Schema, embedding_dim: int | Mapping[str, int], numerical: str, pooling: str, sparse: bool
+    ) -> None:
         self.embedding = FieldEmbedding(schema, embedding_dim, numerical=numerical, pooling=pooling, sparse=sparse)
         if self.needs_equal_dims and not self.embedding.equal_dims:
             dims = dict(zip(self.embedding.field_names, self.embedding.dims, strict=True))
@@ -61,10 +74,6 @@ class CTRModel(nn.Module):
                 "give one embedding_dim or use a model that concatenates embeddings (e.g. widedeep)"
             )
         self.num_fields = self.embedding.num_fields
-        self.mlp_sizes = list(mlp)
-        self.dropout = dropout
-        self.batch_norm = batch_norm
-        self.options = options
 
     def make_first_order(self) -> FirstOrder:
         """A first-order (LR) part encoding fields the same way as the model's embedding."""

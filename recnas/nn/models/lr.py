@@ -16,11 +16,11 @@ class LR(CTRModel):
     """Logistic regression: logit = b + sum_f w[id_f]."""
 
     needs_equal_dims = False
+    has_embedding = False
     paper = "Richardson et al., Predicting Clicks: Estimating the Click-Through Rate for New Ads, WWW 2007"
 
     def __init__(self, schema: Schema, **kw: Any) -> None:
-        super().__init__(schema, **{**kw, "embedding_dim": 1})
-        del self.embedding  # LR has no latent embedding, only first-order weights
+        super().__init__(schema, **kw)
         self.first_order = self.make_first_order()
 
     def forward(self, batch: FieldBatch) -> torch.Tensor:
