@@ -14,6 +14,14 @@ def pair_indices(num_fields: int) -> tuple[torch.Tensor, torch.Tensor]:
     return rows, cols
 
 
+def logit_head(in_dim: int) -> nn.Linear:
+    """A `Linear(in_dim, 1)` output layer, Xavier-normal with zero bias like every other dense layer here."""
+    head = nn.Linear(in_dim, 1)
+    nn.init.xavier_normal_(head.weight)
+    nn.init.zeros_(head.bias)
+    return head
+
+
 class Dropout(nn.Module):
     """Inverted dropout with a mask drawn by `torch.rand_like` (same law as `nn.Dropout`).
 

@@ -13,7 +13,7 @@ from torch import nn
 from recnas.data.batches import FieldBatch
 from recnas.data.schema import Schema
 from recnas.nn.interactions import SelfAttentionLayer
-from recnas.nn.layers import MLP
+from recnas.nn.layers import MLP, logit_head
 from recnas.nn.models.base import CTRModel, register
 
 
@@ -41,7 +41,7 @@ class AutoInt(CTRModel):
             layers.append(SelfAttentionLayer(width, head_dim, heads, residual))
             width = head_dim * heads
         self.attention = nn.Sequential(*layers)
-        self.head = nn.Linear(self.num_fields * width, 1)
+        self.head = logit_head(self.num_fields * width)
         self.mlp = (
             MLP(self.embedding.flat_dim, self.mlp_sizes, self.dropout, self.batch_norm, out_dim=1)
             if self.with_mlp else None

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
 
 from recnas.data.batches import FieldBatch
 from recnas.data.schema import Schema
 from recnas.nn.interactions import CrossNet
-from recnas.nn.layers import MLP
+from recnas.nn.layers import MLP, logit_head
 from recnas.nn.models.base import CTRModel, register
 
 
@@ -26,7 +25,7 @@ class DCN(CTRModel):
         k = self.embedding.flat_dim
         self.cross = CrossNet(k, cross_layers)
         self.mlp = MLP(k, self.mlp_sizes, self.dropout, self.batch_norm)
-        self.head = nn.Linear(k + self.mlp.out_dim, 1)
+        self.head = logit_head(k + self.mlp.out_dim)
 
     def forward(self, batch: FieldBatch) -> torch.Tensor:
         """Logits `[batch]`."""

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
 
 from recnas.data.batches import FieldBatch
 from recnas.data.schema import Schema
 from recnas.nn.interactions import CrossNetV2
-from recnas.nn.layers import MLP
+from recnas.nn.layers import MLP, logit_head
 from recnas.nn.models.base import CTRModel, register
 
 
@@ -33,7 +32,7 @@ class DCNv2(CTRModel):
         self.cross = CrossNetV2(k, cross_layers)
         self.mlp = MLP(k, self.mlp_sizes, self.dropout, self.batch_norm)
         head_in = self.mlp.out_dim + (k if structure == "parallel" else 0)
-        self.head = nn.Linear(head_in, 1)
+        self.head = logit_head(head_in)
 
     def forward(self, batch: FieldBatch) -> torch.Tensor:
         """Logits `[batch]`."""

@@ -6,12 +6,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch import nn
 
 from recnas.data.batches import FieldBatch
 from recnas.data.schema import Schema
 from recnas.nn.interactions import CIN
-from recnas.nn.layers import MLP
+from recnas.nn.layers import MLP, logit_head
 from recnas.nn.models.base import CTRModel, register
 
 
@@ -32,7 +31,7 @@ class XDeepFM(CTRModel):
         super().__init__(schema, **kw)
         self.first_order = self.make_first_order()
         self.cin = CIN(self.num_fields, cin_layers, cin_activation)
-        self.cin_head = nn.Linear(self.cin.out_dim, 1)
+        self.cin_head = logit_head(self.cin.out_dim)
         self.mlp = MLP(self.embedding.flat_dim, self.mlp_sizes, self.dropout, self.batch_norm, out_dim=1)
 
     def forward(self, batch: FieldBatch) -> torch.Tensor:
