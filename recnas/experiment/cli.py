@@ -183,6 +183,66 @@ def train_cmd(
                   f"{m['embedding_params']:,} embedding parameters; {m['train_samples_per_s']:,.0f} train samples/s")
 
 
+def _print_search(res) -> None:  # noqa: ANN001
+    arch, m, b = res.arch, res.retrain, res.baseline
+    if arch["method"] == "autofis":
+        kept = arch["interactions"]
+        console.print(f"kept {len(kept)} of {arch['num_pairs']} interactions: "
+                      + ", ".join(f"{x}*{y}" for x, y in kept[:12]) + (" ..." if len(kept) > 12 else ""))
+    else:
+        console.print("dimensions: " + ", ".join(f"{f}={d}" for f, d in arch["dims"].items())
+                      + f" ({arch['ep']:,} of {arch['full_ep']:,} searched embedding parameters)")
+    console.print(f"searched {arch['method']}-{arch['model']}: test AUC {m['test_auc']:.4f}, logloss "
+                  f"{m['test_logloss']:.4f}, {m['embedding_params']:,} embedding parameters")
+    if b is not None:
+        console.print(f"baseline {b['model']}: test AUC {b['test_auc']:.4f}, logloss {b['test_logloss']:.4f}, "
+                      f"{b['embedding_params']:,} embedding parameters")
+    console.print(f"run: {res.path}")
+    console.print(f"report: {res.report}")
+
+
+@app.command("search")
+def search_cmd(
+    config: Annotated[Path, typer.Argument(help="YAML config with a search section (e.g. configs/autofis_synth.yaml)")],
+    data: Annotated[str | None, typer.Option(help="dataset folder (sets data.path)")] = None,
+    out: Annotated[Path | None, typer.Option(help="run folder (default runs/<method>-<model>-<dataset>-<time>); "
+                                            "an unfinished one is resumed")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="override a config key, e.g. --set search.epochs=4")
+    ] = None,
+    quiet: Annotated[bool, typer.Option(help="no progress bar and no per-epoch lines")] = False,
+) -> None:
+    """Search an architecture (AutoFIS or AutoDim), retrain it, train the baseline, write the report."""
+    from recnas.experiment.config import load_config
+    from recnas.experiment.search import run_search
+
+    cfg = load_config(config, list(set_ or []))
+    if data is not None:
+        cfg.data.path = data
+    if quiet:
+        cfg.trainer.progress = False
+    _print_search(run_search(cfg, out, log=(lambda _m: None) if quiet else console.print))
+
+
+@app.command("retrain")
+def retrain_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="a run folder written by `recnas search`")],
+    quiet: Annotated[bool, typer.Option(help="no per-epoch lines")] = False,
+) -> None:
+    """Re-run the retrain stage alone from the run's search/arch.json, then refresh the report."""
+    from recnas.experiment.search import run_retrain
+
+    _print_search(run_retrain(run_dir, log=(lambda _m: None) if quiet else console.print))
+
+
+@app.command("report")
+def report_cmd(run_dir: Annotated[Path, typer.Argument(help="a run folder written by `recnas search`")]) -> None:
+    """Rebuild report.json and report.html from a search run folder."""
+    from recnas.experiment.report import write_report
+
+    console.print(f"report: {write_report(run_dir)}")
+
+
 @app.command("models")
 def models_cmd() -> None:
     """List the model zoo with the paper each model comes from."""

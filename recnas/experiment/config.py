@@ -55,8 +55,46 @@ class ModelConfig(BaseModel):
         return self.model_dump(exclude={"name"})
 
 
+class SearchConfig(BaseModel):
+    """The search stage (`recnas search`): which method and how it searches; unset values take method defaults.
+
+    The retrain and the baseline use `model` and `trainer`; the search itself trains its supernet for
+    `epochs` epochs (no early stopping, no lr cuts) and exports the final architecture.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["autofis", "autodim"] = "autofis"
+    epochs: int = Field(6, ge=1, description="search epochs")
+    batch_size: int | None = Field(None, ge=1, description="search batch size (default trainer.batch_size)")
+    lr: float | None = Field(None, gt=0, description="weight lr during the search (default trainer.lr)")
+    embedding_l2: float | None = Field(None, ge=0, description="embedding L2 during the search (default trainer's)")
+    mode: Literal["one_level", "bi_level"] | None = Field(
+        None, description="one_level (same batch; AutoFIS default) or bi_level (validation batches; AutoDim default)")
+    arch_optimizer: Literal["adam", "grda"] | None = Field(None, description="default: grda (AutoFIS), adam (AutoDim)")
+    arch_lr: float | None = Field(None, gt=0, description="default: 1.0 (GRDA), 0.03 (Adam)")
+    warmup_epochs: int | None = Field(None, ge=0, description="weight-only epochs first (default 0 AutoFIS, 2 AutoDim)")
+    # AutoFIS
+    grda_mu: float = Field(0.8, gt=0, lt=1)
+    grda_c: float | None = Field(None, ge=0, description="GRDA c; default: derived from grda_threshold")
+    grda_threshold: float = Field(
+        2.0, ge=0, description="GRDA's soft threshold at the end of the search; c is derived from the planned steps")
+    # AutoDim
+    candidates: list[int] = Field(default_factory=lambda: [2, 4, 8, 16, 32], min_length=1)
+    common_dim: int | None = Field(None, ge=1, description="interaction dimension (default: the largest candidate)")
+    lift_gamma: float = Field(0.15, gt=0, description="initial batch-norm scale of the candidate lifts")
+    memory_lambda: float = Field(0.1, ge=0, description="weight of the expected-size term (0 = the paper's form)")
+    max_ep: int | None = Field(None, ge=1, description="hard budget on the searched embedding parameters")
+    tau_start: float = Field(1.0, gt=0)
+    tau_min: float = Field(0.01, gt=0)
+    tau_end: float = Field(0.1, gt=0, description="temperature reached at the end of the search (tau_decay auto)")
+    tau_decay: float | Literal["auto"] = Field(
+        "auto", description="per-step decrease of tau; auto = reach tau_end after the planned architecture steps")
+    baseline: bool = Field(True, description="also train the unsearched model with the same settings")
+
+
 class ExperimentConfig(BaseModel):
-    """A whole run: data, model, trainer, seed and threads."""
+    """A whole run: data, model, trainer, seed and threads (and, for `recnas search`, the search)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -66,6 +104,7 @@ class ExperimentConfig(BaseModel):
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
 
 
 def parse_value(text: str) -> Any:

@@ -76,30 +76,48 @@ class RunResult:
     model: CTRModel
 
 
-def run_train(cfg: ExperimentConfig, out: str | Path | None = None,
-              log: Callable[[str], None] | None = None) -> RunResult:
-    """Prepare the data, train `cfg.model` with early stopping on valid AUC, score test, write the run folder."""
-    log = log or (lambda _m: None)
+@dataclass
+class Splits:
+    """The prepared dataset and its batch iterators, as a run uses them."""
+
+    ds: PreparedDataset
+    train: BatchIterator
+    valid: BatchIterator
+    test: BatchIterator
+
+
+def load_splits(cfg: ExperimentConfig, log: Callable[[str], None] | None = None,
+                batch_size: int | None = None) -> Splits:
+    """Prepare (or reuse the cache of) `cfg.data.path` and build train/valid/test batches."""
     if cfg.data.path is None:
         raise ConfigError("data.path is not set; pass --data DIR or set it in the config")
-    set_seed(cfg.seed, cfg.threads)
     ds = prepare(open_dataset(cfg.data.path), cfg.data.cache_dir, on_bad_row=cfg.data.on_bad_row, log=log)
     for split in ("train", "valid", "test"):
         if split not in ds.splits:
             raise DataError(f"{cfg.data.path}: no {split} split; a dataset folder needs train, valid and test files")
-    model = build_model(cfg.model.name, ds.schema, sparse=cfg.trainer.sparse, **cfg.model.build_kwargs())
     tcfg = cfg.trainer
-    train = BatchIterator(train_arrays(ds, cfg.data.max_train_rows), tcfg.batch_size, shuffle=True, seed=cfg.seed)
-    valid = ds.batches("valid", tcfg.eval_batch_size, shuffle=False)
-    test = ds.batches("test", tcfg.eval_batch_size, shuffle=False)
-    run_dir = Path(out) if out is not None else default_run_dir(cfg)
+    train = BatchIterator(train_arrays(ds, cfg.data.max_train_rows), batch_size or tcfg.batch_size, shuffle=True,
+                          seed=cfg.seed)
+    return Splits(ds, train, ds.batches("valid", tcfg.eval_batch_size, shuffle=False),
+                  ds.batches("test", tcfg.eval_batch_size, shuffle=False))
+
+
+def fit_and_score(cfg: ExperimentConfig, model: CTRModel, splits: Splits, run_dir: Path,
+                  log: Callable[[str], None] | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train `model` with `cfg.trainer`, score test and write a complete run folder; returns metrics.json.
+
+    The folder holds config.yaml, schema.json + vocab/, model.safetensors, train_log.jsonl, metrics.json
+    (and whatever the caller wrote before, e.g. the arch.json of a searched model).
+    """
+    log = log or (lambda _m: None)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-    ds.schema.save(run_dir)
-    log(f"training {cfg.model.name} on {train.n:,} rows ({count_params(model):,} parameters)")
-    result = Trainer(tcfg, log=log).fit(model, train, valid)
+    splits.ds.schema.save(run_dir)
+    log(f"training {cfg.model.name} on {splits.train.n:,} rows ({count_params(model):,} parameters)")
+    t_wall = time.perf_counter()
+    result = Trainer(cfg.trainer, log=log).fit(model, splits.train, splits.valid)
     t0 = time.perf_counter()
-    y_test, logits = predict_logits(model, test)
+    y_test, logits = predict_logits(model, splits.test)
     infer_s = time.perf_counter() - t0
     test_metrics = binary_metrics(y_test, logits)
     from safetensors.torch import save_file
@@ -123,14 +141,35 @@ def run_train(cfg: ExperimentConfig, out: str | Path | None = None,
         "best_epoch": result.best_epoch,
         "train_seconds": result.train_seconds,
         "eval_seconds": result.eval_seconds,
-        "train_rows": train.n,
+        "wall_seconds": time.perf_counter() - t_wall,
+        "train_rows": splits.train.n,
         "seed": cfg.seed,
         "threads": cfg.threads,
-        "cache": str(ds.path),
+        "cache": str(splits.ds.path),
         "versions": versions(),
+        **(extra or {}),
     }
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def run_train(cfg: ExperimentConfig, out: str | Path | None = None,
+              log: Callable[[str], None] | None = None) -> RunResult:
+    """Prepare the data, train `cfg.model` with early stopping on valid AUC, score test, write the run folder."""
+    set_seed(cfg.seed, cfg.threads)
+    splits = load_splits(cfg, log)
+    model = build_model(cfg.model.name, splits.ds.schema, sparse=cfg.trainer.sparse, **cfg.model.build_kwargs())
+    run_dir = Path(out) if out is not None else default_run_dir(cfg)
+    metrics = fit_and_score(cfg, model, splits, run_dir, log)
     return RunResult(run_dir, metrics, model)
+
+
+def load_config_file(path: Path) -> ExperimentConfig:
+    """The resolved config a run folder holds (written by recnas), with a clear error when it is damaged."""
+    try:
+        return ExperimentConfig.model_validate(yaml.safe_load(path.read_text()))
+    except (ValidationError, yaml.YAMLError, OSError) as e:
+        raise ConfigError(f"{path}: not a config recnas wrote ({e.__class__.__name__}); run again") from None
 
 
 def load_run(run_dir: str | Path) -> tuple[ExperimentConfig, Schema, CTRModel]:
@@ -141,13 +180,14 @@ def load_run(run_dir: str | Path) -> tuple[ExperimentConfig, Schema, CTRModel]:
     for name in ("config.yaml", "schema.json", "model.safetensors"):
         if not (run_dir / name).is_file():
             raise DataError(f"{run_dir}: missing {name}; is this a folder written by `recnas train`?")
-    try:
-        cfg = ExperimentConfig.model_validate(yaml.safe_load((run_dir / "config.yaml").read_text()))
-    except (ValidationError, yaml.YAMLError) as e:
-        raise ConfigError(f"{run_dir / 'config.yaml'}: not a config recnas wrote ({e.__class__.__name__}); "
-                          "train again") from None
+    cfg = load_config_file(run_dir / "config.yaml")
     schema = Schema.load(run_dir)
-    model = build_model(cfg.model.name, schema, sparse=cfg.trainer.sparse, **cfg.model.build_kwargs())
+    if (run_dir / "arch.json").is_file():  # a retrained searched model: freeze the architecture, then load weights
+        from recnas.experiment.search import build_searched_model, read_arch
+
+        model = build_searched_model(cfg, schema, read_arch(run_dir / "arch.json"))
+    else:
+        model = build_model(cfg.model.name, schema, sparse=cfg.trainer.sparse, **cfg.model.build_kwargs())
     try:
         model.load_state_dict(load_file(str(run_dir / "model.safetensors")))
     except (RuntimeError, OSError) as e:

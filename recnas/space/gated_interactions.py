@@ -115,3 +115,8 @@ class GatedInteractions(SelectedInteractions):
     def gates(self) -> dict[str, float]:
         """Current gate values by pair label (the report's heat map)."""
         return {label: float(v) for label, v in zip(self.labels, self.gate.detach().tolist(), strict=True)}
+
+    def trace(self) -> dict[str, Any]:
+        """What the search history records each epoch: every gate and how many are non-zero."""
+        gates = self.gates()
+        return {"gates": gates, "nonzero_gates": sum(1 for v in gates.values() if v != 0)}

@@ -29,3 +29,10 @@ class Hook:
 
     def on_fit_end(self, trainer: Trainer, model: torch.nn.Module) -> None:
         """After the best weights are restored."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed fit needs to continue exactly (tensors, numbers, strings, lists, dicts only)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore `state_dict` (called after `on_fit_start` when a fit resumes from a checkpoint)."""

@@ -7,10 +7,12 @@ in through `Hook`s, so with no hooks this is the baseline and retrain path.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recnas.data.batches import BatchIterator
-from recnas.errors import DataError, TrainingError
+from recnas.errors import CacheError, DataError, TrainingError
 from recnas.nn.embedding import FieldEmbedding
 from recnas.train.config import TrainerConfig
 from recnas.train.hooks import Hook
@@ -74,6 +76,7 @@ class Trainer:
         self.log = log or (lambda _m: None)
         self.optimizers: list[torch.optim.Optimizer] = []
         self.stop = False
+        self.epoch = 0  # the epoch being trained (hooks read it)
 
     def _embedding_penalty(self, model: nn.Module) -> Callable[[], torch.Tensor] | None:
         l2 = self.config.embedding_l2
@@ -105,19 +108,46 @@ class Trainer:
 
     def fit(
         self, model: nn.Module, train: BatchIterator, valid: BatchIterator | None = None,
-        hooks: Sequence[Hook] = (),
+        hooks: Sequence[Hook] = (), checkpoint: str | Path | None = None,
     ) -> FitResult:
-        """Train `model`; with `valid`, stop early and restore the best-validation weights."""
+        """Train `model`; with `valid`, stop early and restore the best-validation weights.
+
+        With `checkpoint`, the whole loop state (weights, optimisers, hooks, random generators, counters)
+        is saved there after every epoch, and a fit that finds the file resumes from it: a killed run
+        started again ends exactly as an uninterrupted one.
+        """
         try:
-            return self._fit(model, train, valid, hooks)
+            return self._fit(model, train, valid, hooks, Path(checkpoint) if checkpoint is not None else None)
         finally:  # also when training stops with an error
             for m in model.modules():
                 if isinstance(m, FieldEmbedding):
                     m.track_rows = False
                     m._touched = []
 
+    def _save_checkpoint(self, path: Path, model: nn.Module, hooks: Sequence[Hook], state: dict[str, Any]) -> None:
+        blob = {"model": model.state_dict(), "optimizers": [o.state_dict() for o in self.optimizers],
+                "hooks": [h.state_dict() for h in hooks], "torch_rng": torch.get_rng_state(), **state}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(blob, tmp)
+        os.replace(tmp, path)  # atomic: a kill during the save leaves the previous checkpoint intact
+
+    def _load_checkpoint(self, path: Path, model: nn.Module, hooks: Sequence[Hook]) -> dict[str, Any]:
+        try:  # weights_only: the restricted unpickler (tensors, numbers, strings, containers), never code
+            blob = torch.load(path, weights_only=True)
+            model.load_state_dict(blob["model"])
+            for opt, st in zip(self.optimizers, blob["optimizers"], strict=True):
+                opt.load_state_dict(st)
+            for h, st in zip(hooks, blob["hooks"], strict=True):
+                h.load_state_dict(st)
+        except (RuntimeError, KeyError, ValueError, EOFError, OSError) as e:
+            raise CacheError(f"{path}: cannot resume from this checkpoint ({str(e).splitlines()[0][:200]}); "
+                             "delete it to start the fit again") from None
+        torch.set_rng_state(blob["torch_rng"])
+        return blob
+
     def _fit(self, model: nn.Module, train: BatchIterator, valid: BatchIterator | None,
-             hooks: Sequence[Hook]) -> FitResult:
+             hooks: Sequence[Hook], checkpoint: Path | None) -> FitResult:
         cfg = self.config
         excluded = [p for h in hooks for p in h.exclude_parameters(model)]
         self.optimizers = build_optimizers(model, cfg.optimizer, cfg.lr, cfg.embedding_lr, cfg.weight_decay,
@@ -136,9 +166,19 @@ class Trainer:
         best_state: dict[str, torch.Tensor] | None = None
         bad = 0
         step = 0
+        start = 1
         self.stop = False
+        if checkpoint is not None and checkpoint.is_file():
+            blob = self._load_checkpoint(checkpoint, model, hooks)
+            best, bad, step, start, self.stop = blob["best"], blob["bad"], blob["step"], blob["epoch"] + 1, blob["stop"]
+            best_state = blob["best_state"]
+            result = FitResult(**blob["result"])
+            self.log(f"resumed from {checkpoint} after epoch {blob['epoch']}")
         model.train()
-        for epoch in range(1, cfg.epochs + 1):
+        for epoch in range(start, cfg.epochs + 1):
+            if self.stop:
+                break
+            self.epoch = epoch
             prog = self._progress(len(train), epoch)
             t0 = time.perf_counter()
             running = torch.zeros(())
@@ -193,8 +233,10 @@ class Trainer:
             self.log(" ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
             for h in hooks:
                 h.on_epoch_end(self, epoch, record)
-            if self.stop:
-                break
+            if checkpoint is not None:
+                self._save_checkpoint(checkpoint, model, hooks, {
+                    "epoch": epoch, "best": best, "bad": bad, "step": step, "stop": self.stop,
+                    "best_state": best_state, "result": asdict(result)})
         if best_state is not None and cfg.restore_best:
             model.load_state_dict(best_state)
         for h in hooks:

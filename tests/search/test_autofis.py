@@ -11,7 +11,7 @@ from recnas.data.cache import prepare
 from recnas.data.source import open_dataset
 from recnas.data.synthetic import SynthConfig, write_synthetic
 from recnas.search.grda import c_for_threshold
-from recnas.search.oneshot import GRDAGateSearch, arch_parameters
+from recnas.search.oneshot import OneShotStrategy, arch_parameters
 from recnas.space import Space
 from recnas.space.autofis import AutoFIS
 from recnas.train import Trainer, TrainerConfig
@@ -30,7 +30,7 @@ def search(ds, deep: bool, threshold: float = 1.5) -> AutoFIS:  # noqa: ANN001
     torch.manual_seed(0)
     model = AutoFIS(ds.schema, deep=deep, embedding_dim=8, mlp=[32], dropout=0.0)
     steps = EPOCHS * len(ds.batches("train", BATCH))
-    hook = GRDAGateSearch(lr=1.0, c=c_for_threshold(threshold, 1.0, 0.8, steps), mu=0.8)
+    hook = OneShotStrategy("one_level", "grda", lr=1.0, grda_c=c_for_threshold(threshold, 1.0, 0.8, steps), grda_mu=0.8)
     cfg = TrainerConfig(epochs=EPOCHS, batch_size=BATCH, lr=3e-3, embedding_l2=0.0, patience=EPOCHS,
                         restore_best=False, progress=False)
     Trainer(cfg).fit(model, ds.batches("train", BATCH, seed=0), ds.batches("valid", 8192), hooks=[hook])

@@ -1,0 +1,273 @@
+"""`recnas search` and `recnas retrain`: prepare -> search -> retrain (+ baseline) -> report, in one run folder.
+
+    runs/<name>/config.yaml, schema.json        the resolved config and the fitted schema
+    runs/<name>/search/arch.json                the architecture found (method, sample, fingerprint, dims or
+                                                interactions), history.jsonl (one record per search epoch)
+    runs/<name>/retrain/                        the searched architecture trained from scratch (a `recnas train`
+                                                run folder plus arch.json, so `recnas predict` loads it)
+    runs/<name>/baseline/                       the unsearched model with the same settings
+    runs/<name>/report.json, report.html        what was found and how it compares
+
+Every stage is idempotent on the folder: a stage whose output exists is skipped, and a killed search resumes
+from `search/checkpoint.pt` and ends with the same arch.json as an uninterrupted one. Order rule at retrain
+and load time: freeze the architecture first, then build (or load) the weights.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from recnas.data.batches import BatchIterator
+from recnas.data.schema import Schema
+from recnas.errors import ConfigError, DataError
+from recnas.experiment.config import ExperimentConfig
+from recnas.experiment.run import Splits, fit_and_score, load_splits, set_seed, train_arrays
+from recnas.nn.models import CTRModel, build_model
+from recnas.search.grda import c_for_threshold
+from recnas.search.oneshot import OneShotStrategy, export_probs, export_sample
+from recnas.space import Space
+from recnas.space.autodim import AutoDimEmbedding, ProjectedEmbedding, sample_ep
+from recnas.space.autofis import AutoFIS
+from recnas.train import Trainer
+
+AUTOFIS_MODELS = ("fm", "deepfm")
+METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
+    "autofis": {"mode": "one_level", "arch_optimizer": "grda", "arch_lr": 1.0, "warmup_epochs": 0},
+    "autodim": {"mode": "bi_level", "arch_optimizer": "adam", "arch_lr": 0.03, "warmup_epochs": 2},
+}
+
+
+def resolved_search(cfg: ExperimentConfig) -> dict[str, Any]:
+    """The search settings with the method defaults filled in."""
+    s = cfg.search.model_dump()
+    for key, value in METHOD_DEFAULTS[cfg.search.method].items():
+        if s[key] is None:
+            s[key] = value
+    if s["warmup_epochs"] >= s["epochs"]:
+        raise ConfigError(f"search.warmup_epochs ({s['warmup_epochs']}) must be below search.epochs ({s['epochs']})")
+    return s
+
+
+def common_dim(cfg: ExperimentConfig) -> int:
+    """AutoDim's interaction dimension: `search.common_dim`, else the largest candidate."""
+    return int(cfg.search.common_dim or max(cfg.search.candidates))
+
+
+def _model_kwargs(cfg: ExperimentConfig) -> dict[str, Any]:
+    return {"sparse": cfg.trainer.sparse, **cfg.model.build_kwargs()}
+
+
+def build_search_model(cfg: ExperimentConfig, schema: Schema) -> CTRModel:
+    """The supernet: AutoFIS (gated FM/DeepFM) or the configured zoo model with an AutoDim embedding."""
+    kw = _model_kwargs(cfg)
+    kw["sparse"] = False  # architecture steps need dense gradients
+    if cfg.search.method == "autofis":
+        if cfg.model.name not in AUTOFIS_MODELS:
+            raise ConfigError(f"AutoFIS searches fm or deepfm (model.name), not {cfg.model.name!r}")
+        return AutoFIS(schema, deep=cfg.model.name == "deepfm", **kw)
+    dim = common_dim(cfg)
+    kw["embedding_dim"] = dim
+    model = build_model(cfg.model.name, schema, **kw)
+    if not model.has_embedding:
+        raise ConfigError(f"AutoDim needs a model with embeddings; {cfg.model.name!r} has none")
+    model.embedding = AutoDimEmbedding(schema, cfg.search.candidates, dim, numerical=cfg.model.numerical,
+                                       pooling=cfg.model.pooling, lift_gamma=cfg.search.lift_gamma,
+                                       max_ep=cfg.search.max_ep)
+    return model
+
+
+def build_searched_model(cfg: ExperimentConfig, schema: Schema, arch: dict[str, Any]) -> CTRModel:
+    """The retrain model of `arch` (fresh weights): AutoFM/AutoDeepFM, or the zoo model with the found dims."""
+    kw = _model_kwargs(cfg)
+    method = arch.get("method")
+    if method == "autofis":
+        return AutoFIS(schema, deep=arch["model"] == "deepfm", pairs=arch["interactions"], **kw)
+    if method == "autodim":
+        dim = int(arch["common_dim"])
+        kw["embedding_dim"] = dim
+        model = build_model(arch["model"], schema, **kw)
+        model.embedding = ProjectedEmbedding(schema, arch["dims"], dim, numerical=cfg.model.numerical,
+                                             pooling=cfg.model.pooling, lift_gamma=arch["lift_gamma"],
+                                             sparse=cfg.trainer.sparse)
+        return model
+    raise DataError(f"arch.json names method {method!r}; expected autofis or autodim")
+
+
+def baseline_config(cfg: ExperimentConfig) -> ExperimentConfig:
+    """The unsearched model with the same settings (AutoDim: every field at the full, largest dimension)."""
+    base = cfg.model_copy(deep=True)
+    if cfg.search.method == "autodim":
+        base.model.embedding_dim = common_dim(cfg)
+    return base
+
+
+def read_arch(path: Path) -> dict[str, Any]:
+    """Load an arch.json with a clear error."""
+    try:
+        arch = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise DataError(f"{path}: cannot read the architecture ({e}); run `recnas search` again") from None
+    for key in ("method", "sample", "space_fingerprint"):
+        if key not in arch:
+            raise DataError(f"{path}: no {key!r} key; is this an arch.json written by `recnas search`?")
+    return arch
+
+
+def _search_batches(cfg: ExperimentConfig, splits: Splits) -> BatchIterator:
+    size = cfg.search.batch_size
+    if size is None or size == splits.train.batch_size:
+        return splits.train
+    return BatchIterator(train_arrays(splits.ds, cfg.data.max_train_rows), size, shuffle=True, seed=cfg.seed)
+
+
+def search_stage(cfg: ExperimentConfig, splits: Splits, search_dir: Path,
+                 log: Callable[[str], None] | None = None, fit_hooks: tuple = ()) -> dict[str, Any]:
+    """Train the supernet with the one-shot strategy and write search/arch.json (resumes from a checkpoint)."""
+    s = resolved_search(cfg)
+    set_seed(cfg.seed, cfg.threads)
+    model = build_search_model(cfg, splits.ds.schema)
+    train = _search_batches(cfg, splits)
+    planned = max((s["epochs"] - s["warmup_epochs"]) * len(train), 1)
+    grda_c = s["grda_c"] if s["grda_c"] is not None else c_for_threshold(
+        s["grda_threshold"], s["arch_lr"], s["grda_mu"], planned)
+    tau_decay = (max(s["tau_start"] - s["tau_end"], 0.0) / planned if s["tau_decay"] == "auto"
+                 else float(s["tau_decay"]))
+    valid = splits.ds.batches("valid", train.batch_size, shuffle=True, seed=cfg.seed)
+    strategy = OneShotStrategy(
+        s["mode"], s["arch_optimizer"], lr=s["arch_lr"], grda_c=grda_c, grda_mu=s["grda_mu"],
+        warmup_epochs=s["warmup_epochs"], tau_start=s["tau_start"], tau_decay=tau_decay, tau_min=s["tau_min"],
+        memory_lambda=s["memory_lambda"] if cfg.search.method == "autodim" else 0.0,
+        valid=valid if s["mode"] == "bi_level" else None, history_path=search_dir / "history.jsonl")
+    update: dict[str, Any] = {"epochs": s["epochs"], "patience": s["epochs"], "reduce_lr_factor": 1.0,
+                              "restore_best": False, "sparse": False}
+    if s["lr"] is not None:
+        update["lr"] = s["lr"]
+    if s["embedding_l2"] is not None:
+        update["embedding_l2"] = s["embedding_l2"]
+    tcfg = cfg.trainer.model_copy(update=update)
+    search_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = search_dir / "checkpoint.pt"
+    log = log or (lambda _m: None)
+    log(f"searching with {cfg.search.method} ({s['mode']}, {s['arch_optimizer']}) for {s['epochs']} epochs")
+    Trainer(tcfg, log=log).fit(model, train, splits.valid, hooks=[strategy, *fit_hooks], checkpoint=checkpoint)
+    sample = export_sample(model)
+    arch: dict[str, Any] = {
+        "method": cfg.search.method, "model": cfg.model.name, "sample": sample,
+        "space_fingerprint": Space.collect(model).fingerprint(), "probs": export_probs(model),
+        "search_epochs": s["epochs"], "arch_steps": strategy.arch_steps, "grda_c": grda_c, "tau_decay": tau_decay,
+        "search_seconds": strategy.history[-1]["seconds"] if strategy.history else 0.0,
+        "valid_auc": strategy.history[-1]["metrics"].get("valid_auc") if strategy.history else None,
+    }
+    if isinstance(model, AutoFIS):
+        arch["interactions"] = model.kept_pairs(sample)
+        arch["gates"] = model.interactions.gates()
+        arch["num_pairs"] = len(arch["gates"])
+    else:
+        block = model.embedding
+        assert isinstance(block, AutoDimEmbedding)
+        arch["dims"] = block.chosen_dims(sample)
+        arch.update(common_dim=block.common_dim, candidates=list(block.candidates), lift_gamma=block.lift_gamma,
+                    field_rows=block.rows, ep=sample_ep(block.rows, arch["dims"]),
+                    full_ep=sample_ep(block.rows, {f: block.candidates[-1] for f in block.rows}))
+    (search_dir / "arch.json").write_text(json.dumps(arch, indent=2))
+    checkpoint.unlink(missing_ok=True)
+    return arch
+
+
+def retrain_stage(cfg: ExperimentConfig, splits: Splits, arch: dict[str, Any], retrain_dir: Path,
+                  log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Train the found architecture from scratch with `cfg.trainer`; writes a complete run folder."""
+    set_seed(cfg.seed, cfg.threads)
+    model = build_searched_model(cfg, splits.ds.schema, arch)  # the architecture first, then fresh weights
+    retrain_dir.mkdir(parents=True, exist_ok=True)
+    (retrain_dir / "arch.json").write_text(json.dumps(arch, indent=2))
+    return fit_and_score(cfg, model, splits, retrain_dir, log, extra={"method": arch["method"], "searched": True})
+
+
+def baseline_stage(cfg: ExperimentConfig, splits: Splits, baseline_dir: Path,
+                   log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Train the unsearched model with the same settings."""
+    base = baseline_config(cfg)
+    set_seed(base.seed, base.threads)
+    model = build_model(base.model.name, splits.ds.schema, **_model_kwargs(base))
+    return fit_and_score(base, model, splits, baseline_dir, log, extra={"searched": False})
+
+
+def default_search_dir(cfg: ExperimentConfig) -> Path:
+    """runs/<name or method-model-dataset-time>."""
+    name = cfg.name or (f"{cfg.search.method}-{cfg.model.name}-{Path(cfg.data.path or 'data').name}-"
+                        f"{time.strftime('%Y%m%d-%H%M%S')}")
+    return Path("runs") / name.replace("+", "plus")
+
+
+def _claim_folder(run_dir: Path, cfg: ExperimentConfig) -> None:
+    """Write config.yaml, or check that the folder's config is this one (a resumed run must not change it)."""
+    text = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+    path = run_dir / "config.yaml"
+    if path.is_file() and path.read_text() != text:
+        raise ConfigError(f"{run_dir} holds a run with a different config; pass a new --out (or delete the folder) "
+                          "to start another search")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+@dataclass
+class SearchRun:
+    """A finished `recnas search`."""
+
+    path: Path
+    arch: dict[str, Any]
+    retrain: dict[str, Any]
+    baseline: dict[str, Any] | None
+    report: Path
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def run_search(cfg: ExperimentConfig, out: str | Path | None = None, log: Callable[[str], None] | None = None,
+               fit_hooks: tuple = ()) -> SearchRun:
+    """Prepare -> search -> retrain -> baseline -> report; stages already done in `out` are skipped."""
+    from recnas.experiment.report import write_report
+
+    resolved_search(cfg)  # fail on bad search settings before any work
+    run_dir = Path(out) if out is not None else default_search_dir(cfg)
+    _claim_folder(run_dir, cfg)
+    splits = load_splits(cfg, log)
+    splits.ds.schema.save(run_dir)
+    arch = _read_json(run_dir / "search" / "arch.json")
+    if arch is None:
+        arch = search_stage(cfg, splits, run_dir / "search", log, fit_hooks)
+    retrain = _read_json(run_dir / "retrain" / "metrics.json")
+    if retrain is None:
+        retrain = retrain_stage(cfg, splits, arch, run_dir / "retrain", log)
+    baseline = _read_json(run_dir / "baseline" / "metrics.json")
+    if cfg.search.baseline and baseline is None:
+        baseline = baseline_stage(cfg, splits, run_dir / "baseline", log)
+    report = write_report(run_dir)
+    return SearchRun(run_dir, arch, retrain, baseline, report)
+
+
+def run_retrain(run_dir: str | Path, log: Callable[[str], None] | None = None) -> SearchRun:
+    """Re-run the retrain stage alone from `search/arch.json` (then refresh the report)."""
+    from recnas.experiment.report import write_report
+    from recnas.experiment.run import load_config_file
+
+    run_dir = Path(run_dir)
+    arch_path = run_dir / "search" / "arch.json"
+    if not arch_path.is_file():
+        raise DataError(f"{run_dir}: no search/arch.json; run `recnas search` first (or finish it)")
+    cfg = load_config_file(run_dir / "config.yaml")
+    arch = read_arch(arch_path)
+    splits = load_splits(cfg, log)
+    retrain = retrain_stage(cfg, splits, arch, run_dir / "retrain", log)
+    report = write_report(run_dir)
+    return SearchRun(run_dir, arch, retrain, _read_json(run_dir / "baseline" / "metrics.json"), report)

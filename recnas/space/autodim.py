@@ -1,0 +1,329 @@
+"""AutoDim: a per-field embedding dimension chosen by gradient descent.
+
+Zhao et al., Memory-efficient Embedding for Recommendations (arXiv 2006.14827) / Field-aware Embedding
+Space Searching in Recommender Systems, WWW 2021.
+
+Search: every field has one embedding of the largest candidate size; candidate d uses its first d
+columns (weight sharing). Each candidate is lifted to a common dimension by its own per-field linear map
+plus batch norm, and the field's output is the Gumbel-softmax-weighted sum over candidates. The batch
+norm's scale starts small (`lift_gamma`, default 0.15): at scale 1 the lifted vectors are so large that
+FM logits start huge and every field collapses to the smallest candidate. Export takes the argmax per
+field, optionally cut down to a parameter budget; retraining builds `ProjectedEmbedding`, a fresh
+per-field-dimension table with the same linear + batch-norm lift, so any zoo model that consumes
+equal-dimension field embeddings works unchanged.
+
+An optional memory term (the strategy's `memory_lambda` times `memory_cost()`) pushes toward small
+sizes: the expected dimension of each field as a fraction of the largest candidate, averaged over
+fields, so each field counts once whatever its vocabulary size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recnas.data.batches import FieldBatch
+from recnas.data.schema import Schema
+from recnas.errors import ConfigError
+from recnas.nn.embedding import FieldEmbedding, field_order
+from recnas.space.choice import Choice, Sample
+
+DEFAULT_CANDIDATES = (2, 4, 8, 16, 32)
+LIFT_GAMMA = 0.15
+
+
+def dim_label(field: str) -> str:
+    """Choice label of a field's embedding dimension."""
+    return f"dim/{field}"
+
+
+def field_rows(schema: Schema, numerical: str = "auto") -> dict[str, int]:
+    """Embedding rows per field, in embedding order.
+
+    The vocabulary size of id fields; 2 for a scalar numerical field (its vector and its missing-value vector).
+    """
+    cat, bucket, scalar, multi = field_order(schema, numerical)
+    rows = {f.name: f.cardinality for f in (*cat, *bucket)}
+    rows.update({f.name: 2 for f in scalar})
+    rows.update({f.name: f.cardinality for f in multi})
+    return rows
+
+
+def sample_ep(rows: Mapping[str, int], dims: Mapping[str, int]) -> int:
+    """Embedding parameters of per-field dimensions `dims`."""
+    return int(sum(rows[f] * dims[f] for f in rows))
+
+
+class _Lift(nn.Module):
+    """Per-field linear maps `[B, F, d] -> [B, F, C]` followed by batch norm over the F x C outputs."""
+
+    def __init__(self, num_fields: int, in_dim: int, out_dim: int, gamma: float) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(num_fields, in_dim, out_dim))
+        self.bias = nn.Parameter(torch.zeros(num_fields, out_dim))
+        bound = (6.0 / (in_dim + out_dim)) ** 0.5  # Xavier-uniform per field map
+        nn.init.uniform_(self.weight, -bound, bound)
+        self.norm = nn.BatchNorm1d(num_fields * out_dim)
+        nn.init.constant_(self.norm.weight, gamma)
+
+    def forward(self, e: torch.Tensor) -> torch.Tensor:
+        """`[B, F, d]` -> `[B, F, C]`."""
+        x = torch.einsum("bfd,fdc->bfc", e, self.weight) + self.bias
+        return self.norm(x.flatten(1)).view_as(x)
+
+
+class _EmbeddingFacade(nn.Module):
+    """The attributes zoo models read from `model.embedding`, for an embedding that outputs `[B, F, C]`."""
+
+    field_names: list[str]
+    common_dim: int
+    base: FieldEmbedding
+
+    def _set_shape(self, field_names: list[str], common_dim: int) -> None:
+        self.field_names = field_names
+        self.common_dim = common_dim
+        self.dims = [common_dim] * len(field_names)
+        self.equal_dims = True
+        self.dim = common_dim
+
+    @property
+    def num_fields(self) -> int:
+        """Number of embedded fields."""
+        return len(self.field_names)
+
+    @property
+    def flat_dim(self) -> int:
+        """Width of the flat output."""
+        return self.num_fields * self.common_dim
+
+    def flat(self, batch: FieldBatch) -> torch.Tensor:
+        """`[B, F * C]`."""
+        return self(batch).flatten(1)
+
+    def embedding_params(self) -> int:
+        """Parameters of the embedding tables (the lift maps are dense weights, not EP)."""
+        return self.base.embedding_params()
+
+    def tables_weights(self) -> list[torch.Tensor]:
+        """The id tables' weights."""
+        return self.base.tables_weights()
+
+
+class AutoDimEmbedding(_EmbeddingFacade):
+    """The AutoDim search embedding (a `SearchableBlock`): `[B, F, common_dim]` mixed over candidate sizes."""
+
+    def __init__(
+        self, schema: Schema, candidates: Sequence[int] = DEFAULT_CANDIDATES, common_dim: int | None = None,
+        numerical: str = "auto", pooling: str = "mean", lift_gamma: float = LIFT_GAMMA,
+        max_ep: int | None = None,
+    ) -> None:
+        super().__init__()
+        cands = tuple(sorted({int(c) for c in candidates}))
+        if not cands or cands[0] < 1 or len(cands) != len(candidates):
+            raise ConfigError(f"AutoDim candidates must be distinct positive sizes, got {list(candidates)}")
+        self.candidates = cands
+        self.schema = schema
+        self.encoding = {"numerical": numerical, "pooling": pooling}
+        self.lift_gamma = lift_gamma
+        self.base = FieldEmbedding(schema, cands[-1], numerical=numerical, pooling=pooling)
+        self._set_shape(list(self.base.field_names), int(common_dim or cands[-1]))
+        self.rows = field_rows(schema, numerical)
+        n = self.num_fields
+        self.lifts = nn.ModuleList(_Lift(n, d, self.common_dim, lift_gamma) for d in cands)
+        self.logits = nn.Parameter(torch.zeros(n, len(cands)))
+        self.register_buffer("size_fraction", torch.tensor(cands, dtype=torch.float32) / cands[-1], persistent=False)
+        self.register_buffer("fixed", torch.zeros(n, len(cands)), persistent=False)
+        self.use_fixed = False
+        self.tau = 1.0
+        self.max_ep = max_ep
+        if max_ep is not None:
+            floor = sample_ep(self.rows, {f: cands[0] for f in self.field_names})
+            if max_ep < floor:
+                raise ConfigError(f"max_ep={max_ep:,} is below the smallest possible embedding ({floor:,} "
+                                  f"parameters with every field at {cands[0]}); raise it or add a smaller candidate")
+
+    # ---- forward ------------------------------------------------------------------------------
+    def set_temperature(self, tau: float) -> None:
+        """Gumbel-softmax temperature (annealed by the strategy)."""
+        self.tau = float(tau)
+
+    def mixing_weights(self) -> torch.Tensor:
+        """`[F, K]`: one-hot under `set_sample`, Gumbel-softmax while training, softmax(logits / tau) in eval."""
+        if self.use_fixed:
+            return self.fixed
+        if self.training:
+            return F.gumbel_softmax(self.logits, tau=self.tau, hard=False, dim=-1)
+        return torch.softmax(self.logits / self.tau, dim=-1)
+
+    def forward(self, batch: FieldBatch) -> torch.Tensor:
+        """`[B, F, common_dim]`."""
+        e = self.base(batch)
+        w = self.mixing_weights()
+        out = None
+        for k, (d, lift) in enumerate(zip(self.candidates, self.lifts, strict=True)):
+            part = lift(e[:, :, :d]) * w[:, k].unsqueeze(-1)
+            out = part if out is None else out + part
+        assert out is not None
+        return out
+
+    def memory_cost(self) -> torch.Tensor:
+        """Expected dimension as a fraction of the largest candidate, averaged over fields (differentiable)."""
+        return (torch.softmax(self.logits, dim=-1) @ self.size_fraction).mean()
+
+    # ---- SearchableBlock ----------------------------------------------------------------------
+    def choices(self) -> list[Choice]:
+        """One dimension choice per field."""
+        return [Choice(dim_label(f), self.candidates) for f in self.field_names]
+
+    def arch_parameters(self) -> list[nn.Parameter]:
+        """The per-field candidate logits."""
+        return [self.logits]
+
+    def set_sample(self, sample: Mapping[str, Any] | None) -> None:
+        """Use exactly the sampled size per field (shared weights), or None for the mixed search path."""
+        if sample is None:
+            self.use_fixed = False
+            return
+        self.fixed.zero_()
+        for i, f in enumerate(self.field_names):
+            self.fixed[i, self.candidates.index(int(sample[dim_label(f)]))] = 1.0
+        self.use_fixed = True
+
+    def export_probs(self) -> dict[str, list[float]]:
+        """softmax(logits) per field."""
+        p = torch.softmax(self.logits.detach(), dim=-1)
+        return {dim_label(f): p[i].tolist() for i, f in enumerate(self.field_names)}
+
+    def export(self) -> Sample:
+        """The argmax size per field, then (with `max_ep`) shrunk greedily to the budget.
+
+        Each shrink step takes the field and smaller size that lose the least log-probability per
+        parameter saved.
+        """
+        logp = torch.log_softmax(self.logits.detach(), dim=-1)
+        idx = {f: int(logp[i].argmax()) for i, f in enumerate(self.field_names)}
+        if self.max_ep is not None:
+            while sample_ep(self.rows, {f: self.candidates[k] for f, k in idx.items()}) > self.max_ep:
+                best: tuple[float, str, int] | None = None
+                for i, f in enumerate(self.field_names):
+                    for k in range(idx[f]):
+                        saved = self.rows[f] * (self.candidates[idx[f]] - self.candidates[k])
+                        loss = float(logp[i, idx[f]] - logp[i, k]) / max(saved, 1)
+                        if best is None or loss < best[0]:
+                            best = (loss, f, k)
+                assert best is not None  # the constructor checked that the smallest sizes fit
+                idx[best[1]] = best[2]
+        return {dim_label(f): self.candidates[k] for f, k in idx.items()}
+
+    def chosen_dims(self, sample: Mapping[str, Any] | None = None) -> dict[str, int]:
+        """{field: dimension} of `sample` (default: the current export)."""
+        sample = self.export() if sample is None else sample
+        return {f: int(sample[dim_label(f)]) for f in self.field_names}
+
+    def freeze(self, sample: Mapping[str, Any], inherit: bool = False) -> ProjectedEmbedding:
+        """The retrain embedding with the sampled size per field; fresh weights unless `inherit`.
+
+        `inherit=True` copies the chosen slices, lift maps and batch-norm state, so the frozen module computes
+        what `set_sample(sample)` computes (the conformance check of shared weights).
+        """
+        unknown = [k for k in sample if k.startswith("dim/") and k.removeprefix("dim/") not in self.field_names]
+        if unknown:
+            raise ConfigError(f"sample names fields this embedding does not have: {unknown[:3]}")
+        dims = {f: int(sample[dim_label(f)]) for f in self.field_names}
+        bad = {f: d for f, d in dims.items() if d not in self.candidates}
+        if bad:
+            raise ConfigError(f"dimensions {bad} are not among the candidates {list(self.candidates)}")
+        frozen = ProjectedEmbedding(self.schema, dims, self.common_dim, lift_gamma=self.lift_gamma, **self.encoding)
+        if inherit:
+            frozen.inherit_from(self)
+        return frozen
+
+    def trace(self) -> dict[str, Any]:
+        """What the search history records each epoch: the current argmax dimensions."""
+        return {"dims": self.chosen_dims()}
+
+
+class ProjectedEmbedding(_EmbeddingFacade):
+    """Per-field dimensions (the AutoDim result) lifted to one common dimension: `[B, F, common_dim]`.
+
+    Fields are grouped by size, so the lift is one batched matrix product per distinct size.
+    """
+
+    def __init__(
+        self, schema: Schema, dims: Mapping[str, int], common_dim: int, numerical: str = "auto",
+        pooling: str = "mean", lift_gamma: float = LIFT_GAMMA, sparse: bool = False,
+    ) -> None:
+        super().__init__()
+        self.base = FieldEmbedding(schema, dict(dims), numerical=numerical, pooling=pooling, sparse=sparse)
+        self._set_shape(list(self.base.field_names), int(common_dim))
+        self.field_dims = {f: int(dims[f]) for f in self.field_names}
+        starts = torch.tensor([0, *self.base.dims[:-1]]).cumsum(0).tolist()
+        self.sizes = sorted(set(self.base.dims))
+        self.lifts = nn.ModuleList()
+        for g, d in enumerate(self.sizes):
+            fields = [i for i, fd in enumerate(self.base.dims) if fd == d]
+            cols = torch.tensor([starts[i] + j for i in fields for j in range(d)], dtype=torch.long)
+            self.register_buffer(f"cols_{g}", cols, persistent=False)
+            self.register_buffer(f"fields_{g}", torch.tensor(fields, dtype=torch.long), persistent=False)
+            self.lifts.append(_Lift(len(fields), d, self.common_dim, lift_gamma))
+
+    def forward(self, batch: FieldBatch) -> torch.Tensor:
+        """`[B, F, common_dim]`."""
+        flat = self.base.flat(batch)
+        out = flat.new_empty(flat.shape[0], self.num_fields, self.common_dim)
+        for g, (d, lift) in enumerate(zip(self.sizes, self.lifts, strict=True)):
+            fields = getattr(self, f"fields_{g}")
+            e = flat.index_select(1, getattr(self, f"cols_{g}")).view(flat.shape[0], len(fields), d)
+            out[:, fields] = lift(e)
+        return out
+
+    def flat(self, batch: FieldBatch) -> torch.Tensor:
+        """`[B, F * C]`."""
+        return self(batch).flatten(1)
+
+    @torch.no_grad()
+    def inherit_from(self, search: AutoDimEmbedding) -> None:
+        """Copy the weights `search` uses for these sizes (rows' leading columns, lift maps, batch-norm state)."""
+        names = search.field_names
+        src_tables = search.base.tables_weights()[0]  # the search table has one size: one shared table
+        if self.base.equal_dims:
+            d = self.base.dims[0]
+            self.base.table.weight.copy_(src_tables[:, :d])
+        else:
+            id_fields = [f for f in names if f in set(_id_field_names(search.base))]
+            offsets = _offsets(search.base)
+            for t, f in zip(self.base.tables, id_fields, strict=True):
+                start = offsets[f]
+                t.weight.copy_(src_tables[start : start + t.num_embeddings, : t.embedding_dim])
+        for j in range(self.base.n_scalar):
+            f = names[search.base.n_cat + search.base.n_bucket + j]
+            d = self.field_dims[f]
+            self.base.scalar_vectors[j].copy_(search.base.scalar_vectors[j][:d])
+            self.base.scalar_missing[j].copy_(search.base.scalar_missing[j][:d])
+        c = self.common_dim
+        for g, d in enumerate(self.sizes):
+            src = search.lifts[search.candidates.index(d)]
+            fields = getattr(self, f"fields_{g}")
+            dst = self.lifts[g]
+            dst.weight.copy_(src.weight[fields])
+            dst.bias.copy_(src.bias[fields])
+            chans = (fields.unsqueeze(1) * c + torch.arange(c)).reshape(-1)
+            for name in ("weight", "bias", "running_mean", "running_var"):
+                getattr(dst.norm, name).copy_(getattr(src.norm, name)[chans])
+
+
+def _id_field_names(emb: FieldEmbedding) -> list[str]:
+    """Names of the table-backed fields (categorical, bucketised, multi-valued) in table order."""
+    names = emb.field_names
+    n_cb = emb.n_cat + emb.n_bucket
+    return [*names[:n_cb], *names[n_cb + emb.n_scalar :]]
+
+
+def _offsets(emb: FieldEmbedding) -> dict[str, int]:
+    """First table row of each table-backed field of a single-table `FieldEmbedding`."""
+    offs = torch.cat([emb.cat_offsets, emb.bucket_offsets, emb.multi_offsets]).tolist()
+    return dict(zip(_id_field_names(emb), offs, strict=True))
