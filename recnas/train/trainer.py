@@ -68,6 +68,20 @@ def evaluate(model: nn.Module, batches: BatchIterator) -> dict[str, float]:
     return binary_metrics(y, logits)
 
 
+def _hook_keys(hooks: Sequence[Hook]) -> list[tuple[str, Hook]]:
+    """Stable names for hook states in a checkpoint: class name plus rank among hooks of that class.
+
+    Stateless hooks (e.g. loggers) may come and go between a killed fit and its resumption.
+    """
+    seen: dict[str, int] = {}
+    out = []
+    for h in hooks:
+        name = type(h).__name__
+        out.append((f"{name}:{seen.get(name, 0)}", h))
+        seen[name] = seen.get(name, 0) + 1
+    return out
+
+
 class Trainer:
     """Trains a logit model with binary cross-entropy (see `TrainerConfig` for every setting)."""
 
@@ -125,8 +139,9 @@ class Trainer:
                     m._touched = []
 
     def _save_checkpoint(self, path: Path, model: nn.Module, hooks: Sequence[Hook], state: dict[str, Any]) -> None:
+        hook_states = {key: st for key, h in _hook_keys(hooks) if (st := h.state_dict())}
         blob = {"model": model.state_dict(), "optimizers": [o.state_dict() for o in self.optimizers],
-                "hooks": [h.state_dict() for h in hooks], "torch_rng": torch.get_rng_state(), **state}
+                "hooks": hook_states, "torch_rng": torch.get_rng_state(), **state}
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         torch.save(blob, tmp)
@@ -138,8 +153,9 @@ class Trainer:
             model.load_state_dict(blob["model"])
             for opt, st in zip(self.optimizers, blob["optimizers"], strict=True):
                 opt.load_state_dict(st)
-            for h, st in zip(hooks, blob["hooks"], strict=True):
-                h.load_state_dict(st)
+            for key, h in _hook_keys(hooks):
+                if key in blob["hooks"]:
+                    h.load_state_dict(blob["hooks"][key])
         except (RuntimeError, KeyError, ValueError, EOFError, OSError) as e:
             raise CacheError(f"{path}: cannot resume from this checkpoint ({str(e).splitlines()[0][:200]}); "
                              "delete it to start the fit again") from None
@@ -183,7 +199,7 @@ class Trainer:
             t0 = time.perf_counter()
             running = torch.zeros(())
             n_batches = 0
-            for batch in train:
+            for batch in train.iter_epoch(epoch - 1):  # by epoch number, so a resumed fit sees the same order
                 logits = model(batch)
                 loss = F.binary_cross_entropy_with_logits(logits, batch.y)
                 total = loss + penalty() if penalty is not None else loss

@@ -1,0 +1,115 @@
+"""`recnas search` / `retrain` / `report`: the run folder, resumption after a kill, loading a searched model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from recnas.errors import ConfigError
+from recnas.experiment.cli import app
+from recnas.experiment.config import load_config
+from recnas.experiment.search import run_search
+from recnas.train.hooks import Hook
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = ["threads=1", "model.embedding_dim=4", "model.mlp=[16]", "trainer.epochs=2", "trainer.batch_size=512",
+         "trainer.progress=false", "search.epochs=3", "search.batch_size=512"]
+
+
+def config(synth_dir: Path, cache: Path, method: str, *extra: str):  # noqa: ANN201
+    path = ROOT / "configs" / f"{method}_synth.yaml"
+    return load_config(path, [*SMALL, f"data.path={synth_dir}", f"data.cache_dir={cache}", *extra])
+
+
+class Kill(Hook):
+    """Simulates a killed process: raises in the middle of epoch `epoch`."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def after_step(self, trainer, batch, step) -> None:  # noqa: ANN001
+        if trainer.epoch == self.epoch and step % 3 == 0:
+            raise KeyboardInterrupt
+
+
+def comparable(arch: dict) -> dict:
+    return {k: v for k, v in arch.items() if k != "search_seconds"}
+
+
+@pytest.mark.parametrize("method", ["autofis", "autodim"])
+def test_a_killed_search_resumes_to_the_same_architecture(method: str, synth_dir: Path, tmp_path: Path) -> None:
+    cfg = config(synth_dir, tmp_path / "cache", method, "search.baseline=false", "search.warmup_epochs=1")
+    whole = run_search(cfg, tmp_path / "whole")
+    with pytest.raises(KeyboardInterrupt):
+        run_search(cfg, tmp_path / "killed", fit_hooks=(Kill(epoch=3),))
+    assert (tmp_path / "killed" / "search" / "checkpoint.pt").is_file()
+    assert not (tmp_path / "killed" / "search" / "arch.json").exists()
+    resumed = run_search(cfg, tmp_path / "killed")
+    assert comparable(resumed.arch) == comparable(whole.arch)
+    assert resumed.retrain["test_auc"] == whole.retrain["test_auc"]
+    assert not (tmp_path / "killed" / "search" / "checkpoint.pt").exists()  # cleaned up once arch.json exists
+    history = (tmp_path / "killed" / "search" / "history.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in history] == [1, 2, 3]
+
+
+def test_search_cli_writes_arch_retrain_baseline_and_report(synth_dir: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    sets = [x for s in [*SMALL, f"data.cache_dir={tmp_path / 'cache'}"] for x in ("--set", s)]
+    res = CliRunner().invoke(app, ["search", str(ROOT / "configs" / "autofis_synth.yaml"), "--data", str(synth_dir),
+                                   "--out", str(run), "--quiet", *sets])
+    assert res.exit_code == 0, res.output
+    assert "kept" in res.output and "report:" in res.output
+    arch = json.loads((run / "search" / "arch.json").read_text())
+    assert {"method", "sample", "space_fingerprint", "interactions"} <= set(arch)
+    assert arch["method"] == "autofis" and len(arch["sample"]) == arch["num_pairs"] == 55
+    assert sorted(map(tuple, arch["interactions"])) == sorted(
+        tuple(label.removeprefix("interaction/").split("*")) for label, keep in arch["sample"].items() if keep)
+    train_keys = {"valid_auc", "test_auc", "test_logloss", "params", "embedding_params", "train_samples_per_s",
+                  "epochs", "seed", "versions"}
+    retrain = json.loads((run / "retrain" / "metrics.json").read_text())
+    baseline = json.loads((run / "baseline" / "metrics.json").read_text())
+    assert train_keys <= set(retrain) and train_keys <= set(baseline)
+    report = json.loads((run / "report.json").read_text())
+    assert report["architecture"]["kept"] == len(arch["interactions"])
+    assert report["results"]["searched"]["test_auc"] == retrain["test_auc"]
+    html = (run / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 2  # search curve + gate heat map, embedded
+
+    # the retrained model is a normal run folder: predict loads it (architecture first, then weights)
+    res = CliRunner().invoke(app, ["predict", str(run / "retrain"), str(synth_dir), "--out", str(tmp_path / "p.csv")])
+    assert res.exit_code == 0, res.output
+    assert f"{retrain['test_auc']:.4f}" in res.output
+
+    # retrain alone, from arch.json: same seed and settings -> same metrics
+    res = CliRunner().invoke(app, ["retrain", str(run), "--quiet"])
+    assert res.exit_code == 0, res.output
+    again = json.loads((run / "retrain" / "metrics.json").read_text())
+    assert again["test_auc"] == retrain["test_auc"]
+
+
+def test_autodim_run_reports_dims_and_ep(synth_dir: Path, tmp_path: Path) -> None:
+    cfg = config(synth_dir, tmp_path / "cache", "autodim", "search.candidates=[2,4,8]")
+    res = run_search(cfg, tmp_path / "run")
+    dims = res.arch["dims"]
+    assert set(dims.values()) <= {2, 4, 8} and len(dims) == 11
+    assert res.arch["sample"] == {f"dim/{f}": d for f, d in dims.items()}
+    assert res.baseline is not None and res.baseline["embedding_params"] > res.retrain["embedding_params"]
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["architecture"]["ep"] == res.arch["ep"] <= res.arch["full_ep"]
+    assert [d["dim"] for d in report["architecture"]["dims"]] == list(dims.values())
+
+
+def test_a_run_folder_refuses_a_different_config_and_autofis_a_model_it_cannot_gate(synth_dir: Path,
+                                                                                  tmp_path: Path) -> None:
+    cfg = config(synth_dir, tmp_path / "cache", "autofis", "search.baseline=false", "search.epochs=1")
+    run_search(cfg, tmp_path / "run")
+    other = config(synth_dir, tmp_path / "cache", "autofis", "search.baseline=false", "search.epochs=2")
+    with pytest.raises(ConfigError, match="different config"):
+        run_search(other, tmp_path / "run")
+    with pytest.raises(ConfigError, match="fm or deepfm"):
+        run_search(config(synth_dir, tmp_path / "cache", "autofis", "model.name=dcn"), tmp_path / "run2")
+    with pytest.raises(ConfigError, match="warmup_epochs"):
+        run_search(config(synth_dir, tmp_path / "cache", "autodim", "search.warmup_epochs=3"), tmp_path / "run3")
