@@ -207,15 +207,22 @@ def default_search_dir(cfg: ExperimentConfig) -> Path:
     return Path("runs") / name.replace("+", "plus")
 
 
-def _claim_folder(run_dir: Path, cfg: ExperimentConfig) -> None:
-    """Write config.yaml, or check that the folder's config is this one (a resumed run must not change it)."""
+def _claim_folder(run_dir: Path, cfg: ExperimentConfig, data_key: str) -> None:
+    """Write config.yaml and the data's cache key, or check that an existing run used the same of both.
+
+    A resumed run must change neither.
+    """
     text = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
-    path = run_dir / "config.yaml"
+    path, key_path = run_dir / "config.yaml", run_dir / "data_key.txt"
     if path.is_file() and path.read_text() != text:
         raise ConfigError(f"{run_dir} holds a run with a different config; pass a new --out (or delete the folder) "
                           "to start another search")
+    if key_path.is_file() and key_path.read_text().strip() != data_key:
+        raise ConfigError(f"{run_dir} holds a run on different data (the files under {cfg.data.path} changed); "
+                          "pass a new --out (or delete the folder) to search again")
     run_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
+    key_path.write_text(data_key + "\n")
 
 
 @dataclass
@@ -240,8 +247,8 @@ def run_search(cfg: ExperimentConfig, out: str | Path | None = None, log: Callab
 
     resolved_search(cfg)  # fail on bad search settings before any work
     run_dir = Path(out) if out is not None else default_search_dir(cfg)
-    _claim_folder(run_dir, cfg)
     splits = load_splits(cfg, log)
+    _claim_folder(run_dir, cfg, splits.ds.path.name)
     splits.ds.schema.save(run_dir)
     arch = _read_json(run_dir / "search" / "arch.json")
     if arch is None:

@@ -1,0 +1,156 @@
+"""Search benchmark: AutoDim-DeepFM and AutoFIS-DeepFM against DeepFM on the team's real splits.
+
+For each dataset, seed and method, `recnas search` runs search -> retrain -> baseline in one run folder, with the
+zoo benchmark's setting for the retrain and the baseline (batch 4,096, Adam lr 1e-3, MLP 400-400-400, embedding
+L2 0.1, early stopping on valid AUC, up to 50 epochs). AutoFIS's baseline is DeepFM at dimension 10; AutoDim's
+is DeepFM with every field at the largest candidate (32), the "full dimension" its EP is measured against.
+Goals (issue 4): AutoDim AUC >= baseline - 0.001 at <= 30% of its EP; AutoFIS AUC >= baseline keeping <= 50% of
+the interactions; search + retrain wall time <= 3x one baseline training. Writes bench/results/search_<dataset>.json
+and, with --write-md, a table in BENCHMARKS.md.
+
+    .venv/bin/python bench/search_bench.py [--datasets frappe_full,ml100k] [--methods autodim,autofis]
+                                           [--seeds 2026,2027,2028] [--epochs 50] [--threads 2] [--write-md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "derived"
+SETTING = ["model.name=deepfm", "model.embedding_dim=10", "model.mlp=[400,400,400]", "trainer.batch_size=4096",
+           "trainer.optimizer=adam", "trainer.lr=0.001", "trainer.embedding_l2=0.1", "trainer.patience=2",
+           "trainer.reduce_lr_factor=0.1", "trainer.progress=false", "search.batch_size=4096"]
+METHOD_SETTING = {
+    "autofis": ["search.method=autofis", "search.epochs=6", "search.grda_threshold=2.0"],
+    "autodim": ["search.method=autodim", "search.epochs=6", "search.warmup_epochs=2", "search.memory_lambda=0.1",
+                "search.candidates=[2,4,8,16,32]"],
+}
+
+
+def run(dataset: str, method: str, seed: int, epochs: int, threads: int, work: Path) -> dict:
+    from recnas.experiment.config import load_config
+    from recnas.experiment.search import run_search
+
+    overrides = [*SETTING, *METHOD_SETTING[method], f"seed={seed}", f"threads={threads}", f"trainer.epochs={epochs}",
+                 f"data.path={DATA / dataset}", f"data.cache_dir={work / 'cache'}", f"name={dataset}-{method}-{seed}"]
+    res = run_search(load_config(None, overrides), work / "runs" / f"{dataset}-{method}-{seed}")
+    rep = json.loads((res.path / "report.json").read_text())
+    r = rep["results"]
+    row = {"dataset": dataset, "method": method, "seed": seed,
+           "test_auc": r["searched"]["test_auc"], "test_logloss": r["searched"]["test_logloss"],
+           "ep": r["searched"]["embedding_params"], "base_test_auc": r["baseline"]["test_auc"],
+           "base_test_logloss": r["baseline"]["test_logloss"], "base_ep": r["baseline"]["embedding_params"],
+           "ep_fraction": r["ep_fraction"], "auc_gain": r["test_auc_gain"],
+           "search_seconds": res.arch["search_seconds"], "retrain_seconds": r["searched"]["wall_seconds"],
+           "baseline_seconds": r["baseline"]["wall_seconds"], "time_vs_baseline": r["time_vs_baseline"],
+           "retrain_epochs": r["searched"]["epochs"], "baseline_epochs": r["baseline"]["epochs"],
+           "run": str(res.path)}
+    if method == "autofis":
+        row["kept"] = len(res.arch["interactions"])
+        row["pairs"] = res.arch["num_pairs"]
+        row["interactions"] = res.arch["interactions"]
+    else:
+        row["dims"] = res.arch["dims"]
+    return row
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    out = []
+    for method in dict.fromkeys(r["method"] for r in rows):
+        rs = [r for r in rows if r["method"] == method]
+
+        def mean(key: str, rs: list[dict] = rs) -> float:
+            return statistics.fmean(r[key] for r in rs)
+
+        s = {"method": method, "seeds": len(rs), "test_auc": mean("test_auc"), "base_test_auc": mean("base_test_auc"),
+             "auc_gain": mean("auc_gain"), "test_logloss": mean("test_logloss"),
+             "base_test_logloss": mean("base_test_logloss"), "ep_fraction": mean("ep_fraction"),
+             "ep": mean("ep"), "base_ep": mean("base_ep"), "time_vs_baseline": mean("time_vs_baseline"),
+             "search_seconds": mean("search_seconds"), "retrain_seconds": mean("retrain_seconds"),
+             "baseline_seconds": mean("baseline_seconds")}
+        if method == "autofis":
+            s["kept_fraction"] = statistics.fmean(r["kept"] / r["pairs"] for r in rs)
+            s["auc_goal"] = s["auc_gain"] >= 0
+            s["size_goal"] = s["kept_fraction"] <= 0.5
+        else:
+            s["auc_goal"] = s["auc_gain"] >= -0.001
+            s["size_goal"] = s["ep_fraction"] <= 0.3
+        s["time_goal"] = s["time_vs_baseline"] <= 3
+        out.append(s)
+    return out
+
+
+def table(dataset: str, summary: list[dict]) -> str:
+    lines = [f"### {dataset}", "", "| method | seeds | test AUC (searched / baseline, gain) | test logloss | "
+             "EP (searched / baseline) | interactions kept | search + retrain ÷ baseline time | goals |",
+             "|---|---|---|---|---|---|---|---|"]
+
+    def met(ok: bool) -> str:
+        return "met" if ok else "**not met**"
+
+    for s in summary:
+        kept = f"{s['kept_fraction']:.0%}" if "kept_fraction" in s else "-"
+        lines.append(
+            f"| {s['method']} | {s['seeds']} | {s['test_auc']:.4f} / {s['base_test_auc']:.4f} ({s['auc_gain']:+.4f}) | "
+            f"{s['test_logloss']:.4f} / {s['base_test_logloss']:.4f} | {s['ep']:,.0f} / {s['base_ep']:,.0f} "
+            f"({s['ep_fraction']:.1%}) | {kept} | {s['time_vs_baseline']:.2f} ({s['search_seconds']:.0f} s + "
+            f"{s['retrain_seconds']:.0f} s vs {s['baseline_seconds']:.0f} s) | AUC {met(s['auc_goal'])}, size "
+            f"{met(s['size_goal'])}, time {met(s['time_goal'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--datasets", default="frappe_full,ml100k")
+    ap.add_argument("--methods", default="autodim,autofis")
+    ap.add_argument("--seeds", default="2026,2027,2028")
+    ap.add_argument("--epochs", type=int, default=50)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--work", type=Path, default=ROOT / "bench" / "work" / "search")
+    ap.add_argument("--write-md", action="store_true")
+    args = ap.parse_args()
+    import torch
+
+    seeds = [int(s) for s in args.seeds.split(",")]
+    methods = args.methods.split(",")
+    machine = (f"{platform.machine()}, {os.cpu_count()} cpus, Python {platform.python_version()}, "
+               f"torch {torch.__version__}, {args.threads} threads")
+    command = "python bench/search_bench.py " + " ".join(sys.argv[1:])
+    md = []
+    for dataset in args.datasets.split(","):
+        rows: list[dict] = []
+        out = ROOT / "bench" / "results" / f"search_{dataset}.json"
+        for seed in seeds:
+            for method in methods:
+                row = run(dataset, method, seed, args.epochs, args.threads, args.work)
+                rows.append(row)
+                extra = (f"kept {row['kept']}/{row['pairs']}" if method == "autofis"
+                         else f"EP {row['ep_fraction']:.1%}")
+                print(f"{dataset} {method} seed {seed}: test AUC {row['test_auc']:.4f} vs {row['base_test_auc']:.4f}, "
+                      f"{extra}, time x{row['time_vs_baseline']:.2f}", flush=True)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text(json.dumps({"date": dt.date.today().isoformat(), "command": command,
+                                           "machine": machine, "setting": SETTING, "methods": METHOD_SETTING,
+                                           "runs": rows, "summary": summarize(rows)}, indent=2))
+        md.append(table(dataset, summarize(rows)))
+    text = "\n".join(md)
+    print(text)
+    if args.write_md:
+        path = ROOT / "BENCHMARKS.md"
+        body = path.read_text() if path.exists() else "# Benchmarks\n"
+        body += (f"\n## Search (`bench/search_bench.py`)\n\n{dt.date.today().isoformat()}, `{command}`, {machine}; "
+                 f"seeds {seeds}, retrain/baseline up to {args.epochs} epochs; setting: {', '.join(SETTING)}; "
+                 f"methods: {METHOD_SETTING}.\n\n{text}")
+        path.write_text(body)
+
+
+if __name__ == "__main__":
+    main()
