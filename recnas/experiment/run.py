@@ -33,6 +33,16 @@ from recnas.nn.models import CTRModel, build_model
 from recnas.train import Trainer, binary_metrics, count_params, predict_logits
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file and a rename, so a kill never leaves a half-written file.
+
+    Stages are skipped when their output file exists, so a truncated one must never appear.
+    """
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 def set_seed(seed: int, threads: int) -> None:
     """Seed every generator and fix the thread count (same seed + config -> same metrics)."""
     random.seed(seed)
@@ -149,7 +159,7 @@ def fit_and_score(cfg: ExperimentConfig, model: CTRModel, splits: Splits, run_di
         "versions": versions(),
         **(extra or {}),
     }
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_text_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2))
     return metrics
 
 

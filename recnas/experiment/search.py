@@ -28,8 +28,8 @@ from recnas.data.batches import BatchIterator
 from recnas.data.schema import Schema
 from recnas.errors import ConfigError, DataError
 from recnas.experiment.config import ExperimentConfig
-from recnas.experiment.run import Splits, fit_and_score, load_splits, set_seed, train_arrays
-from recnas.nn.models import CTRModel, build_model
+from recnas.experiment.run import Splits, fit_and_score, load_splits, set_seed, train_arrays, write_text_atomic
+from recnas.nn.models import MODELS, CTRModel, build_model
 from recnas.search.grda import c_for_threshold
 from recnas.search.oneshot import OneShotStrategy, export_probs, export_sample
 from recnas.space import Space
@@ -47,6 +47,14 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
 def resolved_search(cfg: ExperimentConfig) -> dict[str, Any]:
     """The search settings with the method defaults filled in."""
     s = cfg.search.model_dump()
+    if cfg.search.method == "autodim":
+        cls = MODELS.get(cfg.model.name.lower())
+        if cls is not None and (cls.field_aware or not cls.has_embedding):
+            raise ConfigError(f"AutoDim gives each field one embedding vector; {cfg.model.name!r} "
+                              f"{'keeps several per id (field-aware)' if cls.field_aware else 'has no embeddings'}; "
+                              "search another model (e.g. deepfm, fm, widedeep, dcnv2)")
+    elif cfg.model.name not in AUTOFIS_MODELS:
+        raise ConfigError(f"AutoFIS searches fm or deepfm (model.name), not {cfg.model.name!r}")
     for key, value in METHOD_DEFAULTS[cfg.search.method].items():
         if s[key] is None:
             s[key] = value
@@ -101,7 +109,10 @@ def build_searched_model(cfg: ExperimentConfig, schema: Schema, arch: dict[str, 
 
 
 def baseline_config(cfg: ExperimentConfig) -> ExperimentConfig:
-    """The unsearched model with the same settings (AutoDim: every field at the full, largest dimension)."""
+    """The unsearched model with the same settings.
+
+    For AutoDim every field gets the common dimension (by default the largest candidate).
+    """
     base = cfg.model_copy(deep=True)
     if cfg.search.method == "autodim":
         base.model.embedding_dim = common_dim(cfg)
@@ -121,10 +132,10 @@ def read_arch(path: Path) -> dict[str, Any]:
 
 
 def _search_batches(cfg: ExperimentConfig, splits: Splits) -> BatchIterator:
-    size = cfg.search.batch_size
-    if size is None or size == splits.train.batch_size:
-        return splits.train
-    return BatchIterator(train_arrays(splits.ds, cfg.data.max_train_rows), size, shuffle=True, seed=cfg.seed)
+    """Full batches only: a small remainder batch would be the noisiest step before every export."""
+    size = cfg.search.batch_size or splits.train.batch_size
+    arrays = train_arrays(splits.ds, cfg.data.max_train_rows)
+    return BatchIterator(arrays, size, shuffle=True, seed=cfg.seed, drop_last=len(arrays["y"]) >= size)
 
 
 def search_stage(cfg: ExperimentConfig, splits: Splits, search_dir: Path,
@@ -139,7 +150,9 @@ def search_stage(cfg: ExperimentConfig, splits: Splits, search_dir: Path,
         s["grda_threshold"], s["arch_lr"], s["grda_mu"], planned)
     tau_decay = (max(s["tau_start"] - s["tau_end"], 0.0) / planned if s["tau_decay"] == "auto"
                  else float(s["tau_decay"]))
-    valid = splits.ds.batches("valid", train.batch_size, shuffle=True, seed=cfg.seed)
+    n_valid = len(splits.ds.splits["valid"]["y"])
+    valid = splits.ds.batches("valid", train.batch_size, shuffle=True, seed=cfg.seed,
+                              drop_last=n_valid >= train.batch_size)
     strategy = OneShotStrategy(
         s["mode"], s["arch_optimizer"], lr=s["arch_lr"], grda_c=grda_c, grda_mu=s["grda_mu"],
         warmup_epochs=s["warmup_epochs"], tau_start=s["tau_start"], tau_decay=tau_decay, tau_min=s["tau_min"],
@@ -176,7 +189,7 @@ def search_stage(cfg: ExperimentConfig, splits: Splits, search_dir: Path,
         arch.update(common_dim=block.common_dim, candidates=list(block.candidates), lift_gamma=block.lift_gamma,
                     field_rows=block.rows, ep=sample_ep(block.rows, arch["dims"]),
                     full_ep=sample_ep(block.rows, {f: block.candidates[-1] for f in block.rows}))
-    (search_dir / "arch.json").write_text(json.dumps(arch, indent=2))
+    write_text_atomic(search_dir / "arch.json", json.dumps(arch, indent=2))
     checkpoint.unlink(missing_ok=True)
     return arch
 
@@ -207,6 +220,19 @@ def default_search_dir(cfg: ExperimentConfig) -> Path:
     return Path("runs") / name.replace("+", "plus")
 
 
+def _settings(raw: dict[str, Any]) -> dict[str, Any]:
+    """A config without what does not change results.
+
+    That is the progress bar, and the data path and cache folder as spelled (the data itself is checked by its
+    cache key).
+    """
+    raw = json.loads(json.dumps(raw))
+    raw.get("trainer", {}).pop("progress", None)
+    raw.get("data", {}).pop("path", None)
+    raw.get("data", {}).pop("cache_dir", None)
+    return raw
+
+
 def _claim_folder(run_dir: Path, cfg: ExperimentConfig, data_key: str) -> None:
     """Write config.yaml and the data's cache key, or check that an existing run used the same of both.
 
@@ -214,7 +240,7 @@ def _claim_folder(run_dir: Path, cfg: ExperimentConfig, data_key: str) -> None:
     """
     text = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
     path, key_path = run_dir / "config.yaml", run_dir / "data_key.txt"
-    if path.is_file() and path.read_text() != text:
+    if path.is_file() and _settings(yaml.safe_load(path.read_text())) != _settings(cfg.model_dump(mode="json")):
         raise ConfigError(f"{run_dir} holds a run with a different config; pass a new --out (or delete the folder) "
                           "to start another search")
     if key_path.is_file() and key_path.read_text().strip() != data_key:

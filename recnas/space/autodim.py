@@ -259,6 +259,7 @@ class ProjectedEmbedding(_EmbeddingFacade):
     ) -> None:
         super().__init__()
         self.base = FieldEmbedding(schema, dict(dims), numerical=numerical, pooling=pooling, sparse=sparse)
+        self.encoding = {"numerical": numerical, "pooling": pooling}
         self._set_shape(list(self.base.field_names), int(common_dim))
         self.field_dims = {f: int(dims[f]) for f in self.field_names}
         starts = torch.tensor([0, *self.base.dims[:-1]]).cumsum(0).tolist()
@@ -289,6 +290,9 @@ class ProjectedEmbedding(_EmbeddingFacade):
     def inherit_from(self, search: AutoDimEmbedding) -> None:
         """Copy the weights `search` uses for these sizes (rows' leading columns, lift maps, batch-norm state)."""
         names = search.field_names
+        if names != self.field_names or search.common_dim != self.common_dim or search.encoding != self.encoding:
+            raise ConfigError("inherit_from needs the search embedding this one was frozen from (same fields, "
+                              "encoding and common dimension)")
         src_tables = search.base.tables_weights()[0]  # the search table has one size: one shared table
         if self.base.equal_dims:
             d = self.base.dims[0]

@@ -168,6 +168,7 @@ class Trainer:
         excluded = [p for h in hooks for p in h.exclude_parameters(model)]
         self.optimizers = build_optimizers(model, cfg.optimizer, cfg.lr, cfg.embedding_lr, cfg.weight_decay,
                                            cfg.sparse, excluded)
+        weights = [p for opt in self.optimizers for g in opt.param_groups for p in g["params"]]
         penalty = self._embedding_penalty(model)
         if valid is not None and cfg.monitor == "auc":
             y = valid.tensors["y"]
@@ -200,6 +201,8 @@ class Trainer:
             running = torch.zeros(())
             n_batches = 0
             for batch in train.iter_epoch(epoch - 1):  # by epoch number, so a resumed fit sees the same order
+                if len(batch) < 2 and n_batches > 0:  # a 1-row remainder: batch norm cannot train on it
+                    continue
                 logits = model(batch)
                 loss = F.binary_cross_entropy_with_logits(logits, batch.y)
                 total = loss + penalty() if penalty is not None else loss
@@ -207,7 +210,7 @@ class Trainer:
                     opt.zero_grad(set_to_none=True)
                 total.backward()
                 if cfg.max_grad_norm is not None:
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                    nn.utils.clip_grad_norm_(weights, cfg.max_grad_norm)  # not the architecture parameters
                 for opt in self.optimizers:
                     opt.step()
                 running += loss.detach()
@@ -238,7 +241,8 @@ class Trainer:
                 if value > best + cfg.min_delta:
                     best, bad = value, 0
                     result.best_epoch, result.best_valid = epoch, metrics
-                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                    if cfg.restore_best:  # a search keeps its last state: no copy needed
+                        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 else:
                     bad += 1
                     self._reduce_lr()

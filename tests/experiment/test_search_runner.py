@@ -111,5 +111,11 @@ def test_a_run_folder_refuses_a_different_config_and_autofis_a_model_it_cannot_g
         run_search(other, tmp_path / "run")
     with pytest.raises(ConfigError, match="fm or deepfm"):
         run_search(config(synth_dir, tmp_path / "cache", "autofis", "model.name=dcn"), tmp_path / "run2")
+    with pytest.raises(ConfigError, match="field-aware"):
+        run_search(config(synth_dir, tmp_path / "cache", "autodim", "model.name=ffm"), tmp_path / "run4")
+    # what does not change results may differ on resumption: the progress bar, the spelling of the data path
+    same = config(synth_dir, tmp_path / "cache", "autofis", "search.baseline=false", "search.epochs=1",
+                  "trainer.progress=true", f"data.path={synth_dir}/")
+    assert run_search(same, tmp_path / "run").arch["method"] == "autofis"
     with pytest.raises(ConfigError, match="warmup_epochs"):
         run_search(config(synth_dir, tmp_path / "cache", "autodim", "search.warmup_epochs=3"), tmp_path / "run3")

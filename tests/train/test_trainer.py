@@ -130,3 +130,28 @@ def test_divergence_is_a_clear_error(prepared) -> None:  # noqa: ANN001
 def test_unknown_trainer_key_is_rejected() -> None:
     with pytest.raises(Exception, match="extra"):
         TrainerConfig(epoch=3)  # type: ignore[call-arg]
+
+
+def test_a_one_row_remainder_batch_is_skipped_so_batch_norm_trains(prepared) -> None:  # noqa: ANN001
+    arrays = {k: v[:1025] for k, v in prepared.splits["train"].items()}  # 1,025 = 2 x 512 + 1
+    model = build_model("deepfm", prepared.schema, embedding_dim=4, mlp=[8], batch_norm=True)
+    result = Trainer(TrainerConfig(epochs=1, batch_size=512, progress=False)).fit(
+        model, BatchIterator(arrays, 512, shuffle=True, seed=0))
+    assert result.train_samples == 1024
+
+
+def test_gradient_clipping_leaves_excluded_parameters_out(prepared) -> None:  # noqa: ANN001
+    """Architecture parameters (excluded by a hook) neither count in the clip norm nor get clipped."""
+    model = build_model("fm", prepared.schema, embedding_dim=4)
+    seen: dict[str, float] = {}
+
+    class Exclude(Hook):
+        def exclude_parameters(self, m):  # noqa: ANN001, ANN202
+            return [m.first_order.bias]
+
+        def after_step(self, trainer, batch, step) -> None:  # noqa: ANN001
+            seen["bias_grad"] = float(model.first_order.bias.grad.abs().max())
+
+    cfg = TrainerConfig(epochs=1, batch_size=512, max_grad_norm=1e-6, embedding_l2=0.0, progress=False)
+    Trainer(cfg).fit(model, prepared.batches("train", 512, seed=0), hooks=[Exclude()])
+    assert seen["bias_grad"] > 1e-4  # left as computed, not clipped to the tiny norm

@@ -44,6 +44,7 @@ class CTRModel(nn.Module):
     model_name: ClassVar[str] = "base"
     needs_equal_dims: ClassVar[bool] = True
     has_embedding: ClassVar[bool] = True  # False: first-order weights only (LR)
+    field_aware: ClassVar[bool] = False  # True: several vectors per id (FFM), so no one-vector-per-field embedding
     paper: ClassVar[str] = ""
 
     def __init__(

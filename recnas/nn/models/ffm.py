@@ -23,6 +23,7 @@ class FFM(CTRModel):
     """
 
     paper = "Juan et al., Field-aware Factorization Machines for CTR Prediction, RecSys 2016"
+    field_aware = True
 
     def __init__(self, schema: Schema, **kw: Any) -> None:
         dim = kw.get("embedding_dim", 10)
