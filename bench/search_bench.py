@@ -128,8 +128,10 @@ def main() -> None:
     command = "python bench/search_bench.py " + " ".join(sys.argv[1:])
     md = []
     for dataset in args.datasets.split(","):
-        rows: list[dict] = []
         out = ROOT / "bench" / "results" / f"search_{dataset}.json"
+        # runs of other methods from an earlier invocation stay (e.g. --methods autodim, then --methods autofis)
+        earlier = json.loads(out.read_text()).get("runs", []) if out.is_file() else []
+        rows: list[dict] = [r for r in earlier if r["method"] not in methods and r["seed"] in seeds]
         for seed in seeds:
             for method in methods:
                 row = run(dataset, method, seed, args.epochs, args.threads, args.work)
@@ -139,7 +141,7 @@ def main() -> None:
                 print(f"{dataset} {method} seed {seed}: test AUC {row['test_auc']:.4f} vs {row['base_test_auc']:.4f}, "
                       f"{extra}, time x{row['time_vs_baseline']:.2f}", flush=True)
                 out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_text(json.dumps({"date": dt.date.today().isoformat(), "command": command,
+                out.write_text(json.dumps({"date": dt.date.today().isoformat(), "commands": command,
                                            "machine": machine, "setting": SETTING, "methods": METHOD_SETTING,
                                            "runs": rows, "summary": summarize(rows)}, indent=2))
         md.append(table(dataset, summarize(rows)))
