@@ -141,7 +141,7 @@ def main() -> None:
                 print(f"{dataset} {method} seed {seed}: test AUC {row['test_auc']:.4f} vs {row['base_test_auc']:.4f}, "
                       f"{extra}, time x{row['time_vs_baseline']:.2f}", flush=True)
                 out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_text(json.dumps({"date": dt.date.today().isoformat(), "commands": command,
+                out.write_text(json.dumps({"date": dt.date.today().isoformat(), "command": command,
                                            "machine": machine, "setting": SETTING, "methods": METHOD_SETTING,
                                            "runs": rows, "summary": summarize(rows)}, indent=2))
         md.append(table(dataset, summarize(rows)))
