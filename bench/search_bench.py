@@ -7,10 +7,9 @@ is DeepFM with every field at the largest candidate (32), the "full dimension" i
 AutoDim's memory_lambda (0.03) was chosen on frappe_full's validation split, seed 2026, from {0, 0.01, 0.03, 0.1}
 (retrained valid AUC 0.9756, 0.9758, 0.9758, 0.9734); AutoFIS's grda_threshold (1.0) likewise from {0.5, 1.0, 2.0}
 (kept 44, 6, 0 of 45 pairs; valid AUC 0.9801, 0.9801, 0.9797). Goals (issue 4): AutoDim AUC >= baseline - 0.001
-at <= 30%
-of its EP; AutoFIS AUC >= baseline keeping <= 50% of the interactions; search + retrain wall time <= 3x one
-baseline training. Writes bench/results/search_<dataset>.json
-and, with --write-md, a table in BENCHMARKS.md.
+at <= 30% of its EP; AutoFIS AUC >= baseline keeping <= 50% of the interactions; search + retrain wall time <= 3x
+one baseline training. Writes bench/results/search_<dataset>[<tag>].json and, with --write-md, a table in
+BENCHMARKS.md.
 
     .venv/bin/python bench/search_bench.py [--datasets frappe_full,ml100k] [--methods autodim,autofis]
                                            [--seeds 2026,2027,2028] [--epochs 50] [--threads 2] [--write-md]
