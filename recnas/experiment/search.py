@@ -74,17 +74,14 @@ def _model_kwargs(cfg: ExperimentConfig) -> dict[str, Any]:
 
 def build_search_model(cfg: ExperimentConfig, schema: Schema) -> CTRModel:
     """The supernet: AutoFIS (gated FM/DeepFM) or the configured zoo model with an AutoDim embedding."""
+    resolved_search(cfg)  # refuses a model the method cannot search
     kw = _model_kwargs(cfg)
     kw["sparse"] = False  # architecture steps need dense gradients
     if cfg.search.method == "autofis":
-        if cfg.model.name not in AUTOFIS_MODELS:
-            raise ConfigError(f"AutoFIS searches fm or deepfm (model.name), not {cfg.model.name!r}")
         return AutoFIS(schema, deep=cfg.model.name == "deepfm", **kw)
     dim = common_dim(cfg)
     kw["embedding_dim"] = dim
     model = build_model(cfg.model.name, schema, **kw)
-    if not model.has_embedding:
-        raise ConfigError(f"AutoDim needs a model with embeddings; {cfg.model.name!r} has none")
     model.embedding = AutoDimEmbedding(schema, cfg.search.candidates, dim, numerical=cfg.model.numerical,
                                        pooling=cfg.model.pooling, lift_gamma=cfg.search.lift_gamma,
                                        max_ep=cfg.search.max_ep)
