@@ -120,7 +120,10 @@ def sample_table(path: Path, fmt: SourceFormat) -> pa.Table:
         convert_options=pv.ConvertOptions(strings_can_be_null=False, null_values=[""],
                                           column_types=_all_strings(path, fmt)),
     )
-    batch = reader.read_next_batch()
+    try:
+        batch = reader.read_next_batch()
+    finally:
+        reader.close()  # stop pyarrow's reader thread now: left to interpreter exit, it can abort the process
     table = pa.Table.from_batches([batch]).slice(0, SAMPLE_ROWS)
     if not fmt.header:
         names = ["label" if i == 0 else f"c{i}" for i in range(table.num_columns)]

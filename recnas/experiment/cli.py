@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -290,9 +291,13 @@ def main() -> None:
         app()
     except RecnasError as e:
         message = str(e)
-    if message is not None:  # exit outside the handler, once the failed readers are released
+    if message is not None:
         print(f"error: {message}", file=sys.stderr)
-        sys.exit(2)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Leave without interpreter teardown: a pyarrow reader thread interrupted by the error can make the C++
+        # runtime abort during teardown (about 1 exit in 15), turning a clean exit 2 into a crash.
+        os._exit(2)
 
 if __name__ == "__main__":
     main()
