@@ -29,18 +29,9 @@ from recnas.data.schema import Schema
 from recnas.data.source import open_dataset
 from recnas.errors import ConfigError, DataError
 from recnas.experiment.config import ExperimentConfig
+from recnas.fileio import write_text_atomic
 from recnas.nn.models import CTRModel, build_model
 from recnas.train import Trainer, binary_metrics, count_params, predict_logits
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file and a rename, so a kill never leaves a half-written file.
-
-    Stages are skipped when their output file exists, so a truncated one must never appear.
-    """
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def set_seed(seed: int, threads: int) -> None:

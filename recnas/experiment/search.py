@@ -28,7 +28,8 @@ from recnas.data.batches import BatchIterator
 from recnas.data.schema import Schema
 from recnas.errors import ConfigError, DataError
 from recnas.experiment.config import ExperimentConfig
-from recnas.experiment.run import Splits, fit_and_score, load_splits, set_seed, train_arrays, write_text_atomic
+from recnas.experiment.run import Splits, fit_and_score, load_splits, set_seed, train_arrays
+from recnas.fileio import write_text_atomic
 from recnas.nn.models import MODELS, CTRModel, build_model
 from recnas.search.grda import c_for_threshold
 from recnas.search.oneshot import OneShotStrategy, export_probs, export_sample

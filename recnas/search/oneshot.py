@@ -28,6 +28,7 @@ from torch import nn
 
 from recnas.data.batches import BatchIterator, FieldBatch
 from recnas.errors import ConfigError
+from recnas.fileio import write_text_atomic
 from recnas.search.grda import GRDA
 from recnas.space.choice import SearchableBlock
 from recnas.train.hooks import Hook
@@ -196,10 +197,7 @@ class OneShotStrategy(Hook):
         """Write every epoch record to `history_path` (one JSON object per line)."""
         if self.history_path is None:
             return
-        self.history_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.history_path.with_name(self.history_path.name + ".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in self.history))
-        tmp.replace(self.history_path)
+        write_text_atomic(self.history_path, "".join(json.dumps(r) + "\n" for r in self.history))
 
     # ---- resumption ---------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

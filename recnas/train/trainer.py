@@ -7,7 +7,6 @@ in through `Hook`s, so with no hooks this is the baseline and retrain path.
 from __future__ import annotations
 
 import math
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -22,6 +21,7 @@ from torch import nn
 
 from recnas.data.batches import BatchIterator
 from recnas.errors import CacheError, DataError, TrainingError
+from recnas.fileio import write_atomic
 from recnas.nn.embedding import FieldEmbedding
 from recnas.train.config import TrainerConfig
 from recnas.train.hooks import Hook
@@ -142,10 +142,7 @@ class Trainer:
         hook_states = {key: st for key, h in _hook_keys(hooks) if (st := h.state_dict())}
         blob = {"model": model.state_dict(), "optimizers": [o.state_dict() for o in self.optimizers],
                 "hooks": hook_states, "torch_rng": torch.get_rng_state(), **state}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(blob, tmp)
-        os.replace(tmp, path)  # atomic: a kill during the save leaves the previous checkpoint intact
+        write_atomic(path, lambda tmp: torch.save(blob, tmp))  # a kill mid-save keeps the previous checkpoint
 
     def _load_checkpoint(self, path: Path, model: nn.Module, hooks: Sequence[Hook]) -> dict[str, Any]:
         try:  # weights_only: the restricted unpickler (tensors, numbers, strings, containers), never code

@@ -1,0 +1,20 @@
+"""Atomic file writes: a run's stages are skipped when their output exists, so no half-written file may appear."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+
+def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """Call `write(tmp)` on a sibling temporary file, then rename it over `path` (a kill leaves the old file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """`path.write_text(text)`, atomically."""
+    write_atomic(path, lambda tmp: tmp.write_text(text))
