@@ -7,6 +7,10 @@ ones, which that L2 collapses): for those it is chosen from --l2-grid by valid A
 seeds reuse the choice. Models are chosen on valid, reported on test. Writes bench/results/zoo_<dataset>.json and, with
 --write-md, a table in BENCHMARKS.md.
 
+Each finished run is kept as a record under <work>/records/<dataset>/, so an interrupted benchmark resumes where it
+stopped, runs of an earlier results file with the same setting are reused, and several invocations started side by
+side (e.g. two with --threads 1 on a 2-core machine) share the job queue through claim files.
+
     .venv/bin/python bench/zoo_bench.py [--datasets frappe_full,ml100k] [--models deepfm,fm] [--seeds 2026,2027,2028]
                                         [--epochs 50] [--threads 2] [--tune-l2 lr,fm]
                                         [--l2-grid 0.1,0.01,0.001] [--write-md]
@@ -23,6 +27,8 @@ import statistics
 import sys
 import time
 from pathlib import Path
+
+from recnas.fileio import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "derived"
@@ -78,6 +84,108 @@ def table(dataset: str, rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def job_path(records: Path, model: str, seed: int, l2: float) -> Path:
+    """Where one finished run's record lives: workers and later invocations find finished work here."""
+    return records / f"{model.replace('+', 'plus')}-{seed}-l2_{l2:g}.json"
+
+
+def seed_records(out: Path, header: dict, records: Path) -> None:
+    """Turn the runs of an earlier results file with the same setting into record files, so they are not re-run."""
+    if not out.exists():
+        return
+    old = json.loads(out.read_text())
+    if any(old.get(k) != header[k] for k in ("setting", "max_epochs", "l2_grid")):
+        return
+    for r in [*old.get("l2_tuning_runs", []), *old.get("runs", [])]:
+        path = job_path(records, r["model"], r["seed"], r["embedding_l2"])
+        if not path.exists():
+            write_text_atomic(path, json.dumps(r, indent=2))
+
+
+def claim(path: Path) -> bool:
+    """Take a job for this process; a claim left by a process that no longer runs is taken over."""
+    lock = path.with_suffix(".claim")
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                os.kill(int(lock.read_text() or "0"), 0)
+                return False
+            except (ProcessLookupError, ValueError):
+                lock.unlink(missing_ok=True)
+                continue
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        return True
+    return False
+
+
+def chosen_l2(records: Path, model: str, seed: int, grid: list[float]) -> float | None:
+    """The grid value with the best valid AUC at the first seed, or None while a grid run is missing."""
+    paths = [job_path(records, model, seed, l2) for l2 in grid]
+    if not all(p.exists() for p in paths):
+        return None
+    trials = [json.loads(p.read_text()) for p in paths]
+    return max(trials, key=lambda t: t["valid_auc"])["embedding_l2"]
+
+
+def run_jobs(dataset: str, models: list[str], seeds: list[int], tuned: set[str], grid: list[float],
+             records: Path, args: argparse.Namespace) -> None:
+    """Run every missing job of a dataset; several processes may share the queue through claim files."""
+    records.mkdir(parents=True, exist_ok=True)
+    while True:
+        pending = blocked = 0
+        for seed in seeds:
+            for model in models:
+                if model in tuned and seed == seeds[0]:
+                    wanted = list(grid)
+                elif model in tuned:
+                    l2 = chosen_l2(records, model, seeds[0], grid)
+                    if l2 is None:
+                        pending += 1
+                        blocked += 1
+                        continue
+                    wanted = [l2]
+                else:
+                    wanted = [DEFAULT_L2]
+                for l2 in wanted:
+                    path = job_path(records, model, seed, l2)
+                    if path.exists():
+                        continue
+                    pending += 1
+                    if not claim(path):
+                        blocked += 1
+                        continue
+                    try:
+                        r = run(dataset, model, seed, args.epochs, args.work, l2, args.threads)
+                        write_text_atomic(path, json.dumps(r, indent=2))
+                    finally:
+                        path.with_suffix(".claim").unlink(missing_ok=True)
+                    print(f"{dataset} {model} seed {seed} L2 {l2:g}: test AUC {r['test_auc']:.4f}, valid AUC "
+                          f"{r['valid_auc']:.4f}, {r['epochs']} epochs, {r['train_samples_per_s']:,.0f} samples/s",
+                          flush=True)
+        if pending == 0:
+            return
+        if pending == blocked:  # everything left is being run by another process
+            time.sleep(15)
+
+
+def collect(models: list[str], seeds: list[int], tuned: set[str], grid: list[float],
+            records: Path) -> tuple[list[dict], list[dict], dict[str, float]]:
+    """The finished runs in table order, the first seed's L2 grid runs, and the L2 chosen per tuned model."""
+    chosen = {m: l2 for m in models if m in tuned
+              if (l2 := chosen_l2(records, m, seeds[0], grid)) is not None}
+    tuning = [json.loads(job_path(records, m, seeds[0], l2).read_text()) for m in chosen for l2 in grid]
+    runs = []
+    for seed in seeds:
+        for model in models:
+            path = job_path(records, model, seed, chosen.get(model, DEFAULT_L2))
+            if path.exists() and (model not in tuned or model in chosen):
+                runs.append(json.loads(path.read_text()))
+    return runs, tuning, chosen
+
+
 def main() -> None:
     from recnas.nn.models import ZOO
 
@@ -90,6 +198,7 @@ def main() -> None:
     ap.add_argument("--tune-l2", default=SHALLOW, help="models whose embedding L2 is chosen on valid ('' for none)")
     ap.add_argument("--l2-grid", default="0.1,0.01,0.001")
     ap.add_argument("--work", type=Path, default=ROOT / "bench" / "work" / "zoo")
+    ap.add_argument("--results", type=Path, default=ROOT / "bench" / "results", help="folder of zoo_<dataset>.json")
     ap.add_argument("--write-md", action="store_true")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -103,31 +212,16 @@ def main() -> None:
     command = "python bench/zoo_bench.py " + " ".join(sys.argv[1:])
     md = []
     for dataset in args.datasets.split(","):
-        records: list[dict] = []
-        tuning: list[dict] = []  # first-seed runs of the L2 grid, the chosen one included
-        chosen: dict[str, float] = {}
-        out = ROOT / "bench" / "results" / f"zoo_{dataset}.json"
-
+        out = args.results / f"zoo_{dataset}.json"
         header = {"date": dt.date.today().isoformat(), "command": command, "machine": machine, "setting": SETTING,
                   "max_epochs": args.epochs, "seeds": seeds, "l2_grid": grid}
-        for seed in seeds:
-            for model in models:
-                if model in tuned and model not in chosen:
-                    trials = [run(dataset, model, seed, args.epochs, args.work, l2, args.threads) for l2 in grid]
-                    tuning.extend(trials)
-                    r = max(trials, key=lambda t: t["valid_auc"])
-                    chosen[model] = r["embedding_l2"]
-                    print(f"{dataset} {model}: embedding L2 {chosen[model]:g} chosen on valid from "
-                          + ", ".join(f"{t['embedding_l2']:g} -> {t['valid_auc']:.4f}" for t in trials), flush=True)
-                else:
-                    r = run(dataset, model, seed, args.epochs, args.work, chosen.get(model, DEFAULT_L2), args.threads)
-                records.append(r)
-                print(f"{dataset} {model} seed {seed}: test AUC {r['test_auc']:.4f}, logloss {r['test_logloss']:.4f}, "
-                      f"{r['epochs']} epochs, {r['train_samples_per_s']:,.0f} samples/s", flush=True)
-                out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_text(json.dumps({**header, "l2_chosen": chosen, "l2_tuning_runs": tuning, "runs": records,
-                                           "summary": summarize(records)}, indent=2))
-        md.append(table(dataset, summarize(records)))
+        records = args.work / "records" / dataset
+        seed_records(out, header, records)
+        run_jobs(dataset, models, seeds, tuned, grid, records, args)
+        runs, tuning, chosen = collect(models, seeds, tuned, grid, records)
+        write_text_atomic(out, json.dumps({**header, "l2_chosen": chosen, "l2_tuning_runs": tuning, "runs": runs,
+                                           "summary": summarize(runs)}, indent=2))
+        md.append(table(dataset, summarize(runs)))
     text = "\n".join(md)
     print(text)
     if args.write_md:
