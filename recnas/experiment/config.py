@@ -85,6 +85,9 @@ class SearchConfig(BaseModel):
     lift_gamma: float = Field(0.15, gt=0, description="initial batch-norm scale of the candidate lifts")
     memory_lambda: float = Field(0.1, ge=0, description="weight of the expected-size term (0 = the paper's form)")
     max_ep: int | None = Field(None, ge=1, description="hard budget on the searched embedding parameters")
+    max_ep_fraction: float | None = Field(
+        None, gt=0, le=1, description="the budget as a fraction of every field at the largest size (not with max_ep)")
+    fill_budget: bool = Field(False, description="grow an export under the budget until it fills it")
     tau_start: float = Field(1.0, gt=0)
     tau_min: float = Field(0.01, gt=0)
     tau_end: float = Field(0.1, gt=0, description="temperature reached at the end of the search (tau_decay auto)")

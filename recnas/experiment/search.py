@@ -34,7 +34,7 @@ from recnas.nn.models import MODELS, CTRModel, build_model
 from recnas.search.grda import c_for_threshold
 from recnas.search.oneshot import OneShotStrategy, export_probs, export_sample
 from recnas.space import Space
-from recnas.space.autodim import AutoDimEmbedding, ProjectedEmbedding, sample_ep
+from recnas.space.autodim import AutoDimEmbedding, ProjectedEmbedding, field_rows, sample_ep
 from recnas.space.autofis import AutoFIS
 from recnas.train import Trainer
 
@@ -54,6 +54,11 @@ def resolved_search(cfg: ExperimentConfig) -> dict[str, Any]:
             raise ConfigError(f"AutoDim gives each field one embedding vector; {cfg.model.name!r} "
                               f"{'keeps several per id (field-aware)' if cls.field_aware else 'has no embeddings'}; "
                               "search another model (e.g. deepfm, fm, widedeep, dcnv2)")
+        if cfg.search.max_ep is not None and cfg.search.max_ep_fraction is not None:
+            raise ConfigError("give search.max_ep or search.max_ep_fraction, not both")
+        if cfg.search.fill_budget and cfg.search.max_ep is None and cfg.search.max_ep_fraction is None:
+            raise ConfigError("search.fill_budget grows the found sizes up to a budget; set search.max_ep or "
+                              "search.max_ep_fraction too")
     elif cfg.model.name not in AUTOFIS_MODELS:
         raise ConfigError(f"AutoFIS searches fm or deepfm (model.name), not {cfg.model.name!r}")
     for key, value in METHOD_DEFAULTS[cfg.search.method].items():
@@ -85,8 +90,17 @@ def build_search_model(cfg: ExperimentConfig, schema: Schema) -> CTRModel:
     model = build_model(cfg.model.name, schema, **kw)
     model.embedding = AutoDimEmbedding(schema, cfg.search.candidates, dim, numerical=cfg.model.numerical,
                                        pooling=cfg.model.pooling, lift_gamma=cfg.search.lift_gamma,
-                                       max_ep=cfg.search.max_ep)
+                                       max_ep=budget_ep(cfg, schema), fill_budget=cfg.search.fill_budget)
     return model
+
+
+def budget_ep(cfg: ExperimentConfig, schema: Schema) -> int | None:
+    """AutoDim's embedding-parameter budget: `search.max_ep`, or `max_ep_fraction` of the all-largest size."""
+    s = cfg.search
+    if s.max_ep_fraction is None:
+        return s.max_ep
+    rows = field_rows(schema, cfg.model.numerical)
+    return int(s.max_ep_fraction * sample_ep(rows, {f: max(s.candidates) for f in rows}))
 
 
 def build_searched_model(cfg: ExperimentConfig, schema: Schema, arch: dict[str, Any]) -> CTRModel:

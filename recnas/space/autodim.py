@@ -119,9 +119,12 @@ class AutoDimEmbedding(_EmbeddingFacade):
     def __init__(
         self, schema: Schema, candidates: Sequence[int] = DEFAULT_CANDIDATES, common_dim: int | None = None,
         numerical: str = "auto", pooling: str = "mean", lift_gamma: float = LIFT_GAMMA,
-        max_ep: int | None = None,
+        max_ep: int | None = None, fill_budget: bool = False,
     ) -> None:
         super().__init__()
+        if fill_budget and max_ep is None:
+            raise ConfigError("fill_budget grows the export up to max_ep; give max_ep (or search.max_ep_fraction)")
+        self.fill_budget = fill_budget
         cands = tuple(sorted({int(c) for c in candidates}))
         if not cands or cands[0] < 1 or len(cands) != len(candidates):
             raise ConfigError(f"AutoDim candidates must be distinct positive sizes, got {list(candidates)}")
@@ -199,25 +202,44 @@ class AutoDimEmbedding(_EmbeddingFacade):
         return {dim_label(f): p[i].tolist() for i, f in enumerate(self.field_names)}
 
     def export(self) -> Sample:
-        """The argmax size per field, then (with `max_ep`) shrunk greedily to the budget.
+        """The argmax size per field, fitted to `max_ep` when one is set.
 
-        Each shrink step takes the field and smaller size that lose the least log-probability per
-        parameter saved.
+        Over the budget, it is shrunk greedily: each step takes the field and smaller size that lose the least
+        log-probability per parameter saved. With `fill_budget`, an argmax under the budget is then grown the
+        same way, each step taking the larger size that loses the least log-probability per parameter added,
+        while one fits: "the best model under N parameters" rather than the smallest the search liked.
         """
         logp = torch.log_softmax(self.logits.detach(), dim=-1)
         idx = {f: int(logp[i].argmax()) for i, f in enumerate(self.field_names)}
         if self.max_ep is not None:
-            while sample_ep(self.rows, {f: self.candidates[k] for f, k in idx.items()}) > self.max_ep:
-                best: tuple[float, str, int] | None = None
-                for i, f in enumerate(self.field_names):
-                    for k in range(idx[f]):
-                        saved = self.rows[f] * (self.candidates[idx[f]] - self.candidates[k])
-                        loss = float(logp[i, idx[f]] - logp[i, k]) / max(saved, 1)
-                        if best is None or loss < best[0]:
-                            best = (loss, f, k)
-                assert best is not None  # the constructor checked that the smallest sizes fit
-                idx[best[1]] = best[2]
+            while self._ep(idx) > self.max_ep:
+                move = self._best_move(logp, idx, grow=False, room=0)
+                assert move is not None  # the constructor checked that the smallest sizes fit
+                idx[move[0]] = move[1]
+            while self.fill_budget and (move := self._best_move(logp, idx, True, self.max_ep - self._ep(idx))):
+                idx[move[0]] = move[1]
         return {dim_label(f): self.candidates[k] for f, k in idx.items()}
+
+    def _ep(self, idx: Mapping[str, int]) -> int:
+        return sample_ep(self.rows, {f: self.candidates[k] for f, k in idx.items()})
+
+    def _best_move(self, logp: torch.Tensor, idx: Mapping[str, int], grow: bool,
+                   room: int) -> tuple[str, int] | None:
+        """The (field, candidate index) change losing the least log-probability per parameter it adds or saves.
+
+        Growing considers only changes that add at most `room` parameters.
+        """
+        best: tuple[float, str, int] | None = None
+        for i, f in enumerate(self.field_names):
+            cur = idx[f]
+            for k in (range(cur + 1, len(self.candidates)) if grow else range(cur)):
+                params = self.rows[f] * abs(self.candidates[k] - self.candidates[cur])
+                if grow and params > room:
+                    break
+                loss = float(logp[i, cur] - logp[i, k]) / max(params, 1)
+                if best is None or loss < best[0]:
+                    best = (loss, f, k)
+        return None if best is None else (best[1], best[2])
 
     def chosen_dims(self, sample: Mapping[str, Any] | None = None) -> dict[str, int]:
         """{field: dimension} of `sample` (default: the current export)."""

@@ -119,3 +119,20 @@ def test_a_run_folder_refuses_a_different_config_and_autofis_a_model_it_cannot_g
     assert run_search(same, tmp_path / "run").arch["method"] == "autofis"
     with pytest.raises(ConfigError, match="warmup_epochs"):
         run_search(config(synth_dir, tmp_path / "cache", "autodim", "search.warmup_epochs=3"), tmp_path / "run3")
+
+
+def test_autodim_budget_as_a_fraction_is_filled_and_bad_budget_settings_are_refused(synth_dir: Path,
+                                                                                    tmp_path: Path) -> None:
+    cfg = config(synth_dir, tmp_path / "cache", "autodim", "search.candidates=[2,4,8]", "search.baseline=false",
+                 "search.epochs=3", "search.max_ep_fraction=0.5", "search.fill_budget=true")
+    arch = run_search(cfg, tmp_path / "run").arch
+    rows = arch["field_rows"]
+    assert arch["ep"] <= 0.5 * arch["full_ep"]
+    for f, d in arch["dims"].items():  # filled: no field's next size still fits in the budget
+        if d < 8:
+            assert arch["ep"] + rows[f] * d > 0.5 * arch["full_ep"], (f, d)
+    with pytest.raises(ConfigError, match="not both"):
+        run_search(config(synth_dir, tmp_path / "cache", "autodim", "search.max_ep=100000",
+                          "search.max_ep_fraction=0.5"), tmp_path / "run2")
+    with pytest.raises(ConfigError, match="fill_budget"):
+        run_search(config(synth_dir, tmp_path / "cache", "autodim", "search.fill_budget=true"), tmp_path / "run3")

@@ -112,6 +112,33 @@ def test_budget_export_fits_max_ep_and_an_impossible_budget_is_refused(prepared)
         AutoDimEmbedding(prepared.schema, CANDIDATES, 8, max_ep=floor - 1)
 
 
+def test_fill_budget_grows_an_export_under_the_budget_until_no_larger_size_fits(prepared) -> None:  # noqa: ANN001
+    probe = AutoDimEmbedding(prepared.schema, CANDIDATES, 8)
+    full = sample_ep(probe.rows, {f: 16 for f in probe.rows})
+    budget = full // 2
+    logits = torch.zeros(probe.num_fields, len(CANDIDATES))
+    logits[:, 0] = 4.0  # the search prefers the smallest size everywhere ...
+    logits[0, 2] = 3.0  # ... but for the first field size 8 nearly as much
+    results = {}
+    for fill in (False, True):
+        block = AutoDimEmbedding(prepared.schema, CANDIDATES, 8, max_ep=budget, fill_budget=fill)
+        with torch.no_grad():
+            block.logits.copy_(logits)
+        results[fill] = block.chosen_dims()
+    assert set(results[False].values()) == {2}  # without filling, the budget only caps
+    dims = results[True]
+    used = sample_ep(probe.rows, dims)
+    assert sample_ep(probe.rows, results[False]) < used <= budget
+    first = probe.field_names[0]
+    assert dims[first] >= 8  # the size the search nearly liked is granted first
+    for f, d in dims.items():  # filled: no field can take its next size within the budget any more
+        if d < CANDIDATES[-1]:
+            nxt = CANDIDATES[CANDIDATES.index(d) + 1]
+            assert used + probe.rows[f] * (nxt - d) > budget, (f, d)
+    with pytest.raises(ConfigError, match="fill_budget"):
+        AutoDimEmbedding(prepared.schema, CANDIDATES, 8, fill_budget=True)
+
+
 def test_memory_cost_grows_with_the_preferred_size(prepared) -> None:  # noqa: ANN001
     block = AutoDimEmbedding(prepared.schema, CANDIDATES, 8)
     small, large = block.memory_cost().item(), None
