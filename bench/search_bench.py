@@ -8,8 +8,8 @@ AutoDim's memory_lambda (0.03) was chosen on frappe_full's validation split, see
 (retrained valid AUC 0.9756, 0.9758, 0.9758, 0.9734); AutoFIS's grda_threshold (1.0) likewise from {0.5, 1.0, 2.0}
 (kept 44, 6, 0 of 45 pairs; valid AUC 0.9801, 0.9801, 0.9797). AutoDim's export fills a budget of 30% of the
 full-dimension EP (max_ep_fraction 0.3, fill_budget): its argmax alone (user 4, item 4-8, most context fields 2, about
-20% of the EP) retrained to valid AUC 0.9757 on frappe_full seed 2026, the filled export to 0.9806. Goals (issue 4): AutoDim AUC >= baseline - 0.001
-at <= 30% of its EP; AutoFIS AUC >= baseline keeping <= 50% of the interactions; search + retrain wall time <= 3x
+20% of the EP) retrained to valid AUC 0.9758 on frappe_full seed 2026, the filled export (user 16, item 8) to
+0.9806. Goals (issue 4): AutoDim AUC >= baseline - 0.001 at <= 30% of its EP; AutoFIS AUC >= baseline keeping <= 50% of the interactions; search + retrain wall time <= 3x
 one baseline training. Writes bench/results/search_<dataset>[<tag>].json and, with --write-md, a table in
 BENCHMARKS.md.
 
