@@ -41,17 +41,19 @@ METHOD_SETTING = {
 }
 
 
-def run(dataset: str, method: str, seed: int, epochs: int, threads: int, work: Path) -> dict:
+def run(dataset: str, method: str, seed: int, epochs: int, threads: int, work: Path, extra: list[str]) -> dict:
     from recnas.experiment.config import load_config
     from recnas.experiment.search import run_search
 
     overrides = [*SETTING, *METHOD_SETTING[method], f"seed={seed}", f"threads={threads}", f"trainer.epochs={epochs}",
-                 f"data.path={DATA / dataset}", f"data.cache_dir={work / 'cache'}", f"name={dataset}-{method}-{seed}"]
+                 f"data.path={DATA / dataset}", f"data.cache_dir={work / 'cache'}", f"name={dataset}-{method}-{seed}",
+                 *extra]
     res = run_search(load_config(None, overrides), work / "runs" / f"{dataset}-{method}-{seed}")
     rep = json.loads((res.path / "report.json").read_text())
     r = rep["results"]
     row = {"dataset": dataset, "method": method, "seed": seed,
            "test_auc": r["searched"]["test_auc"], "test_logloss": r["searched"]["test_logloss"],
+           "valid_auc": res.retrain["valid_auc"], "base_valid_auc": (res.baseline or {}).get("valid_auc"),
            "ep": r["searched"]["embedding_params"], "base_test_auc": r["baseline"]["test_auc"],
            "base_test_logloss": r["baseline"]["test_logloss"], "base_ep": r["baseline"]["embedding_params"],
            "ep_fraction": r["ep_fraction"], "auc_gain": r["test_auc_gain"],
@@ -121,6 +123,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=50)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--work", type=Path, default=ROOT / "bench" / "work" / "search")
+    ap.add_argument("--set", dest="overrides", action="append", default=[],
+                    help="extra config override for every run, e.g. search.fill_budget=false (repeatable)")
     ap.add_argument("--tag", default="", help="suffix of the results file (parallel invocations per method)")
     ap.add_argument("--write-md", action="store_true")
     args = ap.parse_args()
@@ -139,7 +143,7 @@ def main() -> None:
         rows: list[dict] = [r for r in earlier if r["method"] not in methods and r["seed"] in seeds]
         for seed in seeds:
             for method in methods:
-                row = run(dataset, method, seed, args.epochs, args.threads, args.work)
+                row = run(dataset, method, seed, args.epochs, args.threads, args.work, args.overrides)
                 rows.append(row)
                 extra = (f"kept {row['kept']}/{row['pairs']}" if method == "autofis"
                          else f"EP {row['ep_fraction']:.1%}")
