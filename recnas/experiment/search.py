@@ -199,6 +199,7 @@ def search_stage(cfg: ExperimentConfig, splits: Splits, search_dir: Path,
         assert isinstance(block, AutoDimEmbedding)
         arch["dims"] = block.chosen_dims(sample)
         arch.update(common_dim=block.common_dim, candidates=list(block.candidates), lift_gamma=block.lift_gamma,
+                    max_ep=block.max_ep, fill_budget=block.fill_budget,
                     field_rows=block.rows, ep=sample_ep(block.rows, arch["dims"]),
                     full_ep=sample_ep(block.rows, {f: block.candidates[-1] for f in block.rows}))
     write_text_atomic(search_dir / "arch.json", json.dumps(arch, indent=2))

@@ -127,7 +127,8 @@ def test_autodim_budget_as_a_fraction_is_filled_and_bad_budget_settings_are_refu
                  "search.epochs=3", "search.max_ep_fraction=0.5", "search.fill_budget=true")
     arch = run_search(cfg, tmp_path / "run").arch
     rows = arch["field_rows"]
-    assert arch["ep"] <= 0.5 * arch["full_ep"]
+    assert arch["fill_budget"] and arch["max_ep"] == int(0.5 * arch["full_ep"])
+    assert arch["ep"] <= arch["max_ep"]
     for f, d in arch["dims"].items():  # filled: no field's next size still fits in the budget
         if d < 8:
             assert arch["ep"] + rows[f] * d > 0.5 * arch["full_ep"], (f, d)
