@@ -34,7 +34,7 @@ from recnas.nn.models import MODELS, CTRModel, build_model
 from recnas.search.grda import c_for_threshold
 from recnas.search.oneshot import OneShotStrategy, export_probs, export_sample
 from recnas.space import Space
-from recnas.space.autodim import AutoDimEmbedding, ProjectedEmbedding, field_rows, sample_ep
+from recnas.space.autodim import AutoDimEmbedding, ProjectedEmbedding, sample_ep
 from recnas.space.autofis import AutoFIS
 from recnas.train import Trainer
 
@@ -90,17 +90,9 @@ def build_search_model(cfg: ExperimentConfig, schema: Schema) -> CTRModel:
     model = build_model(cfg.model.name, schema, **kw)
     model.embedding = AutoDimEmbedding(schema, cfg.search.candidates, dim, numerical=cfg.model.numerical,
                                        pooling=cfg.model.pooling, lift_gamma=cfg.search.lift_gamma,
-                                       max_ep=budget_ep(cfg, schema), fill_budget=cfg.search.fill_budget)
+                                       max_ep=cfg.search.max_ep, max_ep_fraction=cfg.search.max_ep_fraction,
+                                       fill_budget=cfg.search.fill_budget)
     return model
-
-
-def budget_ep(cfg: ExperimentConfig, schema: Schema) -> int | None:
-    """AutoDim's embedding-parameter budget: `search.max_ep`, or `max_ep_fraction` of the all-largest size."""
-    s = cfg.search
-    if s.max_ep_fraction is None:
-        return s.max_ep
-    rows = field_rows(schema, cfg.model.numerical)
-    return int(s.max_ep_fraction * sample_ep(rows, {f: max(s.candidates) for f in rows}))
 
 
 def build_searched_model(cfg: ExperimentConfig, schema: Schema, arch: dict[str, Any]) -> CTRModel:
@@ -201,7 +193,7 @@ def search_stage(cfg: ExperimentConfig, splits: Splits, search_dir: Path,
         arch.update(common_dim=block.common_dim, candidates=list(block.candidates), lift_gamma=block.lift_gamma,
                     max_ep=block.max_ep, fill_budget=block.fill_budget,
                     field_rows=block.rows, ep=sample_ep(block.rows, arch["dims"]),
-                    full_ep=sample_ep(block.rows, {f: block.candidates[-1] for f in block.rows}))
+                    full_ep=block.full_ep)
     write_text_atomic(search_dir / "arch.json", json.dumps(arch, indent=2))
     checkpoint.unlink(missing_ok=True)
     return arch

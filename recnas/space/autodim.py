@@ -119,11 +119,13 @@ class AutoDimEmbedding(_EmbeddingFacade):
     def __init__(
         self, schema: Schema, candidates: Sequence[int] = DEFAULT_CANDIDATES, common_dim: int | None = None,
         numerical: str = "auto", pooling: str = "mean", lift_gamma: float = LIFT_GAMMA,
-        max_ep: int | None = None, fill_budget: bool = False,
+        max_ep: int | None = None, max_ep_fraction: float | None = None, fill_budget: bool = False,
     ) -> None:
         super().__init__()
-        if fill_budget and max_ep is None:
-            raise ConfigError("fill_budget grows the export up to max_ep; give max_ep (or search.max_ep_fraction)")
+        if max_ep is not None and max_ep_fraction is not None:
+            raise ConfigError("give max_ep or max_ep_fraction, not both")
+        if fill_budget and max_ep is None and max_ep_fraction is None:
+            raise ConfigError("fill_budget grows the export up to a budget; give max_ep or max_ep_fraction")
         self.fill_budget = fill_budget
         cands = tuple(sorted({int(c) for c in candidates}))
         if not cands or cands[0] < 1 or len(cands) != len(candidates):
@@ -142,12 +144,19 @@ class AutoDimEmbedding(_EmbeddingFacade):
         self.register_buffer("fixed", torch.zeros(n, len(cands)), persistent=False)
         self.use_fixed = False
         self.tau = 1.0
+        if max_ep_fraction is not None:
+            max_ep = int(max_ep_fraction * self.full_ep)
         self.max_ep = max_ep
         if max_ep is not None:
             floor = sample_ep(self.rows, {f: cands[0] for f in self.field_names})
             if max_ep < floor:
                 raise ConfigError(f"max_ep={max_ep:,} is below the smallest possible embedding ({floor:,} "
                                   f"parameters with every field at {cands[0]}); raise it or add a smaller candidate")
+
+    @property
+    def full_ep(self) -> int:
+        """Embedding parameters with every field at the largest candidate (what fractions of EP refer to)."""
+        return sample_ep(self.rows, {f: self.candidates[-1] for f in self.rows})
 
     # ---- forward ------------------------------------------------------------------------------
     def set_temperature(self, tau: float) -> None:
