@@ -162,13 +162,19 @@ def train_cmd(
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="override a config key, e.g. --set trainer.lr=1e-3")
     ] = None,
+    numerical_encoder: Annotated[str | None, typer.Option(
+        help="numerical encoder of every numerical field (sets model.numerical_encoder): auto, scalar, "
+             "bucket_equal_width, bucket_equal_freq, log_square or autodis")] = None,
     quiet: Annotated[bool, typer.Option(help="no progress bar and no per-epoch lines")] = False,
 ) -> None:
     """Train a zoo model with early stopping on valid AUC; writes config, schema, weights and metrics."""
     from recnas.experiment.config import load_config
     from recnas.experiment.run import run_train
 
-    cfg = load_config(config, list(set_ or []))
+    overrides = list(set_ or [])
+    if numerical_encoder is not None:
+        overrides.append(f"model.numerical_encoder={numerical_encoder}")
+    cfg = load_config(config, overrides)
     if data is not None:  # set as given, not parsed as YAML (a folder may be called `2024` or `yes`)
         cfg.data.path = data
     if model is not None:
@@ -182,6 +188,8 @@ def train_cmd(
                   f"(valid AUC {m['valid_auc']:.4f}, "
                   f"best epoch {m['best_epoch']} of {m['epochs']}); {m['params']:,} parameters, "
                   f"{m['embedding_params']:,} embedding parameters; {m['train_samples_per_s']:,.0f} train samples/s")
+    if m.get("autodis"):
+        console.print(f"AutoDis soft buckets p(h|x): {m['autodis']['json']} (plot {m['autodis']['plot']})")
 
 
 def _print_search(res) -> None:  # noqa: ANN001

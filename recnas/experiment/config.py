@@ -27,6 +27,26 @@ class DataConfig(BaseModel):
     max_train_rows: int | None = Field(None, ge=1, description="use only the first N train rows (smoke tests)")
 
 
+NumericalEncoderName = Literal["auto", "bucket", "scalar", "bucket_equal_width", "bucket_equal_freq", "log_square",
+                               "autodis"]
+
+
+class AutoDisConfig(BaseModel):
+    """AutoDis options (Guo et al., KDD'21), used by fields whose numerical encoder is `autodis`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    meta_embeddings: int = Field(20, ge=2, description="H, meta-embeddings per field")
+    logits: Literal["skip", "linear"] = Field("skip", description="skip: h=LeakyReLU(wx+b), Wh+alpha*h; linear: wx+b")
+    temperature: float = Field(1.0, gt=0, description="softmax temperature tau (initial value when learned)")
+    learn_temperature: bool = False
+    aggregation: Literal["weighted", "max", "topk"] = "weighted"
+    top_k: int = Field(3, ge=1, description="meta-embeddings summed by the topk aggregation")
+    skip_alpha: float = Field(0.1, description="alpha of the skip connection")
+    input: Literal["auto", "zscore", "log"] = Field(
+        "auto", description="discretiser input: z-score, z-score of log1p, or auto (log for skewed counts)")
+
+
 class ModelConfig(BaseModel):
     """Which zoo model and its hyper-parameters (options a model does not use are ignored by it)."""
 
@@ -37,7 +57,11 @@ class ModelConfig(BaseModel):
     mlp: list[int] = Field(default_factory=lambda: [400, 400, 400])
     dropout: float = Field(0.2, ge=0, lt=1)
     batch_norm: bool = False
-    numerical: Literal["auto", "scalar", "bucket"] = "auto"
+    numerical_encoder: NumericalEncoderName | dict[str, NumericalEncoderName] = Field(
+        "auto", description="one encoder for every numerical field, or {field: encoder}; auto: the schema's "
+        "buckets where declared, else scalar")
+    numerical_buckets: int = Field(20, ge=2, description="buckets of bucket_equal_width / bucket_equal_freq")
+    autodis: AutoDisConfig = Field(default_factory=AutoDisConfig)
     pooling: Literal["mean", "sum"] = "mean"
     cross_layers: int = Field(3, ge=1, description="DCN / DCNv2")
     structure: Literal["parallel", "stacked"] = "parallel"
@@ -50,9 +74,15 @@ class ModelConfig(BaseModel):
     attention_dim: int = Field(16, ge=1, description="AFM")
     product: Literal["inner", "outer"] = "inner"
 
+    def encoding_kwargs(self) -> dict[str, Any]:
+        """How fields are embedded: `numerical`, `numerical_options` and `pooling` (for `FieldEmbedding`)."""
+        options = {"n_buckets": self.numerical_buckets, **self.autodis.model_dump()}
+        return {"numerical": self.numerical_encoder, "numerical_options": options, "pooling": self.pooling}
+
     def build_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for `build_model` (everything but the name)."""
-        return self.model_dump(exclude={"name"})
+        kw = self.model_dump(exclude={"name", "numerical_encoder", "numerical_buckets", "autodis"})
+        return {**kw, **self.encoding_kwargs()}
 
 
 class SearchConfig(BaseModel):
@@ -79,6 +109,7 @@ class SearchConfig(BaseModel):
     grda_c: float | None = Field(None, ge=0, description="GRDA c; default: derived from grda_threshold")
     grda_threshold: float = Field(
         2.0, ge=0, description="GRDA's soft threshold at the end of the search; c is derived from the planned steps")
+    retrain_gate_init: float = Field(0.1, gt=0, description="initial gate of the kept pairs at retrain (search: 0.6)")
     # AutoDim
     candidates: list[int] = Field(default_factory=lambda: [2, 4, 8, 16, 32], min_length=1)
     common_dim: int | None = Field(None, ge=1, description="interaction dimension (default: the largest candidate)")

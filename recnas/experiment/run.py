@@ -29,6 +29,7 @@ from recnas.data.schema import Schema
 from recnas.data.source import open_dataset
 from recnas.errors import ConfigError, DataError
 from recnas.experiment.config import ExperimentConfig
+from recnas.experiment.numerical_report import write_autodis_report
 from recnas.fileio import write_text_atomic
 from recnas.nn.models import CTRModel, build_model
 from recnas.train import Trainer, binary_metrics, count_params, predict_logits
@@ -150,6 +151,9 @@ def fit_and_score(cfg: ExperimentConfig, model: CTRModel, splits: Splits, run_di
         "versions": versions(),
         **(extra or {}),
     }
+    autodis = write_autodis_report(model, run_dir)
+    if autodis is not None:
+        metrics["autodis"] = autodis
     write_text_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2))
     return metrics
 

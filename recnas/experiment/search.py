@@ -84,12 +84,12 @@ def build_search_model(cfg: ExperimentConfig, schema: Schema) -> CTRModel:
     kw = _model_kwargs(cfg)
     kw["sparse"] = False  # architecture steps need dense gradients
     if cfg.search.method == "autofis":
-        return AutoFIS(schema, deep=cfg.model.name == "deepfm", **kw)
+        return AutoFIS(schema, deep=cfg.model.name == "deepfm", retrain_gate_init=cfg.search.retrain_gate_init, **kw)
     dim = common_dim(cfg)
     kw["embedding_dim"] = dim
     model = build_model(cfg.model.name, schema, **kw)
-    model.embedding = AutoDimEmbedding(schema, cfg.search.candidates, dim, numerical=cfg.model.numerical,
-                                       pooling=cfg.model.pooling, lift_gamma=cfg.search.lift_gamma,
+    model.embedding = AutoDimEmbedding(schema, cfg.search.candidates, dim, **cfg.model.encoding_kwargs(),
+                                       lift_gamma=cfg.search.lift_gamma,
                                        max_ep=cfg.search.max_ep, max_ep_fraction=cfg.search.max_ep_fraction,
                                        fill_budget=cfg.search.fill_budget)
     return model
@@ -100,13 +100,14 @@ def build_searched_model(cfg: ExperimentConfig, schema: Schema, arch: dict[str, 
     kw = _model_kwargs(cfg)
     method = arch.get("method")
     if method == "autofis":
-        return AutoFIS(schema, deep=arch["model"] == "deepfm", pairs=arch["interactions"], **kw)
+        return AutoFIS(schema, deep=arch["model"] == "deepfm", pairs=arch["interactions"],
+                       retrain_gate_init=cfg.search.retrain_gate_init, **kw)
     if method == "autodim":
         dim = int(arch["common_dim"])
         kw["embedding_dim"] = dim
         model = build_model(arch["model"], schema, **kw)
-        model.embedding = ProjectedEmbedding(schema, arch["dims"], dim, numerical=cfg.model.numerical,
-                                             pooling=cfg.model.pooling, lift_gamma=arch["lift_gamma"],
+        model.embedding = ProjectedEmbedding(schema, arch["dims"], dim, **cfg.model.encoding_kwargs(),
+                                             lift_gamma=arch["lift_gamma"],
                                              sparse=cfg.trainer.sparse)
         return model
     raise DataError(f"arch.json names method {method!r}; expected autofis or autodim")

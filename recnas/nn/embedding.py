@@ -1,13 +1,15 @@
 """Field embeddings: every field of a fitted schema turned into a vector per row.
 
 Categorical ids, bucketised numerical ids and multi-valued ids share one concatenated table with
-per-field row offsets (one lookup for all fields). Numerical fields without buckets use the
-scalar x vector encoder: e = z(x) * v_f, plus a learned vector for missing values.
+per-field row offsets (one lookup for all fields). Other numerical fields go through a numerical
+encoder (`recnas.nn.numerical`: scalar, hard buckets, log-square, AutoDis), one vectorised module per
+encoder kind and dimension, each with a learned vector for missing values.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -15,17 +17,49 @@ from torch import nn
 from recnas.data.batches import FieldBatch
 from recnas.data.schema import FieldSpec, Schema
 from recnas.errors import SchemaError
+from recnas.nn.numerical import BUILTIN_KINDS, NUMERICAL_ENCODERS, SCHEMA_KINDS, NumericalEncoder, build_encoder
 
 FieldGroups = tuple[list[FieldSpec], list[FieldSpec], list[FieldSpec], list[FieldSpec]]
+NumericalSpec = str | Mapping[str, str]
 
 
-def field_order(schema: Schema, numerical: str = "auto") -> FieldGroups:
-    """(categorical, bucketised numerical, scalar numerical, multi-valued) fields, in output order."""
-    if numerical not in ("auto", "scalar", "bucket"):
-        raise SchemaError(f"numerical encoder must be auto, scalar or bucket, got {numerical!r}")
-    bucket = [f for f in schema.numerical if numerical != "scalar" and f.buckets != "none"]
-    scalar = [f for f in schema.numerical if f not in bucket]
-    return schema.categorical, bucket, scalar, schema.multi_categorical
+def numerical_kinds(schema: Schema, numerical: NumericalSpec = "auto") -> dict[str, str]:
+    """Encoder kind per numerical field: `bucket` (the schema's bucket ids) or a numerical encoder's name.
+
+    `numerical` is one kind for every field or a mapping field -> kind (unnamed fields take `auto`).
+    `auto` and `bucket` use the schema's bucket ids where the field declares buckets, `scalar` elsewhere.
+    """
+    names = [f.name for f in schema.numerical]
+    if isinstance(numerical, str):
+        wanted = dict.fromkeys(names, numerical)
+    else:
+        unknown = sorted(set(numerical) - set(names))
+        if unknown:
+            raise SchemaError(f"numerical encoder given for unknown numerical field(s) {unknown}; "
+                              f"numerical fields are {names}")
+        wanted = {n: numerical.get(n, "auto") for n in names}
+    known = {*SCHEMA_KINDS, *BUILTIN_KINDS, *NUMERICAL_ENCODERS}
+    out = {}
+    for f in schema.numerical:
+        kind = wanted[f.name]
+        if kind not in known:
+            raise SchemaError(f"field {f.name!r}: unknown numerical encoder {kind!r}; choose one of {sorted(known)}")
+        if kind in SCHEMA_KINDS:
+            kind = "bucket" if f.buckets != "none" else "scalar"
+        out[f.name] = kind
+    return out
+
+
+def field_order(schema: Schema, numerical: NumericalSpec = "auto") -> FieldGroups:
+    """(categorical, bucketised numerical, encoded numerical, multi-valued) fields, in output order.
+
+    Encoded numerical fields are grouped by encoder kind (first appearance order), one module per group.
+    """
+    kinds = numerical_kinds(schema, numerical)
+    bucket = [f for f in schema.numerical if kinds[f.name] == "bucket"]
+    order = list(dict.fromkeys(k for k in kinds.values() if k != "bucket"))
+    encoded = [f for k in order for f in schema.numerical if kinds[f.name] == k]
+    return schema.categorical, bucket, encoded, schema.multi_categorical
 
 
 class FieldEmbedding(nn.Module):
@@ -34,24 +68,26 @@ class FieldEmbedding(nn.Module):
     Args:
         schema: a fitted schema (vocabularies give table sizes).
         dim: one dimension for all fields, or a mapping field -> dimension.
-        numerical: `auto`/`bucket` (look up the bucket id of fields that declare buckets, scalar for
-            the others) or `scalar` (z-score x learned vector for every numerical field).
+        numerical: one numerical encoder for every numerical field, or a mapping field -> encoder:
+            `auto`/`bucket` (the schema's bucket ids where declared, scalar elsewhere), `scalar`,
+            `bucket_equal_width`, `bucket_equal_freq`, `log_square` or `autodis` (see `numerical_kinds`).
+        numerical_options: options of the numerical encoders (`n_buckets`; AutoDis's options).
         pooling: `mean` or `sum` over the tokens of multi-valued fields.
         sparse: sparse gradients for the id table (pair with SparseAdam/Adagrad).
         init_std: std of the normal initialisation of all embedding rows.
     """
 
     def __init__(
-        self, schema: Schema, dim: int | Mapping[str, int], numerical: str = "auto", pooling: str = "mean",
-        sparse: bool = False, init_std: float = 1e-4,
+        self, schema: Schema, dim: int | Mapping[str, int], numerical: NumericalSpec = "auto", pooling: str = "mean",
+        sparse: bool = False, init_std: float = 1e-4, numerical_options: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if not schema.fitted:
             raise SchemaError("FieldEmbedding needs a fitted schema (run FeatureProcessor.fit or prepare first)")
         if pooling not in ("mean", "sum"):
             raise SchemaError(f"pooling must be mean or sum, got {pooling!r}")
-        cat, bucket, scalar, multi = field_order(schema, numerical)
-        self.field_names = [f.name for f in (*cat, *bucket, *scalar, *multi)]
+        cat, bucket, encoded, multi = field_order(schema, numerical)
+        self.field_names = [f.name for f in (*cat, *bucket, *encoded, *multi)]
         dims = {n: dim for n in self.field_names} if isinstance(dim, int) else dict(dim)
         missing = [n for n in self.field_names if n not in dims]
         if missing:
@@ -63,10 +99,10 @@ class FieldEmbedding(nn.Module):
             raise SchemaError(f"embedding dimensions must be >= 1, got {dims}")
         self.dims = [int(dims[n]) for n in self.field_names]
         self.pooling = pooling
-        self.n_cat, self.n_bucket, self.n_scalar, self.n_multi = len(cat), len(bucket), len(scalar), len(multi)
+        self.n_cat, self.n_bucket, self.n_encoded, self.n_multi = len(cat), len(bucket), len(encoded), len(multi)
         self.bucket_cols = [schema.bucketized.index(f) for f in bucket]
-        self.scalar_cols = [schema.numerical.index(f) for f in scalar]
         id_fields = [*cat, *bucket, *multi]
+        self.id_fields = id_fields
         sizes = [f.cardinality for f in id_fields]
         offsets = torch.tensor([0, *sizes[:-1]], dtype=torch.long).cumsum(0)
         n_cb = self.n_cat + self.n_bucket
@@ -84,15 +120,23 @@ class FieldEmbedding(nn.Module):
             self.tables = nn.ModuleList(nn.Embedding(s, d, sparse=sparse) for s, d in zip(sizes, id_dims, strict=True))
             for t in self.tables:
                 nn.init.normal_(t.weight, 0.0, init_std)
-        scalar_dims = [dims[f.name] for f in scalar]
-        self.scalar_vectors = nn.ParameterList(nn.Parameter(torch.randn(d) * init_std) for d in scalar_dims)
-        self.scalar_missing = nn.ParameterList(nn.Parameter(torch.zeros(d)) for d in scalar_dims)
-        means = [f.stats.mean for f in scalar]  # type: ignore[union-attr]
-        stds = [f.stats.std if f.stats.std > 0 else 1.0 for f in scalar]  # type: ignore[union-attr]
+        self.numerical_kinds = numerical_kinds(schema, numerical)
+        self.numerical_options = dict(numerical_options or {})
+        self.encoders = nn.ModuleList()
+        groups: dict[tuple[str, int], list[FieldSpec]] = {}
+        for f in encoded:  # already grouped by kind; split further by dimension, keeping the order
+            groups.setdefault((self.numerical_kinds[f.name], dims[f.name]), []).append(f)
+        self.encoded_fields = [f.name for g in groups.values() for f in g]
+        if self.encoded_fields != [f.name for f in encoded]:  # mixed dimensions within a kind: follow the groups
+            order = [*(f.name for f in (*cat, *bucket)), *self.encoded_fields, *(f.name for f in multi)]
+            self.dims = [int(dims[n]) for n in order]
+            self.field_names = order
+        for g, ((kind, d), fields) in enumerate(groups.items()):
+            self.encoders.append(build_encoder(kind, fields, d, init_std, self.numerical_options))
+            cols = torch.tensor([schema.numerical.index(f) for f in fields], dtype=torch.long)
+            self.register_buffer(f"num_cols_{g}", cols, persistent=False)
         self.track_rows = False  # record looked-up rows for the lazy L2 of the sparse path
         self._touched: list[tuple[nn.Embedding, torch.Tensor]] = []
-        self.register_buffer("scalar_mean", torch.tensor(means, dtype=torch.float32), persistent=False)
-        self.register_buffer("scalar_std", torch.tensor(stds, dtype=torch.float32), persistent=False)
 
     def _lookup(self, table: nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
         if self.track_rows and self.training and torch.is_grad_enabled():
@@ -124,18 +168,28 @@ class FieldEmbedding(nn.Module):
         return sum(self.dims)
 
     def embedding_params(self) -> int:
-        """Embedding parameters (EP): every table row plus the scalar-field vectors."""
-        return sum(p.numel() for p in self.parameters())
+        """Embedding parameters (EP): every table row plus the numerical encoders' value vectors.
 
-    def _scalar(self, batch: FieldBatch) -> list[torch.Tensor]:
-        x = batch.num[:, self.scalar_cols] if self.n_scalar else batch.num[:, :0]
-        miss = torch.isnan(x)
-        z = torch.where(miss, torch.zeros_like(x), (x - self.scalar_mean) / self.scalar_std)
-        out = []
-        for j in range(self.n_scalar):
-            m = miss[:, j : j + 1].to(z.dtype)
-            out.append(z[:, j : j + 1] * self.scalar_vectors[j] + m * self.scalar_missing[j])
-        return out
+        An encoder's maps that compute weights (AutoDis's discretiser) are dense parameters, not EP.
+        """
+        tables = sum(w.numel() for w in self.tables_weights())
+        return tables + sum(e.embedding_params() for e in self.numerical_encoders())
+
+    def field_rows(self) -> dict[str, int]:
+        """Embedding rows per field, in output order: vocabulary sizes of id fields, encoder rows of numerical ones."""
+        rows = {f.name: f.cardinality for f in self.id_fields}
+        for enc in self.numerical_encoders():
+            rows.update(zip(enc.field_names, enc.rows, strict=True))
+        return {n: rows[n] for n in self.field_names}
+
+    def numerical_encoders(self) -> list[NumericalEncoder]:
+        """The numerical encoder modules, in output order."""
+        return list(self.encoders)  # type: ignore[arg-type]
+
+    def _encoded(self, batch: FieldBatch) -> list[torch.Tensor]:
+        """`[B, F_g, D_g]` per numerical encoder group."""
+        return [enc(batch.num.index_select(1, getattr(self, f"num_cols_{g}")))
+                for g, enc in enumerate(self.encoders)]
 
     def _pool(self, e: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Masked sum or mean over tokens: `[B, F, L, D]` -> `[B, F, D]`."""
@@ -154,8 +208,8 @@ class FieldEmbedding(nn.Module):
             parts.append(self._lookup(self.table, batch.cat + self.cat_offsets))
         if self.n_bucket:
             parts.append(self._lookup(self.table, batch.num_bucket[:, self.bucket_cols] + self.bucket_offsets))
-        if self.n_scalar:
-            parts.append(torch.stack(self._scalar(batch), dim=1))
+        if self.n_encoded:
+            parts.extend(self._encoded(batch))
         if self.n_multi:
             ids = batch.mv + self.multi_offsets.view(1, -1, 1)
             parts.append(self._pool(self._lookup(self.table, ids), batch.mv_len))
@@ -173,7 +227,7 @@ class FieldEmbedding(nn.Module):
         for j, col in enumerate(self.bucket_cols):
             vecs.append(self._lookup(self.tables[k + j], batch.num_bucket[:, col]))
         k += self.n_bucket
-        vecs.extend(self._scalar(batch))
+        vecs.extend(e.flatten(1) for e in self._encoded(batch))
         for j in range(self.n_multi):
             e = self._lookup(self.tables[k + j], batch.mv[:, j : j + 1])
             vecs.append(self._pool(e, batch.mv_len[:, j : j + 1]).squeeze(1))

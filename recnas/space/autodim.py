@@ -29,7 +29,7 @@ from torch import nn
 from recnas.data.batches import FieldBatch
 from recnas.data.schema import Schema
 from recnas.errors import ConfigError
-from recnas.nn.embedding import FieldEmbedding, field_order
+from recnas.nn.embedding import FieldEmbedding, NumericalSpec
 from recnas.space.choice import Choice, Sample
 
 DEFAULT_CANDIDATES = (2, 4, 8, 16, 32)
@@ -39,18 +39,6 @@ LIFT_GAMMA = 0.15
 def dim_label(field: str) -> str:
     """Choice label of a field's embedding dimension."""
     return f"dim/{field}"
-
-
-def field_rows(schema: Schema, numerical: str = "auto") -> dict[str, int]:
-    """Embedding rows per field, in embedding order.
-
-    The vocabulary size of id fields; 2 for a scalar numerical field (its vector and its missing-value vector).
-    """
-    cat, bucket, scalar, multi = field_order(schema, numerical)
-    rows = {f.name: f.cardinality for f in (*cat, *bucket)}
-    rows.update({f.name: 2 for f in scalar})
-    rows.update({f.name: f.cardinality for f in multi})
-    return rows
 
 
 def sample_ep(rows: Mapping[str, int], dims: Mapping[str, int]) -> int:
@@ -118,8 +106,9 @@ class AutoDimEmbedding(_EmbeddingFacade):
 
     def __init__(
         self, schema: Schema, candidates: Sequence[int] = DEFAULT_CANDIDATES, common_dim: int | None = None,
-        numerical: str = "auto", pooling: str = "mean", lift_gamma: float = LIFT_GAMMA,
+        numerical: NumericalSpec = "auto", pooling: str = "mean", lift_gamma: float = LIFT_GAMMA,
         max_ep: int | None = None, max_ep_fraction: float | None = None, fill_budget: bool = False,
+        numerical_options: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if max_ep is not None and max_ep_fraction is not None:
@@ -132,11 +121,12 @@ class AutoDimEmbedding(_EmbeddingFacade):
             raise ConfigError(f"AutoDim candidates must be distinct positive sizes, got {list(candidates)}")
         self.candidates = cands
         self.schema = schema
-        self.encoding = {"numerical": numerical, "pooling": pooling}
+        self.encoding = {"numerical": numerical, "pooling": pooling, "numerical_options": numerical_options}
         self.lift_gamma = lift_gamma
-        self.base = FieldEmbedding(schema, cands[-1], numerical=numerical, pooling=pooling)
+        self.base = FieldEmbedding(schema, cands[-1], numerical=numerical, pooling=pooling,
+                                   numerical_options=numerical_options)
         self._set_shape(list(self.base.field_names), int(common_dim or cands[-1]))
-        self.rows = field_rows(schema, numerical)
+        self.rows = self.base.field_rows()
         n = self.num_fields
         self.lifts = nn.ModuleList(_Lift(n, d, self.common_dim, lift_gamma) for d in cands)
         self.logits = nn.Parameter(torch.zeros(n, len(cands)))
@@ -285,12 +275,14 @@ class ProjectedEmbedding(_EmbeddingFacade):
     """
 
     def __init__(
-        self, schema: Schema, dims: Mapping[str, int], common_dim: int, numerical: str = "auto",
+        self, schema: Schema, dims: Mapping[str, int], common_dim: int, numerical: NumericalSpec = "auto",
         pooling: str = "mean", lift_gamma: float = LIFT_GAMMA, sparse: bool = False,
+        numerical_options: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        self.base = FieldEmbedding(schema, dict(dims), numerical=numerical, pooling=pooling, sparse=sparse)
-        self.encoding = {"numerical": numerical, "pooling": pooling}
+        self.base = FieldEmbedding(schema, dict(dims), numerical=numerical, pooling=pooling, sparse=sparse,
+                                   numerical_options=numerical_options)
+        self.encoding = {"numerical": numerical, "pooling": pooling, "numerical_options": numerical_options}
         self._set_shape(list(self.base.field_names), int(common_dim))
         self.field_dims = {f: int(dims[f]) for f in self.field_names}
         starts = torch.tensor([0, *self.base.dims[:-1]]).cumsum(0).tolist()
@@ -334,11 +326,12 @@ class ProjectedEmbedding(_EmbeddingFacade):
             for t, f in zip(self.base.tables, id_fields, strict=True):
                 start = offsets[f]
                 t.weight.copy_(src_tables[start : start + t.num_embeddings, : t.embedding_dim])
-        for j in range(self.base.n_scalar):
-            f = names[search.base.n_cat + search.base.n_bucket + j]
-            d = self.field_dims[f]
-            self.base.scalar_vectors[j].copy_(search.base.scalar_vectors[j][:d])
-            self.base.scalar_missing[j].copy_(search.base.scalar_missing[j][:d])
+        src_enc = {f: (enc, j) for enc in search.base.numerical_encoders() for j, f in enumerate(enc.field_names)}
+        for enc in self.base.numerical_encoders():
+            for j, f in enumerate(enc.field_names):
+                src, k = src_enc[f]
+                for dst_t, src_t in zip(enc.field_tensors(j), src.field_tensors(k), strict=True):
+                    dst_t.copy_(src_t[..., : dst_t.shape[-1]])
         c = self.common_dim
         for g, d in enumerate(self.sizes):
             src = search.lifts[search.candidates.index(d)]
@@ -355,7 +348,7 @@ def _id_field_names(emb: FieldEmbedding) -> list[str]:
     """Names of the table-backed fields (categorical, bucketised, multi-valued) in table order."""
     names = emb.field_names
     n_cb = emb.n_cat + emb.n_bucket
-    return [*names[:n_cb], *names[n_cb + emb.n_scalar :]]
+    return [*names[:n_cb], *names[n_cb + emb.n_encoded :]]
 
 
 def _offsets(emb: FieldEmbedding) -> dict[str, int]:

@@ -22,7 +22,7 @@ def test_one_table_with_offsets_and_masked_pooling(prepared) -> None:  # noqa: A
             torch.testing.assert_close(out[r, j], emb.table.weight[offsets[j] + batch.cat[r, j]])
     # the multi-valued field's rows follow every categorical table; it is the mean of its non-padding tokens
     mv_offset = sum(cards)
-    j = emb.n_cat + emb.n_bucket + emb.n_scalar
+    j = emb.n_cat + emb.n_bucket + emb.n_encoded
     for r in range(6):
         n = int(batch.mv_len[r, 0])
         ids = batch.mv[r, 0, :n] + mv_offset
@@ -45,5 +45,5 @@ def test_scalar_numerical_encoder_handles_missing(prepared) -> None:  # noqa: AN
     arrays["num"][0, 0] = np.nan
     out = emb(FieldBatch.from_arrays(arrays))
     j = emb.n_cat + emb.n_bucket
-    torch.testing.assert_close(out[0, j], emb.scalar_missing[0].detach())
+    torch.testing.assert_close(out[0, j], emb.encoders[0].missing[0].detach())
     assert torch.isfinite(out).all()

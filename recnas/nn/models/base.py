@@ -15,7 +15,7 @@ from torch import nn
 from recnas.data.batches import FieldBatch
 from recnas.data.schema import Schema
 from recnas.errors import ConfigError, SchemaError
-from recnas.nn.embedding import FieldEmbedding, field_order
+from recnas.nn.embedding import FieldEmbedding, NumericalSpec, field_order
 
 MODELS: dict[str, type[CTRModel]] = {}
 
@@ -49,25 +49,28 @@ class CTRModel(nn.Module):
 
     def __init__(
         self, schema: Schema, embedding_dim: int | Mapping[str, int] = 10, mlp: Sequence[int] = (400, 400, 400),
-        dropout: float = 0.0, batch_norm: bool = False, numerical: str = "auto", pooling: str = "mean",
-        sparse: bool = False, **options: Any,
+        dropout: float = 0.0, batch_norm: bool = False, numerical: NumericalSpec = "auto", pooling: str = "mean",
+        sparse: bool = False, numerical_options: Mapping[str, Any] | None = None, **options: Any,
     ) -> None:
         super().__init__()
         self.schema = schema
-        self.encoding = {"numerical": numerical, "pooling": pooling, "sparse": sparse}
+        self.encoding = {"numerical": numerical, "pooling": pooling, "sparse": sparse,
+                         "numerical_options": dict(numerical_options or {})}
         if not self.has_embedding:
             self.num_fields = sum(len(group) for group in field_order(schema, numerical))
         else:
-            self._build_embedding(schema, embedding_dim, numerical, pooling, sparse)
+            self._build_embedding(schema, embedding_dim, **self.encoding)
         self.mlp_sizes = list(mlp)
         self.dropout = dropout
         self.batch_norm = batch_norm
         self.options = options
 
     def _build_embedding(
-        self, schema: Schema, embedding_dim: int | Mapping[str, int], numerical: str, pooling: str, sparse: bool
+        self, schema: Schema, embedding_dim: int | Mapping[str, int], numerical: NumericalSpec, pooling: str,
+        sparse: bool, numerical_options: Mapping[str, Any],
     ) -> None:
-        self.embedding = FieldEmbedding(schema, embedding_dim, numerical=numerical, pooling=pooling, sparse=sparse)
+        self.embedding = FieldEmbedding(schema, embedding_dim, numerical=numerical, pooling=pooling, sparse=sparse,
+                                        numerical_options=numerical_options)
         if self.needs_equal_dims and not self.embedding.equal_dims:
             dims = dict(zip(self.embedding.field_names, self.embedding.dims, strict=True))
             raise SchemaError(
@@ -96,9 +99,13 @@ class CTRModel(nn.Module):
 class FirstOrder(nn.Module):
     """Logistic-regression part: a bias plus one learned weight per id (and per scalar numerical field)."""
 
-    def __init__(self, schema: Schema, numerical: str = "auto", pooling: str = "mean", sparse: bool = False) -> None:
+    def __init__(
+        self, schema: Schema, numerical: NumericalSpec = "auto", pooling: str = "mean", sparse: bool = False,
+        numerical_options: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__()
-        self.weights = FieldEmbedding(schema, 1, numerical=numerical, pooling=pooling, sparse=sparse)
+        self.weights = FieldEmbedding(schema, 1, numerical=numerical, pooling=pooling, sparse=sparse,
+                                      numerical_options=numerical_options)
         self.bias = nn.Parameter(torch.zeros(1))
 
     def forward(self, batch: FieldBatch) -> torch.Tensor:
