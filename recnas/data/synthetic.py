@@ -57,6 +57,7 @@ class SynthConfig:
     first_order_std: float = 0.4
     u_shape_scale: float = 0.6
     numerical_missing_rate: float = 0.02
+    numerical_kind: str = "default"  # "counts": every numerical field a skewed count (Criteo-shaped), see below
     bias: float = -1.0
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
     file_format: str = "csv"
@@ -80,6 +81,8 @@ class SynthConfig:
                 raise ConfigError(f"an interaction joins 2 or 3 distinct fields, got {it.fields}")
             if it.rank < 1:
                 raise ConfigError(f"interaction {it.fields}: rank must be >= 1, got {it.rank}")
+        if self.numerical_kind not in ("default", "counts"):
+            raise ConfigError(f"numerical_kind must be default or counts (got {self.numerical_kind!r})")
         if self.file_format not in ("csv", "parquet"):
             raise ConfigError(f"file_format must be csv or parquet (got {self.file_format!r})")
 
@@ -113,6 +116,37 @@ def zipf_ids(rng: np.random.Generator, card: int, n: int, exponent: float) -> np
     return np.minimum(np.searchsorted(cdf, rng.random(n), side="right"), card - 1).astype(np.int64)
 
 
+def count_fields(rng: np.random.Generator, cfg: SynthConfig, names: list[str], cols: dict[str, Any],
+                 noise: list[str], linear: list[str], nonlinear: list[str]) -> np.ndarray:
+    """Criteo-shaped numerical fields: zero-inflated, log-normal counts; returns their logit contribution.
+
+    With s the standardised log1p(count), field i gets, by i mod 4: a U shape u*(s^2 - 1), a wave
+    0.8*sin(2s), a log-linear 0.3*s, or nothing (noise).
+    """
+    total = np.zeros(cfg.rows)
+    for i, name in enumerate(names):
+        mu, sigma, zeros = rng.uniform(0.5, 3.0), rng.uniform(0.8, 1.8), rng.uniform(0.0, 0.4)
+        counts = np.floor(rng.lognormal(mu, sigma, cfg.rows))
+        counts[rng.random(cfg.rows) < zeros] = 0.0
+        u = np.log1p(counts)
+        z = (u - u.mean()) / (u.std() or 1.0)
+        kind = i % 4
+        if kind == 0:
+            total += cfg.u_shape_scale * (z**2 - 1.0)
+            nonlinear.append(name)
+        elif kind == 1:
+            total += 0.8 * np.sin(2.0 * z)
+            nonlinear.append(name)
+        elif kind == 2:
+            total += 0.3 * z
+            linear.append(name)
+        else:
+            noise.append(name)
+        counts[rng.random(cfg.rows) < cfg.numerical_missing_rate] = np.nan
+        cols[name] = counts
+    return total
+
+
 def generate(cfg: SynthConfig) -> tuple[dict[str, Any], np.ndarray, np.ndarray, dict[str, Any]]:
     """Draw columns, true probabilities and labels; returns (columns, p, y, truth)."""
     cfg.validate()
@@ -137,10 +171,15 @@ def generate(cfg: SynthConfig) -> tuple[dict[str, Any], np.ndarray, np.ndarray, 
             prod *= rng.normal(0.0, 1.0, (card[f], it.rank))[cols[f]]
         logit += it.scale / np.sqrt(it.rank) * prod.sum(axis=1)
     num_names = [f"n{i + 1}" for i in range(cfg.n_numerical)]
-    x = rng.normal(0.0, 1.0, n)
-    cols["n1"] = x
-    logit += cfg.u_shape_scale * (x**2 - 1.0)
-    noise_num, linear_num = [], []
+    noise_num, linear_num, nonlinear_num = [], [], ["n1"]
+    if cfg.numerical_kind == "counts":
+        nonlinear_num = []
+        logit += count_fields(rng, cfg, num_names, cols, noise_num, linear_num, nonlinear_num)
+        num_names = []  # all drawn
+    else:
+        x = rng.normal(0.0, 1.0, n)
+        cols["n1"] = x
+        logit += cfg.u_shape_scale * (x**2 - 1.0)
     for i, name in enumerate(num_names[1:]):
         counts = np.floor(rng.lognormal(1.5, 1.2, n))
         if i % 2 == 0:
@@ -168,7 +207,7 @@ def generate(cfg: SynthConfig) -> tuple[dict[str, Any], np.ndarray, np.ndarray, 
         "interaction_scales": [it.scale for it in inters],
         "informative_fields": informative + ["n1", *linear_num, *mv_names],
         "noise_fields": list(cfg.noise_cat) + noise_num,
-        "nonlinear_numerical_fields": ["n1"],
+        "nonlinear_numerical_fields": nonlinear_num,
         "linear_numerical_fields": linear_num,
         "cardinalities": card,
         "config": {**asdict(cfg), "interactions": [asdict(i) for i in inters]},

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from recnas.errors import ConfigError, describe_validation_error
 from recnas.train.config import TrainerConfig
@@ -27,8 +27,8 @@ class DataConfig(BaseModel):
     max_train_rows: int | None = Field(None, ge=1, description="use only the first N train rows (smoke tests)")
 
 
-NumericalEncoderName = Literal["auto", "bucket", "scalar", "bucket_equal_width", "bucket_equal_freq", "log_square",
-                               "autodis"]
+NUMERICAL_ENCODER_NAMES = ("auto", "bucket", "scalar", "bucket_equal_width", "bucket_equal_freq", "log_square",
+                           "autodis")
 
 
 class AutoDisConfig(BaseModel):
@@ -57,7 +57,7 @@ class ModelConfig(BaseModel):
     mlp: list[int] = Field(default_factory=lambda: [400, 400, 400])
     dropout: float = Field(0.2, ge=0, lt=1)
     batch_norm: bool = False
-    numerical_encoder: NumericalEncoderName | dict[str, NumericalEncoderName] = Field(
+    numerical_encoder: str | dict[str, str] = Field(
         "auto", description="one encoder for every numerical field, or {field: encoder}; auto: the schema's "
         "buckets where declared, else scalar")
     numerical_buckets: int = Field(20, ge=2, description="buckets of bucket_equal_width / bucket_equal_freq")
@@ -73,6 +73,15 @@ class ModelConfig(BaseModel):
     residual: bool = True
     attention_dim: int = Field(16, ge=1, description="AFM")
     product: Literal["inner", "outer"] = "inner"
+
+    @field_validator("numerical_encoder")
+    @classmethod
+    def _known_encoders(cls, value: str | dict[str, str]) -> str | dict[str, str]:
+        for name in [value] if isinstance(value, str) else value.values():
+            if name not in NUMERICAL_ENCODER_NAMES:
+                known = ", ".join(NUMERICAL_ENCODER_NAMES)
+                raise ValueError(f"unknown numerical encoder {name!r}; choose one of {known}")
+        return value
 
     def encoding_kwargs(self) -> dict[str, Any]:
         """How fields are embedded: `numerical`, `numerical_options` and `pooling` (for `FieldEmbedding`)."""

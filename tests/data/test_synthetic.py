@@ -109,3 +109,23 @@ def test_parquet_output(tmp_path: Path) -> None:
 
     src = open_dataset(tmp_path / "p")
     FeatureProcessor(src.schema).fit(src.train)
+
+
+def test_counts_mode_draws_skewed_counts_with_named_effects() -> None:
+    import numpy as np
+
+    from recnas.data.synthetic import SynthConfig, generate
+
+    cols, p, y, truth = generate(SynthConfig(rows=20_000, seed=4, n_numerical=8, numerical_kind="counts", n_multi=0))
+    names = [f"n{i + 1}" for i in range(8)]
+    for n in names:
+        x = cols[n][~np.isnan(cols[n])]
+        assert x.min() >= 0 and np.all(x == np.floor(x)) and np.mean(x) > np.median(x)  # right-skewed counts
+    assert truth["nonlinear_numerical_fields"] == ["n1", "n2", "n5", "n6"]
+    assert truth["linear_numerical_fields"] == ["n3", "n7"]
+    assert {"n4", "n8"} <= set(truth["noise_fields"])
+    u = np.log1p(np.nan_to_num(cols["n1"]))  # the U-shaped field: both ends click more than the middle
+    lo, mid, hi = (y[(u >= a) & (u <= b)].mean() for a, b in [(0, np.quantile(u, 0.1)),
+                                                               (np.quantile(u, 0.45), np.quantile(u, 0.55)),
+                                                               (np.quantile(u, 0.95), u.max())])
+    assert lo > mid and hi > mid

@@ -83,3 +83,26 @@ def test_models_lists_the_zoo() -> None:
     assert res.exit_code == 0
     for name in ("deepfm", "dcnv2", "xdeepfm", "autoint+", "ffm"):
         assert name in res.output
+
+
+def test_train_with_autodis_writes_its_soft_buckets_and_predict_reloads_it(synth_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    res = runner.invoke(app, ["train", "--data", str(synth_dir), "--model", "deepfm", "--out", str(out), *FAST,
+                              "--numerical-encoder", "autodis", "--set", f"data.cache_dir={tmp_path / 'cache'}"])
+    assert res.exit_code == 0, res.output
+    assert "AutoDis soft buckets" in res.output
+    export = json.loads((out / "autodis.json").read_text())
+    assert set(export["embedding.encoders.0"]["fields"]) == {"n1", "n2"}
+    assert (out / "autodis.png").stat().st_size > 0
+    res = runner.invoke(app, ["predict", str(out), str(synth_dir / "test.csv"), "--out", str(tmp_path / "s.csv")])
+    assert res.exit_code == 0, res.output
+    assert f"AUC {json.loads((out / 'metrics.json').read_text())['test_auc']:.4f}" in res.output
+
+
+def test_unknown_numerical_encoder_is_a_clear_error(synth_dir: Path, tmp_path: Path) -> None:
+    from recnas.errors import ConfigError
+
+    res = runner.invoke(app, ["train", "--data", str(synth_dir), "--out", str(tmp_path / "r"), *FAST,
+                              "--numerical-encoder", "cubic"])
+    assert res.exit_code != 0 and isinstance(res.exception, ConfigError)
+    assert "model.numerical_encoder" in str(res.exception) and "unknown numerical encoder 'cubic'" in str(res.exception)
