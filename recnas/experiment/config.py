@@ -118,7 +118,8 @@ class SearchConfig(BaseModel):
     grda_c: float | None = Field(None, ge=0, description="GRDA c; default: derived from grda_threshold")
     grda_threshold: float = Field(
         2.0, ge=0, description="GRDA's soft threshold at the end of the search; c is derived from the planned steps")
-    retrain_gate_init: float = Field(0.1, gt=0, description="initial gate of the kept pairs at retrain (search: 0.6)")
+    retrain_gate_init: float | None = Field(
+        None, gt=0, description="initial gate of the kept pairs at retrain; default min(0.6, 1/sqrt(kept pairs))")
     # AutoDim
     candidates: list[int] = Field(default_factory=lambda: [2, 4, 8, 16, 32], min_length=1)
     common_dim: int | None = Field(None, ge=1, description="interaction dimension (default: the largest candidate)")

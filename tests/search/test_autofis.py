@@ -87,3 +87,26 @@ def test_set_sample_and_freeze_agree_with_shared_weights(planted) -> None:  # no
     batch = FieldBatch.from_arrays({k: np.asarray(v[:32]) for k, v in ds.splits["valid"].items()})
     with torch.no_grad():
         torch.testing.assert_close(model(batch), frozen(batch))
+
+
+def test_retrain_gates_start_so_that_many_kept_pairs_do_not_swamp_the_logit(planted) -> None:  # noqa: ANN001
+    ds, _ = planted
+    names = AutoFIS(ds.schema).embedding.field_names
+    all_pairs = [[a, b] for i, a in enumerate(names) for b in names[i + 1 :]]
+    batch = FieldBatch.from_arrays({k: np.asarray(v[:2048]) for k, v in ds.splits["train"].items()})
+
+    def spread(model: AutoFIS) -> float:
+        """Std of the interaction logit once embeddings have a trained scale (batch norm then gives unit products)."""
+        with torch.no_grad():
+            for w in model.embedding_tables():
+                w.normal_(0.0, 1.0)
+            return float(model.interactions(model.embedding(batch)).std())
+
+    for pairs in (all_pairs[:2], all_pairs):
+        gate = AutoFIS(ds.schema, deep=False, pairs=pairs).interactions.gate.detach()
+        assert torch.allclose(gate, torch.full_like(gate, min(0.6, len(pairs) ** -0.5)))
+    torch.manual_seed(0)
+    default = spread(AutoFIS(ds.schema, deep=False, pairs=all_pairs))
+    torch.manual_seed(0)
+    search_init = spread(AutoFIS(ds.schema, deep=False, pairs=all_pairs, retrain_gate_init=0.6))
+    assert default < 1.5 < search_init, (default, search_init)  # about 1 against 0.6 * sqrt(55) = 4.4
