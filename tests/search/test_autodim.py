@@ -71,10 +71,11 @@ def test_freeze_of_export_is_a_plain_module_without_architecture_parameters(prep
     assert frozen.embedding_params() == sample_ep(block.rows, block.chosen_dims(sample))
 
 
-def test_set_sample_and_freeze_agree_with_shared_weights(prepared) -> None:  # noqa: ANN001
+@pytest.mark.parametrize("numerical", ["auto", "bucket_equal_freq", "autodis"])
+def test_set_sample_and_freeze_agree_with_shared_weights(prepared, numerical: str) -> None:  # noqa: ANN001
     """Mixed sizes over categorical, numerical and multi-valued fields: same outputs from the same weights."""
     torch.manual_seed(1)
-    block = AutoDimEmbedding(prepared.schema, CANDIDATES, 8)
+    block = AutoDimEmbedding(prepared.schema, CANDIDATES, 8, numerical=numerical)
     with torch.no_grad():  # move every weight and batch-norm statistic off its initial value
         for p in block.parameters():
             p.add_(torch.randn_like(p) * 0.1)
