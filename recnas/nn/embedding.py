@@ -124,13 +124,10 @@ class FieldEmbedding(nn.Module):
         self.numerical_options = dict(numerical_options or {})
         self.encoders = nn.ModuleList()
         groups: dict[tuple[str, int], list[FieldSpec]] = {}
-        for f in encoded:  # already grouped by kind; split further by dimension, keeping the order
+        for f in encoded:  # already grouped by kind; split further by dimension (mixed sizes only)
             groups.setdefault((self.numerical_kinds[f.name], dims[f.name]), []).append(f)
-        self.encoded_fields = [f.name for g in groups.values() for f in g]
-        if self.encoded_fields != [f.name for f in encoded]:  # mixed dimensions within a kind: follow the groups
-            order = [*(f.name for f in (*cat, *bucket)), *self.encoded_fields, *(f.name for f in multi)]
-            self.dims = [int(dims[n]) for n in order]
-            self.field_names = order
+        slot = {f.name: (g, j) for g, fields in enumerate(groups.values()) for j, f in enumerate(fields)}
+        self._encoded_slots = [slot[f.name] for f in encoded]  # (group, column) of each encoded field, in order
         for g, ((kind, d), fields) in enumerate(groups.items()):
             self.encoders.append(build_encoder(kind, fields, d, init_std, self.numerical_options))
             cols = torch.tensor([schema.numerical.index(f) for f in fields], dtype=torch.long)
@@ -227,7 +224,8 @@ class FieldEmbedding(nn.Module):
         for j, col in enumerate(self.bucket_cols):
             vecs.append(self._lookup(self.tables[k + j], batch.num_bucket[:, col]))
         k += self.n_bucket
-        vecs.extend(e.flatten(1) for e in self._encoded(batch))
+        encoded = self._encoded(batch)  # per group; fields of one kind may sit in several size groups
+        vecs.extend(encoded[g][:, j] for g, j in self._encoded_slots)
         for j in range(self.n_multi):
             e = self._lookup(self.tables[k + j], batch.mv[:, j : j + 1])
             vecs.append(self._pool(e, batch.mv_len[:, j : j + 1]).squeeze(1))

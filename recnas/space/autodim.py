@@ -321,7 +321,7 @@ class ProjectedEmbedding(_EmbeddingFacade):
             d = self.base.dims[0]
             self.base.table.weight.copy_(src_tables[:, :d])
         else:
-            id_fields = [f for f in names if f in set(_id_field_names(search.base))]
+            id_fields = [f.name for f in search.base.id_fields]
             offsets = _offsets(search.base)
             for t, f in zip(self.base.tables, id_fields, strict=True):
                 start = offsets[f]
@@ -344,14 +344,7 @@ class ProjectedEmbedding(_EmbeddingFacade):
                 getattr(dst.norm, name).copy_(getattr(src.norm, name)[chans])
 
 
-def _id_field_names(emb: FieldEmbedding) -> list[str]:
-    """Names of the table-backed fields (categorical, bucketised, multi-valued) in table order."""
-    names = emb.field_names
-    n_cb = emb.n_cat + emb.n_bucket
-    return [*names[:n_cb], *names[n_cb + emb.n_encoded :]]
-
-
 def _offsets(emb: FieldEmbedding) -> dict[str, int]:
     """First table row of each table-backed field of a single-table `FieldEmbedding`."""
     offs = torch.cat([emb.cat_offsets, emb.bucket_offsets, emb.multi_offsets]).tolist()
-    return dict(zip(_id_field_names(emb), offs, strict=True))
+    return dict(zip((f.name for f in emb.id_fields), offs, strict=True))

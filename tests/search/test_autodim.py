@@ -162,3 +162,24 @@ def test_bad_candidates_are_refused(prepared) -> None:  # noqa: ANN001
         block.freeze(sample)
     with pytest.raises((ConfigError, SchemaError)):
         block.freeze({**{dim_label(f): 2 for f in block.field_names}, "dim/nope": 2})
+
+
+def test_fields_of_one_encoder_at_interleaved_sizes_keep_their_order(tmp_path) -> None:  # noqa: ANN001
+    """n1 and n3 at size 2, n2 at 4: the frozen embedding keeps the search's field order and its outputs."""
+    write_synthetic(tmp_path / "syn", SynthConfig(rows=2000, seed=0, n_numerical=3))
+    ds = prepare(open_dataset(tmp_path / "syn"), tmp_path / "cache")
+    torch.manual_seed(0)
+    block = AutoDimEmbedding(ds.schema, (2, 4), 4)
+    with torch.no_grad():
+        for p in block.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    sample = {dim_label(f): 4 for f in block.field_names} | {"dim/n1": 2, "dim/n2": 4, "dim/n3": 2}
+    block.set_sample(sample)
+    frozen = block.freeze(sample, inherit=True)
+    assert frozen.field_names == block.field_names
+    assert [e.field_names for e in frozen.base.numerical_encoders()] == [["n1", "n3"], ["n2"]]
+    batch = FieldBatch.from_arrays({k: np.asarray(v[:32]) for k, v in ds.splits["valid"].items()})
+    block.eval()
+    frozen.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(block(batch), frozen(batch))
