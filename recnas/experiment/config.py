@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from recnas.errors import ConfigError, describe_validation_error
+from recnas.nn.numerical import BUILTIN_KINDS, SCHEMA_KINDS
 from recnas.train.config import TrainerConfig
 
 
@@ -27,8 +28,7 @@ class DataConfig(BaseModel):
     max_train_rows: int | None = Field(None, ge=1, description="use only the first N train rows (smoke tests)")
 
 
-NUMERICAL_ENCODER_NAMES = ("auto", "bucket", "scalar", "bucket_equal_width", "bucket_equal_freq", "log_square",
-                           "autodis")
+NUMERICAL_ENCODER_NAMES = (*SCHEMA_KINDS, *BUILTIN_KINDS)
 
 
 class AutoDisConfig(BaseModel):

@@ -55,7 +55,10 @@ def field_order(schema: Schema, numerical: NumericalSpec = "auto") -> FieldGroup
 
     Encoded numerical fields are grouped by encoder kind (first appearance order), one module per group.
     """
-    kinds = numerical_kinds(schema, numerical)
+    return _group_fields(schema, numerical_kinds(schema, numerical))
+
+
+def _group_fields(schema: Schema, kinds: Mapping[str, str]) -> FieldGroups:
     bucket = [f for f in schema.numerical if kinds[f.name] == "bucket"]
     order = list(dict.fromkeys(k for k in kinds.values() if k != "bucket"))
     encoded = [f for k in order for f in schema.numerical if kinds[f.name] == k]
@@ -86,7 +89,8 @@ class FieldEmbedding(nn.Module):
             raise SchemaError("FieldEmbedding needs a fitted schema (run FeatureProcessor.fit or prepare first)")
         if pooling not in ("mean", "sum"):
             raise SchemaError(f"pooling must be mean or sum, got {pooling!r}")
-        cat, bucket, encoded, multi = field_order(schema, numerical)
+        self.numerical_kinds = numerical_kinds(schema, numerical)
+        cat, bucket, encoded, multi = _group_fields(schema, self.numerical_kinds)
         self.field_names = [f.name for f in (*cat, *bucket, *encoded, *multi)]
         dims = {n: dim for n in self.field_names} if isinstance(dim, int) else dict(dim)
         missing = [n for n in self.field_names if n not in dims]
@@ -120,7 +124,6 @@ class FieldEmbedding(nn.Module):
             self.tables = nn.ModuleList(nn.Embedding(s, d, sparse=sparse) for s, d in zip(sizes, id_dims, strict=True))
             for t in self.tables:
                 nn.init.normal_(t.weight, 0.0, init_std)
-        self.numerical_kinds = numerical_kinds(schema, numerical)
         self.numerical_options = dict(numerical_options or {})
         self.encoders = nn.ModuleList()
         groups: dict[tuple[str, int], list[FieldSpec]] = {}

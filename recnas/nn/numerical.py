@@ -185,15 +185,13 @@ class LogSquareEncoder(_TableEncoder):
         lows = [max(LOG_SQUARE_MIN_KEY, min(2, math.floor(s.min))) for s in stats]
         highs = [math.floor(math.log(s.max) ** 2) if s.max > 2 else 0 for s in stats]
         self.register_buffer("low", torch.tensor(lows, dtype=torch.float32), persistent=False)
-        self.register_buffer("small_ids", torch.tensor([2 - lo + 1 for lo in lows], dtype=torch.float32),
-                             persistent=False)
         self.register_buffer("high", torch.tensor(highs, dtype=torch.float32), persistent=False)
         self._build_table([(2 - lo + 1) + (hi + 1) for lo, hi in zip(lows, highs, strict=True)], init_std)
 
     def ids(self, x: torch.Tensor) -> torch.Tensor:
         """`[B, F]` -> ids: small keys first (`floor(x) - low`), then the log-square keys."""
         small = torch.floor(x).clamp(min=self.low, max=torch.full_like(self.low, 2.0)) - self.low
-        big = torch.floor(torch.log(x.clamp(min=2.0)) ** 2).clamp(max=self.high) + self.small_ids
+        big = torch.floor(torch.log(x.clamp(min=2.0)) ** 2).clamp(max=self.high) + (3.0 - self.low)  # after small
         return torch.where(x > 2, big, small).long()
 
 
