@@ -24,12 +24,11 @@ import datetime as dt
 import json
 import platform
 import resource
-import statistics
 import sys
 import time
 from pathlib import Path
 
-from zoo_bench import claim
+from zoo_bench import claim, grouped, mean_sd
 
 from recnas.fileio import write_text_atomic
 
@@ -85,12 +84,10 @@ def run(dataset: str, encoder: str, seed: int, epochs: int, threads: int, work: 
 
 def summarize(rows: list[dict]) -> list[dict]:
     out = []
-    for enc in dict.fromkeys(r["encoder"] for r in rows):
-        rs = [r for r in rows if r["encoder"] == enc]
+    for enc, rs in grouped(rows, "encoder").items():
 
         def stat(key: str, rs: list[dict] = rs) -> tuple[float, float]:
-            vals = [r[key] for r in rs]
-            return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0)
+            return mean_sd(rs, key)
 
         out.append({"encoder": enc, "seeds": len(rs), "test_auc": stat("test_auc"),
                     "test_logloss": stat("test_logloss"), "valid_auc": stat("valid_auc"),

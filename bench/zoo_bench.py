@@ -56,14 +56,26 @@ def run(dataset: str, model: str, seed: int, epochs: int, work: Path, l2: float,
             "wall_seconds": time.perf_counter() - t}
 
 
+def grouped(rows: list[dict], key: str) -> dict[str, list[dict]]:
+    """Rows by their value of `key`, in first-appearance order."""
+    out: dict[str, list[dict]] = {}
+    for r in rows:
+        out.setdefault(r[key], []).append(r)
+    return out
+
+
+def mean_sd(rows: list[dict], key: str) -> tuple[float, float]:
+    """Mean and sample standard deviation of `key` over `rows` (sd 0 for a single row)."""
+    vals = [r[key] for r in rows]
+    return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0)
+
+
 def summarize(records: list[dict]) -> list[dict]:
     out = []
-    for model in dict.fromkeys(r["model"] for r in records):
-        rs = [r for r in records if r["model"] == model]
+    for model, rs in grouped(records, "model").items():
 
         def stat(key: str, rs: list[dict] = rs) -> tuple[float, float]:
-            vals = [r[key] for r in rs]
-            return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0)
+            return mean_sd(rs, key)
 
         out.append({"model": model, "seeds": len(rs), "test_auc": stat("test_auc"),
                     "test_logloss": stat("test_logloss"),
