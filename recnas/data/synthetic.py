@@ -175,20 +175,19 @@ def generate(cfg: SynthConfig) -> tuple[dict[str, Any], np.ndarray, np.ndarray, 
     if cfg.numerical_kind == "counts":
         nonlinear_num = []
         logit += count_fields(rng, cfg, num_names, cols, noise_num, linear_num, nonlinear_num)
-        num_names = []  # all drawn
     else:
         x = rng.normal(0.0, 1.0, n)
         cols["n1"] = x
         logit += cfg.u_shape_scale * (x**2 - 1.0)
-    for i, name in enumerate(num_names[1:]):
-        counts = np.floor(rng.lognormal(1.5, 1.2, n))
-        if i % 2 == 0:
-            noise_num.append(name)
-        else:
-            linear_num.append(name)
-            logit += 0.3 * (np.log1p(counts) - 1.5)
-        counts[rng.random(n) < cfg.numerical_missing_rate] = np.nan
-        cols[name] = counts
+        for i, name in enumerate(num_names[1:]):
+            counts = np.floor(rng.lognormal(1.5, 1.2, n))
+            if i % 2 == 0:
+                noise_num.append(name)
+            else:
+                linear_num.append(name)
+                logit += 0.3 * (np.log1p(counts) - 1.5)
+            counts[rng.random(n) < cfg.numerical_missing_rate] = np.nan
+            cols[name] = counts
     mv_names = [f"m{i + 1}" for i in range(cfg.n_multi)]
     for name in mv_names:
         lengths = rng.integers(1, cfg.multi_max_len + 1, n)
