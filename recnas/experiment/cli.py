@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -198,14 +199,24 @@ def _print_search(res) -> None:  # noqa: ANN001
         kept = arch["interactions"]
         console.print(f"kept {len(kept)} of {arch['num_pairs']} interactions: "
                       + ", ".join(f"{x}*{y}" for x, y in kept[:12]) + (" ..." if len(kept) > 12 else ""))
-    else:
+    elif arch["method"] == "autodim":
         console.print("dimensions: " + ", ".join(f"{f}={d}" for f, d in arch["dims"].items())
                       + f" ({arch['ep']:,} of {arch['full_ep']:,} searched embedding parameters)")
+    else:  # nis / esapn: width per frequency bucket, head first
+        for f, widths in arch["bucket_widths"].items():
+            console.print(f"  {f}: widths per frequency bucket (head first) {widths}")
+        console.print(f"searched fields store {arch['ep']:,} of {arch['full_ep']:,} floats at full width "
+                      f"({arch['ep_fraction']:.1%})")
     console.print(f"searched {arch['method']}-{arch['model']}: test AUC {m['test_auc']:.4f}, logloss "
                   f"{m['test_logloss']:.4f}, {m['embedding_params']:,} embedding parameters")
     if b is not None:
         console.print(f"baseline {b['model']}: test AUC {b['test_auc']:.4f}, logloss {b['test_logloss']:.4f}, "
                       f"{b['embedding_params']:,} embedding parameters")
+    control = res.path / "control" / "metrics.json"
+    if control.is_file():
+        c = json.loads(control.read_text())
+        console.print(f"random control at the same EP: test AUC {c['test_auc']:.4f}, logloss {c['test_logloss']:.4f}, "
+                      f"{c['embedding_params']:,} embedding parameters")
     console.print(f"run: {res.path}")
     console.print(f"report: {res.report}")
 
@@ -221,7 +232,7 @@ def search_cmd(
     ] = None,
     quiet: Annotated[bool, typer.Option(help="no progress bar and no per-epoch lines")] = False,
 ) -> None:
-    """Search an architecture (AutoFIS or AutoDim), retrain it, train the baseline, write the report."""
+    """Search an architecture (AutoFIS, AutoDim, NIS or ESAPN), retrain it, train the baseline, write the report."""
     from recnas.experiment.config import load_config
     from recnas.experiment.search import run_search
 

@@ -94,6 +94,48 @@ class ModelConfig(BaseModel):
         return {**kw, **self.encoding_kwargs()}
 
 
+class NISConfig(BaseModel):
+    """NIS (Joglekar et al., KDD'20): the block grid, the controller and the reward."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["me", "se"] = Field("me", description="multi-size (me) or single-size (se) layouts")
+    row_shares: list[float] = Field(default_factory=lambda: [0.1, 0.2, 0.7], min_length=1,
+                                    description="frequency-rank shares of the row buckets, head first")
+    col_blocks: int = Field(4, ge=1, description="column blocks per field (model.embedding_dim must divide by it)")
+    steps: int = Field(1200, ge=1, description="controller steps")
+    warmup_steps: int = Field(100, ge=0, description="first steps that train only the weights")
+    samples_per_step: int = Field(8, ge=1, description="layouts scored per step on one validation batch")
+    train_batches: int = Field(1, ge=0, description="weight steps per controller step")
+    valid_batch_size: int = Field(2048, ge=1, description="rows of the validation batch of each step")
+    controller: Literal["logits", "lstm"] = "logits"
+    controller_lr: float | None = Field(None, gt=0, description="default 0.05 (logits), 0.01 (lstm)")
+    entropy_weight: float = Field(1e-3, ge=0)
+    memory_lambda: float = Field(0.01, ge=0, description="lambda of R = R_Q - lambda * C_M")
+    cost: Literal["field_mean", "total"] = Field(
+        "field_mean", description="C_M: the stored share averaged over fields, or of all fields together")
+    max_cost: float | None = Field(None, gt=0, le=1, description="hard budget on C_M")
+    quality: Literal["logloss", "auc"] = Field("logloss", description="R_Q: -logloss or AUC")
+
+
+class ESAPNConfig(BaseModel):
+    """ESAPN (Liu et al., SIGIR'20): candidate sizes, the decision rounds and the policy."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sizes: list[int] = Field(default_factory=lambda: [2, 4, 8, 16, 64, 128], min_length=2)
+    buckets: int = Field(10, ge=1, description="frequency buckets per field (one decision each per round)")
+    passes: int = Field(1, ge=1, description="passes over the training stream (the paper: one)")
+    decision_every: int = Field(5, ge=1, description="training batches per decision round")
+    warmup: float = Field(0.1, ge=0, lt=1, description="share of the first pass before decisions start")
+    valid_rows: int = Field(4000, ge=1, description="rows of the fixed validation set the rewards are measured on")
+    policy_lr: float = Field(0.03, gt=0)
+    hidden: int = Field(32, ge=1)
+    enlarge_init: float = Field(0.1, gt=0, lt=1, description="p(enlarge) of the untrained policy")
+    entropy_weight: float = Field(1e-3, ge=0)
+    memory_lambda: float = Field(0.01, ge=0, description="weight of the memory share a grow adds")
+
+
 class SearchConfig(BaseModel):
     """The search stage (`recnas search`): which method and how it searches; unset values take method defaults.
 
@@ -103,7 +145,7 @@ class SearchConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    method: Literal["autofis", "autodim"] = "autofis"
+    method: Literal["autofis", "autodim", "nis", "esapn"] = "autofis"
     epochs: int = Field(6, ge=1, description="search epochs")
     batch_size: int | None = Field(None, ge=1, description="search batch size (default trainer.batch_size)")
     lr: float | None = Field(None, gt=0, description="weight lr during the search (default trainer.lr)")
@@ -134,6 +176,11 @@ class SearchConfig(BaseModel):
     tau_end: float = Field(0.1, gt=0, description="temperature reached at the end of the search (tau_decay auto)")
     tau_decay: float | Literal["auto"] = Field(
         "auto", description="per-step decrease of tau; auto = reach tau_end after the planned architecture steps")
+    # NIS and ESAPN
+    nis: NISConfig = Field(default_factory=NISConfig)
+    esapn: ESAPNConfig = Field(default_factory=ESAPNConfig)
+    control: bool = Field(
+        False, description="NIS / ESAPN: also retrain a random layout (NIS) or random policy (ESAPN) at the same EP")
     baseline: bool = Field(True, description="also train the unsearched model with the same settings")
 
 

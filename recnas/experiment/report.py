@@ -1,7 +1,9 @@
 """The search report, built from the run folder alone: `report.json` (figures) and `report.html` (the same, readable).
 
 Data summary; the architecture found in human terms (AutoDim: dimension per field with its cardinality and
-the EP against full dimension; AutoFIS: the kept interactions and a heat map of |gate| over field pairs);
+the EP against full dimension; AutoFIS: the kept interactions and a heat map of |gate| over field pairs;
+NIS / ESAPN: width per frequency bucket of every field, the EP per field, and EP against AUC with the
+random control when it was run);
 the search curves; test AUC/logloss, EP and time of the searched model against the baseline. Plots are
 matplotlib PNGs embedded as base64, so the HTML file stands alone.
 """
@@ -32,6 +34,32 @@ def _history(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def _curve(method: str, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The search trace: per epoch (one-shot methods), per controller step (NIS) or per decision round (ESAPN)."""
+    if method == "nis":
+        return [{"step": h["step"], "reward": h.get("reward"), "valid_logloss": h.get("valid_logloss"),
+                 "decision_cost": h.get("decision_cost"), "train_loss": h.get("train_loss")} for h in history]
+    if method == "esapn":
+        return [{"round": h["round"], "ep_fraction": h["ep_fraction"], "enlarged": h["enlarged"],
+                 "mean_value": h["mean_value"], "train_loss": h.get("train_loss")} for h in history]
+    return [{"epoch": h["epoch"], "valid_auc": h["metrics"].get("valid_auc"),
+             "valid_logloss": h["metrics"].get("valid_logloss"), "train_loss": h["metrics"].get("train_loss"),
+             **({"nonzero_gates": h["nonzero_gates"]} if "nonzero_gates" in h else {}),
+             **({"dims": h["dims"]} if "dims" in h else {})} for h in history]
+
+
+def _embedding_layout(arch: dict[str, Any], card: dict[str, int]) -> dict[str, Any]:
+    """NIS / ESAPN: width per frequency bucket of every field, with the EP it stores against full width."""
+    fields = [{"field": f, "cardinality": card.get(f), "bucket_rows": arch["bucket_rows"][f],
+               "bucket_widths": w, "ep": arch["field_ep"][f], "full_ep": arch["full_field_ep"][f],
+               "ep_fraction": arch["field_ep"][f] / max(arch["full_field_ep"][f], 1),
+               **({"blocks": arch["blocks"][f]} if "blocks" in arch else {}),
+               **({"sizes": arch["sizes"][f]} if "sizes" in arch else {})}
+              for f, w in arch["bucket_widths"].items()]
+    return {"fields": fields, "common_dim": arch["common_dim"], "ep": arch["ep"], "full_ep": arch["full_ep"],
+            "ep_fraction": arch["ep_fraction"]}
+
+
 def build_report(run_dir: str | Path) -> dict[str, Any]:
     """Every figure of the report, from the files of `run_dir`."""
     run_dir = Path(run_dir)
@@ -49,12 +77,7 @@ def build_report(run_dir: str | Path) -> dict[str, Any]:
                  "fields": [{"name": f.name, "type": f.type.value, "cardinality": f.cardinality}
                             for f in schema.fields]},
         "search": {"epochs": arch.get("search_epochs"), "seconds": arch.get("search_seconds"),
-                   "arch_steps": arch.get("arch_steps"),
-                   "curve": [{"epoch": h["epoch"], "valid_auc": h["metrics"].get("valid_auc"),
-                              "valid_logloss": h["metrics"].get("valid_logloss"),
-                              "train_loss": h["metrics"].get("train_loss"),
-                              **({"nonzero_gates": h["nonzero_gates"]} if "nonzero_gates" in h else {}),
-                              **({"dims": h["dims"]} if "dims" in h else {})} for h in history]},
+                   "arch_steps": arch.get("arch_steps"), "curve": _curve(arch["method"], history)},
     }
     card = {f.name: f.cardinality for f in schema.fields}
     if arch["method"] == "autodim":
@@ -64,6 +87,8 @@ def build_report(run_dir: str | Path) -> dict[str, Any]:
             "candidates": arch["candidates"], "common_dim": arch["common_dim"],
             # the searched tables against the same tables with every field at the largest candidate
             "ep": arch["ep"], "full_ep": arch["full_ep"], "ep_fraction": arch["ep"] / max(arch["full_ep"], 1)}
+    elif arch["method"] in ("nis", "esapn"):
+        rep["architecture"] = _embedding_layout(arch, card)
     else:
         rep["architecture"] = {"interactions": arch["interactions"], "kept": len(arch["interactions"]),
                                "total_pairs": arch["num_pairs"],
@@ -74,6 +99,14 @@ def build_report(run_dir: str | Path) -> dict[str, Any]:
         results["searched"] = {k: retrain.get(k) for k in RESULT_KEYS}
     if baseline is not None:
         results["baseline"] = {k: baseline.get(k) for k in RESULT_KEYS}
+    control = _load_json(run_dir / "control" / "metrics.json")
+    if control is not None:
+        results["control"] = {k: control.get(k) for k in RESULT_KEYS}
+        control_arch = _load_json(run_dir / "control" / "arch.json") or {}
+        results["control"]["searched_ep"] = control_arch.get("ep")
+        results["control"]["what"] = control_arch.get("control")
+        if retrain is not None:
+            results["test_auc_gain_over_control"] = retrain["test_auc"] - control["test_auc"]
     if retrain is not None and baseline is not None:
         results["test_auc_gain"] = retrain["test_auc"] - baseline["test_auc"]
         # whole models: first-order weights included in both; the lift maps count as dense parameters, not EP
@@ -104,6 +137,8 @@ def _plots(rep: dict[str, Any], arch: dict[str, Any]) -> list[tuple[str, str]]:
 
     out = []
     curve = rep["search"]["curve"]
+    if rep["method"] in ("nis", "esapn"):
+        return _layout_plots(rep, plt, np)
     if curve:
         fig, ax = plt.subplots(figsize=(6, 3.2))
         epochs = [c["epoch"] for c in curve]
@@ -144,6 +179,48 @@ def _plots(rep: dict[str, Any], arch: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
+def _layout_plots(rep: dict[str, Any], plt: Any, np: Any) -> list[tuple[str, str]]:
+    """NIS / ESAPN: the search trace, width per frequency bucket, and EP against test AUC."""
+    out = []
+    curve = rep["search"]["curve"]
+    if curve:
+        x_key, y_key, y2_key = (("step", "reward", "decision_cost") if rep["method"] == "nis"
+                                else ("round", "mean_value", "ep_fraction"))
+        fig, ax = plt.subplots(figsize=(6, 3.2))
+        xs = [c[x_key] for c in curve]
+        ax.plot(xs, [c[y_key] for c in curve], color="tab:blue")
+        ax.set_xlabel("controller step" if rep["method"] == "nis" else "decision round")
+        ax.set_ylabel("mean reward" if rep["method"] == "nis" else "mean value of growing", color="tab:blue")
+        ax2 = ax.twinx()
+        ax2.plot(xs, [c[y2_key] for c in curve], color="tab:red")
+        ax2.set_ylabel("C_M of the decision" if rep["method"] == "nis" else "EP share", color="tab:red")
+        out.append(("Search curve", _png(fig)))
+    fields = rep["architecture"]["fields"]
+    if fields:
+        grid = np.array([f["bucket_widths"] for f in fields], dtype=float)
+        fig, ax = plt.subplots(figsize=(6, 0.45 * len(fields) + 1.5))
+        im = ax.imshow(grid, cmap="viridis", aspect="auto")
+        ax.set_yticks(range(len(fields)), [f["field"] for f in fields])
+        ax.set_xlabel("frequency bucket (0 = most frequent ids)")
+        for i in range(grid.shape[0]):
+            for j in range(grid.shape[1]):
+                ax.text(j, i, f"{int(grid[i, j])}", ha="center", va="center", color="w", fontsize=7)
+        fig.colorbar(im, ax=ax, label="embedding width")
+        out.append(("Embedding width per frequency bucket", _png(fig)))
+    res = rep["results"]
+    points = [(name, res[name]) for name in ("searched", "control", "baseline") if name in res]
+    if points:
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+        for name, r in points:
+            ax.scatter(r["embedding_params"], r["test_auc"], label=name, s=40)
+        ax.set_xscale("log")
+        ax.set_xlabel("embedding parameters (whole model)")
+        ax.set_ylabel("test AUC")
+        ax.legend()
+        out.append(("EP against test AUC", _png(fig)))
+    return out
+
+
 def _table(rows: list[list[Any]], header: list[str]) -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in r) + "</tr>" for r in rows)
@@ -165,7 +242,8 @@ def render_html(rep: dict[str, Any], arch: dict[str, Any]) -> str:
              f"<code>{rep['space_fingerprint']}</code></p>"]
     res = rep["results"]
     if res:
-        rows = [[name] + [res[name].get(k) for k in RESULT_KEYS] for name in ("searched", "baseline") if name in res]
+        rows = [[name] + [res[name].get(k) for k in RESULT_KEYS] for name in ("searched", "control", "baseline")
+                if name in res]
         parts += ["<h2>Searched model against the baseline (test split)</h2>", _table(rows, ["model", *RESULT_KEYS])]
         if "test_auc_gain" in res:
             parts.append(f"<p>test AUC gain {res['test_auc_gain']:+.4f}; embedding parameters (first-order "
@@ -180,6 +258,16 @@ def render_html(rep: dict[str, Any], arch: dict[str, Any]) -> str:
                   _table([[d["field"], d["cardinality"], d["dim"],
                            " ".join(f"{p:.2f}" for p in d["probs"] or [])] for d in a["dims"]],
                          ["field", "cardinality", "dimension", "probabilities over candidates"])]
+    elif rep["method"] in ("nis", "esapn"):
+        if "control" in res:
+            parts.append(f"<p>control: {html.escape(str(res['control'].get('what')))}; test AUC of the searched "
+                         f"model minus the control's: {res.get('test_auc_gain_over_control', float('nan')):+.4f}</p>")
+        parts += [f"<h2>Embedding layout per field</h2><p>full width {a['common_dim']}; searched fields store "
+                  f"{a['ep']:,} of {a['full_ep']:,} floats at full width ({a['ep_fraction']:.1%})</p>",
+                  _table([[f["field"], f["cardinality"], f["ep"], f["ep_fraction"],
+                           " ".join(f"{r}x{w}" for r, w in zip(f["bucket_rows"], f["bucket_widths"], strict=True))]
+                          for f in a["fields"]],
+                         ["field", "cardinality", "floats stored", "of full", "rows x width per bucket, head first"])]
     else:
         parts += [f"<h2>Interactions kept: {a['kept']} of {a['total_pairs']} ({a['kept_fraction']:.0%})</h2>",
                   _table([[x, y, arch["gates"][f"interaction/{x}*{y}"]] for x, y in a["interactions"]],
@@ -187,7 +275,11 @@ def render_html(rep: dict[str, Any], arch: dict[str, Any]) -> str:
     for caption, png in _plots(rep, arch):
         parts.append(f"<h3>{html.escape(caption)}</h3><img src='data:image/png;base64,{png}'/>")
     curve = rep["search"]["curve"]
-    if curve:
+    if curve and rep["method"] in ("nis", "esapn"):
+        keys = list(curve[0])
+        step = max(len(curve) // 20, 1)
+        parts += ["<h2>Search trace</h2>", _table([[c.get(k) for k in keys] for c in curve[::step]], keys)]
+    elif curve:
         parts += ["<h2>Search trace</h2>",
                   _table([[c["epoch"], c["train_loss"], c["valid_auc"], c["valid_logloss"],
                            c.get("nonzero_gates", "")] for c in curve],

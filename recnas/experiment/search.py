@@ -6,6 +6,8 @@
     runs/<name>/retrain/                        the searched architecture trained from scratch (a `recnas train`
                                                 run folder plus arch.json, so `recnas predict` loads it)
     runs/<name>/baseline/                       the unsearched model with the same settings
+    runs/<name>/control/                        NIS / ESAPN with search.control: the random layout / policy
+                                                at the searched EP, retrained the same way
     runs/<name>/report.json, report.html        what was found and how it compares
 
 Every stage is idempotent on the folder: a stage whose output exists is skipped, and a killed search resumes
@@ -29,6 +31,15 @@ from recnas.data.schema import Schema
 from recnas.errors import ConfigError, DataError
 from recnas.experiment.config import ExperimentConfig
 from recnas.experiment.run import Splits, fit_and_score, load_splits, set_seed, train_arrays
+from recnas.experiment.sampled_search import (
+    SAMPLED_METHODS,
+    build_sampled_retrain_model,
+    build_sampled_supernet,
+    check_embedding_model,
+    control_arch,
+    full_dim,
+    sampled_search_stage,
+)
 from recnas.fileio import write_text_atomic
 from recnas.nn.models import MODELS, CTRModel, build_model
 from recnas.search.grda import c_for_threshold
@@ -48,6 +59,9 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
 def resolved_search(cfg: ExperimentConfig) -> dict[str, Any]:
     """The search settings with the method defaults filled in."""
     s = cfg.search.model_dump()
+    if cfg.search.method in SAMPLED_METHODS:
+        check_embedding_model(cfg)
+        return s
     if cfg.search.method == "autodim":
         cls = MODELS.get(cfg.model.name.lower())
         if cls is not None and (cls.field_aware or not cls.has_embedding):
@@ -81,6 +95,8 @@ def _model_kwargs(cfg: ExperimentConfig) -> dict[str, Any]:
 def build_search_model(cfg: ExperimentConfig, schema: Schema) -> CTRModel:
     """The supernet: AutoFIS (gated FM/DeepFM) or the configured zoo model with an AutoDim embedding."""
     resolved_search(cfg)  # refuses a model the method cannot search
+    if cfg.search.method in SAMPLED_METHODS:
+        return build_sampled_supernet(cfg, schema)
     kw = _model_kwargs(cfg)
     kw["sparse"] = False  # architecture steps need dense gradients
     if cfg.search.method == "autofis":
@@ -110,17 +126,22 @@ def build_searched_model(cfg: ExperimentConfig, schema: Schema, arch: dict[str, 
                                              lift_gamma=arch["lift_gamma"],
                                              sparse=cfg.trainer.sparse)
         return model
-    raise DataError(f"arch.json names method {method!r}; expected autofis or autodim")
+    if method in SAMPLED_METHODS:
+        return build_sampled_retrain_model(cfg, schema, arch)
+    raise DataError(f"arch.json names method {method!r}; expected autofis, autodim, nis or esapn")
 
 
 def baseline_config(cfg: ExperimentConfig) -> ExperimentConfig:
     """The unsearched model with the same settings.
 
-    For AutoDim every field gets the common dimension (by default the largest candidate).
+    For AutoDim every field gets the common dimension (by default the largest candidate), for ESAPN the
+    largest candidate size, for NIS `model.embedding_dim`: the full dimension the found EP is measured against.
     """
     base = cfg.model_copy(deep=True)
     if cfg.search.method == "autodim":
         base.model.embedding_dim = common_dim(cfg)
+    elif cfg.search.method in SAMPLED_METHODS:
+        base.model.embedding_dim = full_dim(cfg)
     return base
 
 
@@ -145,8 +166,15 @@ def _search_batches(cfg: ExperimentConfig, splits: Splits) -> BatchIterator:
 
 def search_stage(cfg: ExperimentConfig, splits: Splits, search_dir: Path,
                  log: Callable[[str], None] | None = None, fit_hooks: tuple = ()) -> dict[str, Any]:
-    """Train the supernet with the one-shot strategy and write search/arch.json (resumes from a checkpoint)."""
+    """Run the search and write search/arch.json (resumes from a checkpoint).
+
+    AutoFIS and AutoDim train their supernet with the one-shot strategy; NIS and ESAPN are sample-based.
+    """
     s = resolved_search(cfg)
+    if cfg.search.method in SAMPLED_METHODS:
+        arch = sampled_search_stage(cfg, splits, search_dir, log)
+        write_text_atomic(search_dir / "arch.json", json.dumps(arch, indent=2))
+        return arch
     set_seed(cfg.seed, cfg.threads)
     model = build_search_model(cfg, splits.ds.schema)
     train = _search_batches(cfg, splits)
@@ -291,6 +319,10 @@ def run_search(cfg: ExperimentConfig, out: str | Path | None = None, log: Callab
     baseline = _read_json(run_dir / "baseline" / "metrics.json")
     if cfg.search.baseline and baseline is None:
         baseline = baseline_stage(cfg, splits, run_dir / "baseline", log)
+    if cfg.search.control and cfg.search.method in SAMPLED_METHODS and \
+            _read_json(run_dir / "control" / "metrics.json") is None:
+        control = _read_json(run_dir / "control" / "arch.json") or control_arch(cfg, splits, arch, log)
+        retrain_stage(cfg, splits, control, run_dir / "control", log)
     report = write_report(run_dir)
     return SearchRun(run_dir, arch, retrain, baseline, report)
 

@@ -31,6 +31,7 @@ from recnas.data.schema import Schema
 from recnas.errors import ConfigError
 from recnas.nn.embedding import FieldEmbedding, NumericalSpec
 from recnas.space.choice import Choice, Sample
+from recnas.space.facade import EmbeddingFacade
 
 DEFAULT_CANDIDATES = (2, 4, 8, 16, 32)
 LIFT_GAMMA = 0.15
@@ -64,44 +65,7 @@ class _Lift(nn.Module):
         return self.norm(x.flatten(1)).view_as(x)
 
 
-class _EmbeddingFacade(nn.Module):
-    """The attributes zoo models read from `model.embedding`, for an embedding that outputs `[B, F, C]`."""
-
-    field_names: list[str]
-    common_dim: int
-    base: FieldEmbedding
-
-    def _set_shape(self, field_names: list[str], common_dim: int) -> None:
-        self.field_names = field_names
-        self.common_dim = common_dim
-        self.dims = [common_dim] * len(field_names)
-        self.equal_dims = True
-        self.dim = common_dim
-
-    @property
-    def num_fields(self) -> int:
-        """Number of embedded fields."""
-        return len(self.field_names)
-
-    @property
-    def flat_dim(self) -> int:
-        """Width of the flat output."""
-        return self.num_fields * self.common_dim
-
-    def flat(self, batch: FieldBatch) -> torch.Tensor:
-        """`[B, F * C]`."""
-        return self(batch).flatten(1)
-
-    def embedding_params(self) -> int:
-        """Parameters of the embedding tables (the lift maps are dense weights, not EP)."""
-        return self.base.embedding_params()
-
-    def tables_weights(self) -> list[torch.Tensor]:
-        """The id tables' weights."""
-        return self.base.tables_weights()
-
-
-class AutoDimEmbedding(_EmbeddingFacade):
+class AutoDimEmbedding(EmbeddingFacade):
     """The AutoDim search embedding (a `SearchableBlock`): `[B, F, common_dim]` mixed over candidate sizes."""
 
     def __init__(
@@ -268,7 +232,7 @@ class AutoDimEmbedding(_EmbeddingFacade):
         return {"dims": self.chosen_dims()}
 
 
-class ProjectedEmbedding(_EmbeddingFacade):
+class ProjectedEmbedding(EmbeddingFacade):
     """Per-field dimensions (the AutoDim result) lifted to one common dimension: `[B, F, common_dim]`.
 
     Fields are grouped by size, so the lift is one batched matrix product per distinct size.

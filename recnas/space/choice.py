@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -94,7 +95,7 @@ class Space:
 
     def size(self) -> float:
         """Number of distinct architectures (product of candidate counts)."""
-        return float(np.prod([len(c.candidates) for c in self.choices.values()])) if self.choices else 1.0
+        return float(math.prod(len(c.candidates) for c in self.choices.values()))  # exact ints: no overflow
 
     def validate(self, sample: Mapping[str, Any]) -> None:
         """Fail with the offending label when `sample` does not fit this space."""

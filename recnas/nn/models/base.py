@@ -84,12 +84,18 @@ class CTRModel(nn.Module):
         return FirstOrder(self.schema, **self.encoding)
 
     def embedding_params(self) -> int:
-        """Embedding parameters (EP): every embedding table, first-order weights included."""
-        return sum(m.embedding_params() for m in self.modules() if isinstance(m, FieldEmbedding))
+        """Embedding parameters (EP): the floats of every embedding table, first-order weights included."""
+        fields = sum(m.embedding_params() for m in self.modules() if isinstance(m, FieldEmbedding))
+        return fields + sum(m.own_embedding_params() for m in self.modules() if hasattr(m, "own_embedding_params"))
 
     def embedding_tables(self) -> list[torch.Tensor]:
-        """Weights of every id table (targets of embedding L2 and sparse optimisers)."""
-        return [w for m in self.modules() if isinstance(m, FieldEmbedding) for w in m.tables_weights()]
+        """Weights of every id table (targets of embedding L2 and sparse optimisers).
+
+        Those of `FieldEmbedding`s, plus `own_tables()` of embedding modules that store ids their own way
+        (NIS and ESAPN's mixed-width tables).
+        """
+        fields = [w for m in self.modules() if isinstance(m, FieldEmbedding) for w in m.tables_weights()]
+        return fields + [w for m in self.modules() if hasattr(m, "own_tables") for w in m.own_tables()]
 
     def forward(self, batch: FieldBatch) -> torch.Tensor:  # pragma: no cover - abstract
         """Logits `[batch]`."""

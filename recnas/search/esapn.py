@@ -1,0 +1,339 @@
+"""ESAPN's search: a size policy per field, trained by REINFORCE while the model trains on a stream.
+
+Liu, Zhao et al., Automated Embedding Size Search in Deep Recommender Systems, SIGIR 2020.
+
+The training data is streamed (`passes` times; the paper's setting is one pass). Every `decision_every`
+batches is a round: for every (field, frequency bucket) not yet at the largest size, the field's policy
+sees the state (log frequency of the bucket's ids in the stream so far, its current size, its current
+validation loss) and chooses *keep* or *enlarge*; enlarged buckets grow at once (`ESAPNEmbedding.grow`).
+
+Reward. A one-decision effect is far below the noise of a validation loss (measured: 0.015 against the
+effect of one grow; here, the drop of a bucket's validation loss over the rounds after a grow showed no
+difference between grown and kept buckets beyond noise), so the reward is a counterfactual measured on
+the same weights: every training batch also trains the size each open bucket would grow to (its
+next-size rows, with the model's shared weights), and at each round the validation loss of the samples
+in bucket b of field f is measured with the field's open buckets one size up and at their sizes. Their
+difference (summed over the bucket's samples, so a head bucket that moves many samples counts for
+more), minus `memory_lambda` times the share of the field's full table the grow adds, is the reward of
+*enlarge*; *keep* earns 0. The advantage subtracts the expected reward under the policy (a baseline that
+does not depend on the action) and is divided by a running standard deviation.
+
+A random control (`random_enlarge=p`) takes each decision by a coin of probability p instead, and learns
+nothing: it is what the learned policy must beat at the same memory.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recnas.data.batches import BatchIterator, FieldBatch
+from recnas.errors import ConfigError
+from recnas.fileio import write_text_atomic
+from recnas.search.weight_sharing import batch_stream
+from recnas.space.choice import Sample
+from recnas.space.esapn import ESAPNEmbedding
+
+
+class SizePolicy(nn.Module):
+    """Per field: state (log frequency, one-hot size, loss) -> logits of (keep, enlarge)."""
+
+    def __init__(self, n_fields: int, n_sizes: int, hidden: int = 32, enlarge_init: float = 0.1) -> None:
+        super().__init__()
+        self.nets = nn.ModuleList(
+            nn.Sequential(nn.Linear(n_sizes + 2, hidden), nn.Tanh(), nn.Linear(hidden, 2)) for _ in range(n_fields))
+        for net in self.nets:  # start at p(enlarge) = enlarge_init whatever the state
+            nn.init.zeros_(net[2].weight)
+            nn.init.constant_(net[2].bias, 0.0)
+            with torch.no_grad():
+                net[2].bias[1] = float(np.log(enlarge_init / (1 - enlarge_init)))
+
+    def forward(self, state: torch.Tensor) -> torch.Tensor:
+        """`[F, B, state]` -> `[F, B, 2]`."""
+        return torch.stack([net(state[i]) for i, net in enumerate(self.nets)])
+
+
+def _esapn_block(model: nn.Module) -> ESAPNEmbedding:
+    blocks = [m for m in model.modules() if isinstance(m, ESAPNEmbedding)]
+    if len(blocks) != 1:
+        raise ConfigError("ESAPN search needs a model with exactly one ESAPNEmbedding")
+    return blocks[0]
+
+
+class ESAPNSearch:
+    """The loop of the module docstring.
+
+    Args:
+        model: a model whose embedding is an `ESAPNEmbedding`.
+        train: the stream (iterated `passes` times in its epoch order).
+        valid_batch: the fixed validation set of the paired rewards.
+        decision_every: training batches per round.
+        memory_lambda: weight of the memory share a grow adds.
+        random_enlarge: None for the learned policy, else the enlarge probability of the random control.
+    """
+
+    def __init__(self, model: nn.Module, train: BatchIterator, valid_batch: FieldBatch, passes: int = 1,
+                 decision_every: int = 10, lr: float = 1e-3, embedding_l2: float = 0.0, policy_lr: float = 0.01,
+                 hidden: int = 32, enlarge_init: float = 0.1, memory_lambda: float = 0.0, baseline_decay: float = 0.8,
+                 entropy_weight: float = 1e-3, random_enlarge: float | None = None, warmup: float = 0.1, seed: int = 0,
+                 history_path: str | Path | None = None, checkpoint: str | Path | None = None,
+                 checkpoint_every: int = 10, log: Callable[[str], None] | None = None) -> None:
+        if passes < 1 or decision_every < 1:
+            raise ConfigError("ESAPN needs passes >= 1 and decision_every >= 1")
+        if not 0 <= warmup < 1:
+            raise ConfigError(f"warmup is the share of the first pass before decisions start, in [0, 1); got {warmup}")
+        if random_enlarge is not None and not 0 <= random_enlarge <= 1:
+            raise ConfigError(f"random_enlarge must be a probability, got {random_enlarge}")
+        self.model = model
+        self.block = _esapn_block(model)
+        self.train, self.valid_batch = train, valid_batch
+        self.passes, self.decision_every = passes, decision_every
+        self.embedding_l2 = embedding_l2
+        self.memory_lambda = memory_lambda
+        self.baseline_decay, self.entropy_weight = baseline_decay, entropy_weight
+        self.random_enlarge = random_enlarge
+        self.warmup_batches = int(warmup * len(train))
+        self.optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.policy = SizePolicy(len(self.block.fields), len(self.block.sizes), hidden, enlarge_init)
+        self.policy_optimizer = torch.optim.Adam(self.policy.parameters(), lr=policy_lr)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.history_path = Path(history_path) if history_path is not None else None
+        self.checkpoint = Path(checkpoint) if checkpoint is not None else None
+        self.checkpoint_every = max(int(checkpoint_every), 1)
+        self.log = log or (lambda _m: None)
+        self.log_every = 10
+        self.history: list[dict[str, Any]] = []
+        block = self.block
+        # which validation samples fall in which bucket, and each bucket's share of them
+        vb = block.row_bucket[valid_batch.cat + block.offsets]  # [N, F]
+        n_f, n_b = len(block.fields), block.n_buckets
+        self.valid_onehot = F.one_hot(vb, n_b).to(torch.float32)  # [N, F, B]
+        self.valid_count = self.valid_onehot.sum(0)  # [F, B]
+        self.seen = torch.zeros(len(block.size_index))
+        bucket_rows = torch.zeros(n_f, n_b)
+        bucket_rows[block.row_field, block.row_bucket] += 1
+        self.bucket_rows = bucket_rows
+        full = torch.tensor([block.cardinality[n] * block.sizes[-1] for n in block.fields], dtype=torch.float32)
+        self.full = full.unsqueeze(1)
+        self.adv_var: float | None = None
+        self.decisions = 0
+        self.enlarged = 0
+        self.rounds = 0
+        self.seconds = 0.0
+        self._t0 = time.perf_counter()
+
+    # ---- measurements -------------------------------------------------------------------------
+    def bucket_loss(self) -> torch.Tensor:
+        """`[F, B]` summed validation loss of the samples in each (field, bucket), divided by the set's size."""
+        self.model.eval()
+        with torch.no_grad():
+            ll = F.binary_cross_entropy_with_logits(self.model(self.valid_batch), self.valid_batch.y, reduction="none")
+        self.model.train()
+        return torch.einsum("n,nfb->fb", ll, self.valid_onehot) / len(ll)
+
+    def state(self, loss: torch.Tensor) -> torch.Tensor:
+        """`[F, B, K + 2]`: log stream frequency per id (scaled), one-hot size, mean loss of the bucket's samples."""
+        block = self.block
+        seen = torch.zeros_like(self.bucket_rows)
+        seen.index_put_((block.row_field, block.row_bucket), self.seen, accumulate=True)
+        freq = torch.log1p(seen / self.bucket_rows.clamp(min=1)) / 10.0
+        size = F.one_hot(block.bucket_size_index(), len(block.sizes)).to(torch.float32)
+        mean_loss = loss * len(self.valid_batch) / self.valid_count.clamp(min=1)
+        return torch.cat([freq.unsqueeze(-1), size, mean_loss.unsqueeze(-1)], dim=-1)
+
+    def grow_cost(self) -> torch.Tensor:
+        """`[F, B]` share of the field's full table that growing each bucket adds (0 at the largest size)."""
+        sizes = torch.tensor([*self.block.sizes, self.block.sizes[-1]], dtype=torch.float32)
+        k = self.block.bucket_size_index()
+        return (sizes[k + 1] - sizes[k]) * self.bucket_rows / self.full
+
+    # ---- the loop -----------------------------------------------------------------------------
+    def _train_batch(self, batch: FieldBatch) -> float:
+        self.seen.index_add_(0, (batch.cat + self.block.offsets).reshape(-1), torch.ones(batch.cat.numel()))
+        loss = F.binary_cross_entropy_with_logits(self.model(batch), batch.y)
+        open_ = self.block.bucket_size_index() < len(self.block.sizes) - 1
+        total = loss
+        if open_.any():  # also train the sizes the open buckets would grow to
+            self.block.set_shift(open_)
+            total = total + F.binary_cross_entropy_with_logits(self.model(batch), batch.y)
+            self.block.set_shift(None)
+        if self.embedding_l2:
+            total = loss + 0.5 * self.embedding_l2 * sum(w.pow(2).sum() for w in self.model.embedding_tables())
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        self.optimizer.step()
+        return loss.item()
+
+    def _decide(self, state: torch.Tensor, open_: torch.Tensor) -> torch.Tensor:
+        """Enlarge (True) or keep for every bucket; closed buckets (largest size) always keep."""
+        if self.random_enlarge is not None:
+            act = torch.rand(open_.shape, generator=self.generator) < self.random_enlarge
+        else:
+            with torch.no_grad():
+                p = torch.softmax(self.policy(state), -1)[..., 1]
+            act = torch.rand(open_.shape, generator=self.generator) < p
+        return act & open_
+
+    def _learn(self, state: torch.Tensor, act: torch.Tensor, open_: torch.Tensor, value: torch.Tensor) -> None:
+        """One REINFORCE step: reward = value of enlarging if enlarged (else 0), minus its expectation."""
+        if self.random_enlarge is not None or not open_.any():
+            return
+        log_p = torch.log_softmax(self.policy(state), -1)[open_]
+        p_enlarge = log_p[:, 1].exp().detach()
+        v = value[open_]
+        adv = torch.where(act[open_], v, torch.zeros_like(v)) - p_enlarge * v
+        var = float(adv.pow(2).mean())
+        self.adv_var = var if self.adv_var is None else self.baseline_decay * self.adv_var + (
+            1 - self.baseline_decay) * var
+        adv = adv / (max(var, self.adv_var) ** 0.5 + 1e-12)  # a quiet round is not blown up
+        chosen = log_p.gather(1, act[open_].long().unsqueeze(1)).squeeze(1)
+        entropy = -(log_p.exp() * log_p).sum(1)
+        loss = -(adv * chosen).mean() - self.entropy_weight * entropy.mean()
+        self.policy_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.policy_optimizer.step()
+
+    def grow_value(self, loss: torch.Tensor, open_: torch.Tensor) -> torch.Tensor:
+        """`[F, B]` validation-loss drop of each open bucket one size up, minus lambda times the memory it adds."""
+        gain = torch.zeros_like(loss)
+        for f in range(len(self.block.fields)):
+            if not open_[f].any():
+                continue
+            only = torch.zeros_like(open_)
+            only[f] = open_[f]
+            self.block.set_shift(only)
+            gain[f] = loss[f] - self.bucket_loss()[f]
+        self.block.set_shift(None)
+        return gain - self.memory_lambda * self.grow_cost()
+
+    def run(self, stop_after: int | None = None) -> Sample:
+        """Stream the data, deciding and growing every round; returns the final size of every bucket.
+
+        With `checkpoint`, the whole state is saved every `checkpoint_every` rounds and a run that finds the
+        file continues from it; `stop_after` rounds ends the run early, as a kill would (tests).
+        """
+        start = self._resume()
+        t0 = self._t0 = time.perf_counter() - self.seconds
+        total = self.passes * len(self.train)
+        stream = batch_stream(self.train, start)
+        losses: list[float] = []
+        for g in range(start, total):
+            batch = next(stream)
+            if g >= self.warmup_batches and (g - self.warmup_batches) % self.decision_every == 0:
+                if self.checkpoint is not None and g > start and self.rounds % self.checkpoint_every == 0:
+                    self.seconds = time.perf_counter() - t0
+                    self._save(g)
+                if stop_after is not None and self.rounds >= stop_after:
+                    return self.block.export()
+                loss = self.bucket_loss()
+                open_ = self.block.bucket_size_index() < len(self.block.sizes) - 1
+                value = self.grow_value(loss, open_)
+                state = self.state(loss)
+                act = self._decide(state, open_)
+                self._learn(state, act, open_, value)
+                self.block.grow(act, self.optimizer)
+                self.decisions += int(open_.sum())
+                self.enlarged += int(act.sum())
+                self.rounds += 1
+                self._record(self.rounds, losses, value, act, open_)
+                losses = []
+            losses.append(self._train_batch(batch))
+        self.seconds = time.perf_counter() - t0
+        self.write_history()
+        if self.checkpoint is not None:
+            self.checkpoint.unlink(missing_ok=True)
+        return self.block.export()
+
+    def _save(self, position: int) -> None:
+        assert self.checkpoint is not None
+        self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        blob = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "policy": self.policy.state_dict(), "policy_optimizer": self.policy_optimizer.state_dict(),
+                "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(), "seen": self.seen,
+                "position": position, "scalars": json.dumps([self.adv_var, self.decisions, self.enlarged, self.rounds,
+                                                             self.seconds]),
+                "history": json.dumps(self.history)}
+        tmp = self.checkpoint.with_suffix(".tmp")
+        torch.save(blob, tmp)
+        tmp.replace(self.checkpoint)
+        self.write_history()
+
+    def _resume(self) -> int:
+        if self.checkpoint is None or not self.checkpoint.is_file():
+            return 0
+        blob = torch.load(self.checkpoint, weights_only=True)
+        self.model.load_state_dict(blob["model"])
+        self.optimizer.load_state_dict(blob["optimizer"])
+        self.policy.load_state_dict(blob["policy"])
+        self.policy_optimizer.load_state_dict(blob["policy_optimizer"])
+        self.generator.set_state(blob["generator"])
+        torch.set_rng_state(blob["torch_rng"])
+        self.seen = blob["seen"]
+        self.adv_var, self.decisions, self.enlarged, self.rounds, self.seconds = json.loads(blob["scalars"])
+        self.history = json.loads(blob["history"])
+        self.log(f"resumed the ESAPN search from {self.checkpoint} at round {self.rounds}")
+        return int(blob["position"])
+
+    @property
+    def enlarge_rate(self) -> float:
+        """Share of the decisions that enlarged."""
+        return self.enlarged / max(self.decisions, 1)
+
+    def _record(self, rounds: int, losses: list[float], value: torch.Tensor, act: torch.Tensor,
+                open_: torch.Tensor) -> None:
+        ep, full = self.block.field_ep(), self.block.full_field_ep()
+        record = {"round": rounds, "seconds": round(time.perf_counter() - self._t0, 3),
+                  "train_loss": float(np.mean(losses)) if losses else None,
+                  "enlarged": int(act.sum()), "open": int(open_.sum()),
+                  "mean_value": float(value[open_].mean()) if open_.any() else 0.0,
+                  "value_of_enlarged": float(value[act].mean()) if act.any() else 0.0,
+                  "ep_fraction": sum(ep.values()) / max(sum(full.values()), 1)}
+        self.history.append(record)
+        if rounds % self.log_every == 0:
+            self.log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+
+    def write_history(self) -> None:
+        """Write the round records to `history_path` (one JSON object per line)."""
+        if self.history_path is not None:
+            write_text_atomic(self.history_path, "".join(json.dumps(r) + "\n" for r in self.history))
+
+
+def simulated_ep_fraction(block: ESAPNEmbedding, rounds: int, p: float, seed: int = 0, repeats: int = 8) -> float:
+    """Mean EP share (of every field at the largest size) a coin of probability `p` ends with after `rounds`.
+
+    The random control's decisions do not depend on the model, so its memory can be simulated exactly.
+    """
+    rows = torch.zeros(len(block.fields), block.n_buckets)
+    rows[block.row_field, block.row_bucket] += 1
+    sizes = torch.tensor(block.sizes, dtype=torch.float32)
+    full = float(rows.sum()) * block.sizes[-1]
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(repeats):
+        k = torch.zeros_like(rows, dtype=torch.long)
+        for _ in range(rounds):
+            k = k + ((torch.rand(k.shape, generator=gen) < p) & (k < len(sizes) - 1)).long()
+        out.append(float((sizes[k] * rows).sum()) / full)
+    return float(np.mean(out))
+
+
+def random_rate_for_ep(block: ESAPNEmbedding, rounds: int, ep_fraction: float, seed: int = 0) -> float:
+    """The enlarge probability whose random control ends, in expectation, at `ep_fraction` of the full EP."""
+    lo, hi = 0.0, 1.0
+    for _ in range(20):
+        mid = (lo + hi) / 2
+        if simulated_ep_fraction(block, rounds, mid, seed) < ep_fraction:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2

@@ -1,0 +1,207 @@
+"""Sample-based search with weight sharing: one supernet trained on sampled architectures, a strategy on their rewards.
+
+Each step trains the supernet on `train_batches` batches, each with a fresh sample from the strategy (so
+the shared weights serve every architecture), then scores `samples_per_step` samples on one validation
+batch and tells the strategy their rewards. The reward is R = R_Q - lambda * C_M: R_Q the quality on the
+validation batch (-logloss by default; AUC on request) and C_M the sample's memory cost in [0, 1]; with
+a budget, a sample above it gets a reward below any sample within it. The first `warmup_steps` steps
+only train the weights: rewards of an untrained supernet say nothing.
+
+The loop is resumable: with `checkpoint`, the supernet, its optimiser, the strategy, the random
+generators and the batch positions are saved every `checkpoint_every` steps, and a search started again
+on the same folder continues from there and ends with the same export as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recnas.data.batches import BatchIterator, FieldBatch
+from recnas.errors import ConfigError, TrainingError
+from recnas.fileio import write_text_atomic
+from recnas.search.oneshot import searchable_blocks
+from recnas.search.sample import SampleStrategy
+from recnas.space.choice import Sample
+from recnas.train.metrics import binary_metrics
+
+
+def batch_stream(batches: BatchIterator, start: int = 0) -> Iterator[FieldBatch]:
+    """Batches forever, epoch after epoch, beginning at global batch number `start` (for resumption)."""
+    per_epoch = max(len(batches), 1)
+    epoch, offset = divmod(start, per_epoch)
+    while True:
+        yield from itertools.islice(batches.iter_epoch(epoch), offset, None)
+        epoch, offset = epoch + 1, 0
+
+
+def budget_reward(quality: float, cost: float, memory_lambda: float, max_cost: float | None) -> float:
+    """R = R_Q - lambda * C_M; above `max_cost`, 1 + the excess lower still, so any sample within the budget wins."""
+    reward = quality - memory_lambda * cost
+    if max_cost is not None and cost > max_cost:
+        reward -= 1.0 + (cost - max_cost)
+    return reward
+
+
+class WeightSharingSearch:
+    """The loop of the module docstring.
+
+    Args:
+        model: the supernet; its searchable blocks follow `set_sample`.
+        strategy: proposes samples and learns from rewards.
+        cost: C_M of a sample, in [0, 1].
+        train, valid: batch iterators (the validation batches are the reward's).
+        steps: controller steps; warmup_steps of them train weights only.
+        samples_per_step: samples scored (and told) per step, all on the same validation batch.
+        train_batches: weight steps per controller step.
+        quality: `logloss` (R_Q = -logloss) or `auc`.
+    """
+
+    def __init__(self, model: nn.Module, strategy: SampleStrategy, cost: Callable[[Sample], float],
+                 train: BatchIterator, valid: BatchIterator, steps: int, samples_per_step: int = 8,
+                 train_batches: int = 1, warmup_steps: int = 0, lr: float = 1e-3, embedding_l2: float = 0.0,
+                 memory_lambda: float = 0.0, max_cost: float | None = None,
+                 quality: Literal["logloss", "auc"] = "logloss", history_path: str | Path | None = None,
+                 checkpoint: str | Path | None = None, checkpoint_every: int = 100, record_every: int = 10,
+                 log: Callable[[str], None] | None = None) -> None:
+        if steps < 1 or samples_per_step < 1 or train_batches < 0:
+            raise ConfigError("steps and samples_per_step must be >= 1 and train_batches >= 0")
+        if not 0 <= warmup_steps < steps:
+            raise ConfigError(f"warmup_steps ({warmup_steps}) must be in [0, steps={steps})")
+        if quality not in ("logloss", "auc"):
+            raise ConfigError(f"quality must be logloss or auc, got {quality!r}")
+        self.model, self.strategy, self.cost = model, strategy, cost
+        self.blocks = searchable_blocks(model)
+        self.train, self.valid = train, valid
+        self.steps, self.samples_per_step, self.train_batches = steps, samples_per_step, train_batches
+        self.warmup_steps = warmup_steps
+        self.memory_lambda, self.max_cost, self.quality = memory_lambda, max_cost, quality
+        self.embedding_l2 = embedding_l2
+        tables = model.embedding_tables() if hasattr(model, "embedding_tables") else []
+        self._tables = list(tables)
+        self.optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+        self.history_path = Path(history_path) if history_path is not None else None
+        self.checkpoint = Path(checkpoint) if checkpoint is not None else None
+        self.checkpoint_every, self.record_every = checkpoint_every, record_every
+        self.log = log or (lambda _m: None)
+        self.history: list[dict[str, Any]] = []
+        self.step = 0
+        self.seconds = 0.0
+
+    # ---- one step -----------------------------------------------------------------------------
+    def _set(self, sample: Mapping[str, Any] | None) -> None:
+        for block in self.blocks:
+            block.set_sample(sample)
+
+    def _train_batch(self, batch: FieldBatch) -> float:
+        self.model.train()
+        self._set(self.strategy.ask())
+        loss = F.binary_cross_entropy_with_logits(self.model(batch), batch.y)
+        total = loss
+        if self.embedding_l2 and self._tables:
+            total = loss + 0.5 * self.embedding_l2 * sum(w.pow(2).sum() for w in self._tables)
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        self.optimizer.step()
+        return loss.item()
+
+    def score(self, sample: Mapping[str, Any], batch: FieldBatch) -> tuple[float, dict[str, float]]:
+        """Reward of `sample` on one validation batch, with its parts."""
+        self.model.eval()
+        self._set(sample)
+        with torch.no_grad():
+            logits = self.model(batch)
+            logloss = float(F.binary_cross_entropy_with_logits(logits, batch.y))
+        quality = -logloss if self.quality == "logloss" else binary_metrics(batch.y.numpy(), logits.numpy())["auc"]
+        cost = float(self.cost(sample))
+        reward = budget_reward(quality, cost, self.memory_lambda, self.max_cost)
+        if not math.isfinite(reward):
+            raise TrainingError(f"the reward of step {self.step} is {reward}; the supernet diverged (lower the lr)")
+        return reward, {"logloss": logloss, "quality": quality, "cost": cost}
+
+    # ---- the loop -----------------------------------------------------------------------------
+    def run(self, stop_after: int | None = None) -> Sample:
+        """Search to the end (or stop after `stop_after` steps, as a kill would); returns the strategy's export."""
+        self._resume()
+        train = batch_stream(self.train, self.step * self.train_batches)
+        valid = batch_stream(self.valid, max(self.step - self.warmup_steps, 0))
+        t0 = time.perf_counter() - self.seconds
+        losses: list[float] = []
+        while self.step < self.steps:
+            losses.extend(self._train_batch(next(train)) for _ in range(self.train_batches))
+            told: list[tuple[float, dict[str, float]]] = []
+            if self.step >= self.warmup_steps:
+                batch = next(valid)
+                for _ in range(self.samples_per_step):
+                    sample = self.strategy.ask()
+                    reward, parts = self.score(sample, batch)
+                    self.strategy.tell(sample, reward, parts)
+                    told.append((reward, parts))
+            self.step += 1
+            self.seconds = time.perf_counter() - t0
+            if self.step % self.record_every == 0 or self.step == self.steps:
+                self._record(losses, told)
+                losses = []
+            if self.checkpoint is not None and (self.step % self.checkpoint_every == 0):
+                self._save()
+            if stop_after is not None and self.step >= stop_after and self.step < self.steps:
+                return self.strategy.export()
+        self._set(None)
+        self.write_history()
+        if self.checkpoint is not None:
+            self.checkpoint.unlink(missing_ok=True)
+        return self.strategy.export()
+
+    def _record(self, losses: list[float], told: list[tuple[float, dict[str, float]]]) -> None:
+        decision = self.strategy.export()
+        record: dict[str, Any] = {"step": self.step, "seconds": round(self.seconds, 3),
+                                  "train_loss": float(np.mean(losses)) if losses else None,
+                                  "decision_cost": float(self.cost(decision))}
+        if told:
+            record.update(reward=float(np.mean([r for r, _ in told])),
+                          valid_logloss=float(np.mean([p["logloss"] for _, p in told])),
+                          cost=float(np.mean([p["cost"] for _, p in told])))
+        entropy = getattr(self.strategy, "entropy", None)
+        if entropy is not None:
+            record["entropy"] = entropy()
+        self.history.append(record)
+        self.log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+
+    def write_history(self) -> None:
+        """Write the step records to `history_path` (one JSON object per line)."""
+        if self.history_path is not None:
+            write_text_atomic(self.history_path, "".join(json.dumps(r) + "\n" for r in self.history))
+
+    # ---- resumption ---------------------------------------------------------------------------
+    def _save(self) -> None:
+        assert self.checkpoint is not None
+        self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        blob = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "strategy": self.strategy.state_dict(), "step": self.step, "seconds": self.seconds,
+                "torch_rng": torch.get_rng_state(), "history": json.dumps(self.history)}
+        tmp = self.checkpoint.with_suffix(".tmp")
+        torch.save(blob, tmp)
+        tmp.replace(self.checkpoint)
+        self.write_history()
+
+    def _resume(self) -> None:
+        if self.checkpoint is None or not self.checkpoint.is_file():
+            return
+        blob = torch.load(self.checkpoint, weights_only=True)
+        self.model.load_state_dict(blob["model"])
+        self.optimizer.load_state_dict(blob["optimizer"])
+        self.strategy.load_state_dict(blob["strategy"])
+        self.step, self.seconds = int(blob["step"]), float(blob["seconds"])
+        torch.set_rng_state(blob["torch_rng"])
+        self.history = json.loads(blob["history"])
+        self.log(f"resumed the search from {self.checkpoint} at step {self.step}")

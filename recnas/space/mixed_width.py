@@ -1,0 +1,160 @@
+"""An embedding that stores each categorical id at its own width: the retrain module of NIS and ESAPN.
+
+Ids of one field that share a width share a table (`rows x width`); each table has a projection
+`width x common_dim` to the width the model's interactions need, started as the zero-padding map
+`[I 0]` (exactly what the search's "unused columns are zero" meant) and then learned. An id of width 0
+is not stored and embeds to the zero vector. EP counts the floats of the tables, per field; the
+projections are dense weights, reported apart (`projection_params`). Fields that are not categorical
+(numerical, multi-valued) are embedded at `common_dim` by a plain `FieldEmbedding`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from recnas.data.batches import FieldBatch
+from recnas.data.schema import FieldType, Schema
+from recnas.errors import ConfigError
+from recnas.nn.embedding import FieldEmbedding, NumericalSpec
+from recnas.space.facade import EmbeddingFacade
+
+
+def widths_from_blocks(blocks: Sequence[Sequence[int]], cardinality: int, field: str = "") -> np.ndarray:
+    """Per-id widths of a head-to-tail layout `[[rows, width], ...]` (ids are sorted by frequency)."""
+    rows = [int(r) for r, _ in blocks]
+    if sum(rows) != cardinality or min(rows, default=0) < 0:
+        raise ConfigError(f"field {field!r}: the layout {blocks} covers {sum(rows)} rows, but the field has "
+                          f"{cardinality} ids; the layout must list every id once, head first")
+    return np.repeat(np.asarray([int(w) for _, w in blocks], dtype=np.int64), rows)
+
+
+def blocks_from_widths(widths: np.ndarray) -> list[list[int]]:
+    """Run-length form `[[rows, width], ...]` of per-id widths, head first."""
+    out: list[list[int]] = []
+    for w in np.asarray(widths).tolist():
+        if out and out[-1][1] == w:
+            out[-1][0] += 1
+        else:
+            out.append([1, int(w)])
+    return out
+
+
+def size_counts(widths: np.ndarray) -> dict[int, int]:
+    """{width: number of ids} of one field."""
+    values, counts = np.unique(np.asarray(widths), return_counts=True)
+    return {int(v): int(c) for v, c in zip(values, counts, strict=True)}
+
+
+def non_categorical(schema: Schema) -> Schema | None:
+    """The schema without its categorical fields (None when nothing else is left)."""
+    rest = [f for f in schema.fields if f.type is not FieldType.CATEGORICAL]
+    return schema.replace_fields(rest) if rest else None
+
+
+class MixedWidthEmbedding(EmbeddingFacade):
+    """Categorical ids at per-id widths, projected to `common_dim` (module docstring): `[B, F, common_dim]`.
+
+    Args:
+        schema: the fitted schema.
+        widths: {categorical field: per-id widths (length = the field's cardinality)}; fields left out keep
+            `common_dim` for every id.
+        common_dim: the model's interaction width.
+    """
+
+    def __init__(self, schema: Schema, widths: Mapping[str, Sequence[int] | np.ndarray], common_dim: int,
+                 numerical: NumericalSpec = "auto", pooling: str = "mean", sparse: bool = False,
+                 numerical_options: Mapping[str, Any] | None = None, init_std: float = 1e-4) -> None:
+        super().__init__()
+        cat = schema.categorical
+        names = [f.name for f in cat]
+        unknown = sorted(set(widths) - set(names))
+        if unknown:
+            raise ConfigError(f"widths name field(s) {unknown} that are not categorical fields; those are {names}")
+        self.common_dim = int(common_dim)
+        self.widths: dict[str, np.ndarray] = {}
+        self.tables = nn.ModuleList()
+        self.projections = nn.ParameterList()
+        self._groups: list[list[tuple[int, int]]] = []  # per field: (table index, width) of each group
+        for i, f in enumerate(cat):
+            w = np.asarray(widths.get(f.name, np.full(f.cardinality, common_dim)), dtype=np.int64)
+            if w.shape != (f.cardinality,):
+                raise ConfigError(f"field {f.name!r}: {len(w)} widths given for {f.cardinality} ids (padding and "
+                                  "OOV included); give one width per id")
+            if w.min(initial=0) < 0:
+                raise ConfigError(f"field {f.name!r}: widths must be >= 0")
+            self.widths[f.name] = w
+            group_of = np.full(f.cardinality, -1, dtype=np.int64)
+            local = np.zeros(f.cardinality, dtype=np.int64)
+            groups = []
+            for g, width in enumerate(sorted({int(v) for v in w if v > 0}, reverse=True)):
+                ids = np.flatnonzero(w == width)
+                group_of[ids] = g
+                local[ids] = np.arange(len(ids))
+                table = nn.Embedding(len(ids), width, sparse=sparse)
+                nn.init.normal_(table.weight, 0.0, init_std)
+                self.tables.append(table)
+                self.projections.append(nn.Parameter(self._pad_map(width, self.common_dim)))
+                groups.append((len(self.tables) - 1, width))
+            self._groups.append(groups)
+            self.register_buffer(f"group_{i}", torch.from_numpy(group_of), persistent=False)
+            self.register_buffer(f"local_{i}", torch.from_numpy(local), persistent=False)
+        rest = non_categorical(schema)
+        self.rest = (FieldEmbedding(rest, self.common_dim, numerical=numerical, pooling=pooling, sparse=sparse,
+                                    numerical_options=numerical_options, init_std=init_std)
+                     if rest is not None else None)
+        self._set_shape([*names, *(self.rest.field_names if self.rest is not None else [])], self.common_dim)
+
+    @staticmethod
+    def _pad_map(width: int, common: int) -> torch.Tensor:
+        """`[I 0]` for width <= common (zero padding); a scaled random map otherwise."""
+        if width <= common:
+            return torch.eye(width, common)
+        return torch.randn(width, common) / width ** 0.5
+
+    def forward(self, batch: FieldBatch) -> torch.Tensor:
+        """`[B, F, common_dim]`: categorical fields first, then the others in `FieldEmbedding` order."""
+        parts: list[torch.Tensor] = []
+        n = len(batch)
+        for i, groups in enumerate(self._groups):
+            ids = batch.cat[:, i]
+            group = getattr(self, f"group_{i}")[ids]
+            local = getattr(self, f"local_{i}")[ids]
+            out = torch.zeros(n, self.common_dim)
+            for g, (t, _) in enumerate(groups):
+                hit = group == g
+                rows = torch.where(hit, local, torch.zeros_like(local))
+                vec = self.tables[t](rows) @ self.projections[t]
+                out = out + vec * hit.unsqueeze(1).to(vec.dtype)
+            parts.append(out.unsqueeze(1))
+        if self.rest is not None:
+            parts.append(self.rest(batch))
+        return torch.cat(parts, dim=1)
+
+    def own_tables(self) -> list[torch.Tensor]:
+        """The mixed-width tables (the embedding L2 acts on them)."""
+        return [t.weight for t in self.tables]
+
+    def own_embedding_params(self) -> int:
+        """Floats stored in the mixed-width tables."""
+        return int(sum(t.weight.numel() for t in self.tables))
+
+    def embedding_params(self) -> int:
+        """EP of this embedding: the mixed-width tables plus the other fields' tables and encoders."""
+        return self.own_embedding_params() + (self.rest.embedding_params() if self.rest is not None else 0)
+
+    def tables_weights(self) -> list[torch.Tensor]:
+        """Every id table of this embedding."""
+        return self.own_tables() + (self.rest.tables_weights() if self.rest is not None else [])
+
+    def field_ep(self) -> dict[str, int]:
+        """Floats stored per categorical field (the sum of its ids' widths)."""
+        return {name: int(w.sum()) for name, w in self.widths.items()}
+
+    def projection_params(self) -> int:
+        """Floats of the width -> common_dim projections (dense weights, not EP)."""
+        return int(sum(p.numel() for p in self.projections))

@@ -1,0 +1,212 @@
+"""NIS: multi-size embedding blocks per field, chosen by a controller under a memory cost.
+
+Joglekar et al., Neural Input Search for Large Scale Recommendation Models, KDD 2020.
+
+Each categorical field's full table (vocabulary x `dim`) is cut into a grid of embedding blocks: row
+buckets by frequency rank (ids are sorted by train frequency, so a bucket is a contiguous id range; the
+default shares 10/20/70% put the most frequent tenth first) times `col_blocks` column blocks of
+`dim / col_blocks` columns. A sample decides, per field,
+
+- multi-size (ME, the default): for every column block, how many head buckets use it
+  (`nis/<field>/block<j>` in 0..R). Bucket b then has as many column blocks as choices that reach past b,
+  so head rows never get fewer columns than tail rows (e.g. [[1000, 32], [2000, 16], [7000, 8]]);
+- single-size (SE): how many head buckets the field keeps (`nis/<field>/rows`, 0..R) and at what
+  width (`nis/<field>/cols`, 1..col_blocks blocks).
+
+With weight sharing the supernet trains one table at full size; `set_sample` masks the columns a sample
+does not store to zero. `freeze(sample)` is a `MixedWidthEmbedding` that stores only the chosen blocks.
+Non-categorical fields are not searched and keep the full width.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from recnas.data.batches import FieldBatch
+from recnas.data.schema import Schema
+from recnas.errors import ConfigError
+from recnas.nn.embedding import FieldEmbedding, NumericalSpec
+from recnas.space.choice import Choice, Sample
+from recnas.space.facade import EmbeddingFacade
+from recnas.space.mixed_width import MixedWidthEmbedding, blocks_from_widths
+
+DEFAULT_ROW_SHARES = (0.1, 0.2, 0.7)
+DEFAULT_COL_BLOCKS = 4
+
+
+def bucket_rows(cardinality: int, shares: Sequence[float]) -> list[int]:
+    """Rows per frequency bucket, head first: `shares` of the ids rounded, every bucket at least one row.
+
+    The reserved ids (padding, OOV) sit at the head, as their ids come first.
+    """
+    if cardinality < 1:
+        raise ConfigError("a field needs at least one id to be cut into buckets")
+    cuts = np.round(np.cumsum(shares) / np.sum(shares) * cardinality).astype(int)
+    cuts[-1] = cardinality
+    rows = np.diff(np.concatenate([[0], cuts])).tolist()
+    return [int(r) for r in rows]
+
+
+class NISEmbedding(EmbeddingFacade):
+    """The NIS supernet embedding (a `SearchableBlock` searched by sampling): `[B, F, dim]`.
+
+    Args:
+        schema: the fitted schema (vocabularies give the rows per bucket).
+        dim: the full width (the model's interaction width).
+        row_shares: frequency-rank shares of the row buckets, head first.
+        col_blocks: column blocks per field (`dim` must divide by it).
+        mode: `me` (multi-size) or `se` (single-size).
+    """
+
+    def __init__(self, schema: Schema, dim: int, row_shares: Sequence[float] = DEFAULT_ROW_SHARES,
+                 col_blocks: int = DEFAULT_COL_BLOCKS, mode: Literal["me", "se"] = "me",
+                 numerical: NumericalSpec = "auto", pooling: str = "mean",
+                 numerical_options: Mapping[str, Any] | None = None) -> None:
+        super().__init__()
+        if mode not in ("me", "se"):
+            raise ConfigError(f"NIS mode must be me (multi-size) or se (single-size), got {mode!r}")
+        if col_blocks < 1 or dim % col_blocks:
+            raise ConfigError(f"the embedding width {dim} must split into col_blocks={col_blocks} equal blocks")
+        if not row_shares or min(row_shares) <= 0:
+            raise ConfigError(f"row_shares must be positive shares, head first, got {list(row_shares)}")
+        self.mode = mode
+        self.col_blocks = int(col_blocks)
+        self.block_width = dim // col_blocks
+        self.row_shares = [float(s) for s in row_shares]
+        self.encoding = {"numerical": numerical, "pooling": pooling, "numerical_options": numerical_options}
+        self.base = FieldEmbedding(schema, dim, numerical=numerical, pooling=pooling,
+                                   numerical_options=numerical_options)
+        self._set_shape(list(self.base.field_names), dim)
+        self.schema = schema
+        self.fields = [f.name for f in schema.categorical]
+        self.cardinality = {f.name: f.cardinality for f in schema.categorical}
+        self.rows = {n: bucket_rows(self.cardinality[n], self.row_shares) for n in self.fields}
+        n_buckets = len(self.row_shares)
+        bucket_of = [torch.repeat_interleave(torch.arange(n_buckets), torch.tensor(self.rows[n]))
+                     for n in self.fields]
+        self.register_buffer("row_bucket", torch.cat(bucket_of) if bucket_of else torch.zeros(0, dtype=torch.long),
+                             persistent=False)
+        self.register_buffer("mask", torch.ones(len(self.fields), n_buckets, dim), persistent=False)
+        self.current: Sample | None = None
+
+    # ---- layouts ------------------------------------------------------------------------------
+    @property
+    def n_buckets(self) -> int:
+        """Row buckets per field."""
+        return len(self.row_shares)
+
+    def choices(self) -> list[Choice]:
+        """ME: per field and column block, how many head buckets use it; SE: rows kept and width."""
+        r = tuple(range(self.n_buckets + 1))
+        if self.mode == "me":
+            return [Choice(f"nis/{n}/block{j}", r) for n in self.fields for j in range(self.col_blocks)]
+        cols = tuple(range(1, self.col_blocks + 1))
+        return [c for n in self.fields for c in (Choice(f"nis/{n}/rows", r), Choice(f"nis/{n}/cols", cols))]
+
+    def block_reach(self, sample: Mapping[str, Any], field: str) -> list[int]:
+        """Per column block, how many head buckets store it."""
+        if self.mode == "me":
+            return [int(sample[f"nis/{field}/block{j}"]) for j in range(self.col_blocks)]
+        rows, cols = int(sample[f"nis/{field}/rows"]), int(sample[f"nis/{field}/cols"])
+        return [rows] * cols + [0] * (self.col_blocks - cols)
+
+    def bucket_widths(self, sample: Mapping[str, Any], field: str) -> list[int]:
+        """Stored columns per bucket, head first."""
+        reach = self.block_reach(sample, field)
+        return [self.block_width * sum(1 for r in reach if r > b) for b in range(self.n_buckets)]
+
+    def id_widths(self, sample: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Per-id widths of every searched field."""
+        return {n: np.repeat(self.bucket_widths(sample, n), self.rows[n]) for n in self.fields}
+
+    def layout(self, sample: Mapping[str, Any]) -> dict[str, list[list[int]]]:
+        """The readable layout: {field: [[rows, width], ...]} head to tail (adjacent equal widths merged)."""
+        return {n: blocks_from_widths(w) for n, w in self.id_widths(sample).items()}
+
+    def field_ep(self, sample: Mapping[str, Any]) -> dict[str, int]:
+        """Floats a sample stores per searched field."""
+        return {n: int(sum(r * w for r, w in zip(self.rows[n], self.bucket_widths(sample, n), strict=True)))
+                for n in self.fields}
+
+    def full_field_ep(self) -> dict[str, int]:
+        """Floats per searched field at full width."""
+        return {n: self.cardinality[n] * self.common_dim for n in self.fields}
+
+    def memory_cost(self, sample: Mapping[str, Any], normalise: Literal["field_mean", "total"] = "field_mean") -> float:
+        """C_M in [0, 1]: the stored share of each field averaged over fields, or of all fields together.
+
+        The per-field mean makes a field of 50 ids feel the same pressure as one of 50,000.
+        """
+        ep, full = self.field_ep(sample), self.full_field_ep()
+        if normalise == "total":
+            return sum(ep.values()) / max(sum(full.values()), 1)
+        return float(np.mean([ep[n] / full[n] for n in self.fields])) if self.fields else 0.0
+
+    # ---- SearchableBlock ----------------------------------------------------------------------
+    def arch_parameters(self) -> list[nn.Parameter]:
+        """None: NIS is searched by sampling."""
+        return []
+
+    def set_sample(self, sample: Mapping[str, Any] | None) -> None:
+        """Mask every column block a sample does not store (None: the full table)."""
+        self.current = dict(sample) if sample is not None else None
+        if sample is None:
+            self.mask.fill_(1.0)
+            return
+        mask = torch.zeros_like(self.mask)
+        for i, n in enumerate(self.fields):
+            for j, reach in enumerate(self.block_reach(sample, n)):
+                mask[i, :reach, j * self.block_width:(j + 1) * self.block_width] = 1.0
+        self.mask.copy_(mask)
+
+    def export(self) -> Sample:
+        """The sample currently set (the controller, not the block, decides)."""
+        if self.current is None:
+            raise ConfigError("no NIS layout is set; the controller's export() gives the decision")
+        return dict(self.current)
+
+    def export_probs(self) -> dict[str, list[float]]:
+        """One-hot on the current sample (the controller holds the preferences)."""
+        sample = self.export()
+        return {c.label: [1.0 if v == sample[c.label] else 0.0 for v in c.candidates] for c in self.choices()}
+
+    def freeze(self, sample: Mapping[str, Any]) -> MixedWidthEmbedding:
+        """A fresh embedding storing only the blocks of `sample`."""
+        return MixedWidthEmbedding(self.schema, self.id_widths(sample), self.common_dim, **self.encoding)
+
+    def forward(self, batch: FieldBatch) -> torch.Tensor:
+        """`[B, F, dim]` with the unstored blocks of the current sample zeroed."""
+        e = self.base(batch)
+        if not self.fields or self.current is None:
+            return e
+        n_cat = len(self.fields)
+        bucket = self.row_bucket[batch.cat + self.base.cat_offsets]  # [B, n_cat]
+        mask = self.mask[torch.arange(n_cat).unsqueeze(0), bucket]  # [B, n_cat, dim]
+        return torch.cat([e[:, :n_cat] * mask, e[:, n_cat:]], dim=1)
+
+
+def random_layout(block: NISEmbedding, ep: int, rng: np.random.Generator) -> Sample:
+    """A random ME layout storing about `ep` floats: column blocks reach one more bucket at random until it fits.
+
+    The control a learned layout must beat at the same memory (the nearest of the last two layouts is kept).
+    """
+    if block.mode != "me":
+        raise ConfigError("random_layout draws multi-size (me) layouts")
+    sample: Sample = {c.label: 0 for c in block.choices()}
+    labels = list(sample)
+    previous = dict(sample)
+    total = 0
+    while total < ep:
+        open_ = [k for k in labels if sample[k] < block.n_buckets]
+        if not open_:
+            break
+        previous = dict(sample)
+        sample[open_[int(rng.integers(len(open_)))]] += 1
+        total = sum(block.field_ep(sample).values())
+    before = sum(block.field_ep(previous).values())
+    return previous if abs(before - ep) < abs(total - ep) else sample
