@@ -11,7 +11,8 @@ Reward. A one-decision effect is far below the noise of a validation loss (measu
 effect of one grow; here, the drop of a bucket's validation loss over the rounds after a grow showed no
 difference between grown and kept buckets beyond noise), so the reward is a counterfactual measured on
 the same weights: every training batch also trains the size each open bucket would grow to (its
-next-size rows, with the model's shared weights), and at each round the validation loss of the samples
+next-size rows, with the model's shared weights) in a random half of the fields (so that a model with
+an MLP also sees one field grown alone, as it is scored), and at each round the validation loss of the samples
 in bucket b of field f is measured with the field's open buckets one size up and at their sizes. Their
 difference (summed over the bucket's samples, so a head bucket that moves many samples counts for
 more), minus `memory_lambda` times the share of the field's full table the grow adds, is the reward of
@@ -83,7 +84,8 @@ class ESAPNSearch:
     def __init__(self, model: nn.Module, train: BatchIterator, valid_batch: FieldBatch, passes: int = 1,
                  decision_every: int = 10, lr: float = 1e-3, embedding_l2: float = 0.0, policy_lr: float = 0.01,
                  hidden: int = 32, enlarge_init: float = 0.1, memory_lambda: float = 0.0, baseline_decay: float = 0.8,
-                 entropy_weight: float = 1e-3, random_enlarge: float | None = None, warmup: float = 0.1, seed: int = 0,
+                 entropy_weight: float = 1e-3, random_enlarge: float | None = None, warmup: float = 0.1,
+                 value_smoothing: float = 0.7, seed: int = 0,
                  history_path: str | Path | None = None, checkpoint: str | Path | None = None,
                  checkpoint_every: int = 10, log: Callable[[str], None] | None = None) -> None:
         if passes < 1 or decision_every < 1:
@@ -129,6 +131,9 @@ class ESAPNSearch:
         self.decisions = 0
         self.enlarged = 0
         self.rounds = 0
+        self.value_smoothing = value_smoothing
+        self.value_avg = torch.zeros(n_f, n_b)
+        self.fresh = torch.ones(n_f, n_b, dtype=torch.bool)
         self.seconds = 0.0
         self._t0 = time.perf_counter()
 
@@ -163,8 +168,9 @@ class ESAPNSearch:
         loss = F.binary_cross_entropy_with_logits(self.model(batch), batch.y)
         open_ = self.block.bucket_size_index() < len(self.block.sizes) - 1
         total = loss
-        if open_.any():  # also train the sizes the open buckets would grow to
-            self.block.set_shift(open_)
+        if open_.any():  # also train the sizes the open buckets would grow to, in a random half of the fields
+            coin = torch.rand(open_.shape[0], 1, generator=self.generator) < 0.5
+            self.block.set_shift(open_ & coin)
             total = total + F.binary_cross_entropy_with_logits(self.model(batch), batch.y)
             self.block.set_shift(None)
         if self.embedding_l2:
@@ -203,6 +209,13 @@ class ESAPNSearch:
         loss.backward()
         self.policy_optimizer.step()
 
+    def _smooth(self, value: torch.Tensor) -> torch.Tensor:
+        """Average each bucket's value over the rounds since its last growth (an EMA of `value_smoothing`)."""
+        b = self.value_smoothing
+        self.value_avg = torch.where(self.fresh, value, b * self.value_avg + (1 - b) * value)
+        self.fresh = torch.zeros_like(self.fresh)
+        return self.value_avg
+
     def grow_value(self, loss: torch.Tensor, open_: torch.Tensor) -> torch.Tensor:
         """`[F, B]` validation-loss drop of each open bucket one size up, minus lambda times the memory it adds."""
         gain = torch.zeros_like(loss)
@@ -237,11 +250,12 @@ class ESAPNSearch:
                     return self.block.export()
                 loss = self.bucket_loss()
                 open_ = self.block.bucket_size_index() < len(self.block.sizes) - 1
-                value = self.grow_value(loss, open_)
+                value = self._smooth(self.grow_value(loss, open_))
                 state = self.state(loss)
                 act = self._decide(state, open_)
                 self._learn(state, act, open_, value)
                 self.block.grow(act, self.optimizer)
+                self.fresh |= act  # a grown bucket's next size is another one: its average starts again
                 self.decisions += int(open_.sum())
                 self.enlarged += int(act.sum())
                 self.rounds += 1
@@ -260,6 +274,7 @@ class ESAPNSearch:
         blob = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "policy": self.policy.state_dict(), "policy_optimizer": self.policy_optimizer.state_dict(),
                 "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(), "seen": self.seen,
+                "value_avg": self.value_avg, "fresh": self.fresh,
                 "position": position, "scalars": json.dumps([self.adv_var, self.decisions, self.enlarged, self.rounds,
                                                              self.seconds]),
                 "history": json.dumps(self.history)}
@@ -279,6 +294,7 @@ class ESAPNSearch:
         self.generator.set_state(blob["generator"])
         torch.set_rng_state(blob["torch_rng"])
         self.seen = blob["seen"]
+        self.value_avg, self.fresh = blob["value_avg"], blob["fresh"]
         self.adv_var, self.decisions, self.enlarged, self.rounds, self.seconds = json.loads(blob["scalars"])
         self.history = json.loads(blob["history"])
         self.log(f"resumed the ESAPN search from {self.checkpoint} at round {self.rounds}")

@@ -207,11 +207,31 @@ class ESAPNEmbedding(EmbeddingFacade):
         sample = self.export()
         return {c.label: [1.0 if v == sample[c.label] else 0.0 for v in c.candidates] for c in self.choices()}
 
-    def freeze(self, sample: Mapping[str, Any]) -> MixedWidthEmbedding:
-        """A fresh embedding storing each id at its bucket's size."""
+    def freeze(self, sample: Mapping[str, Any], inherit: bool = False) -> MixedWidthEmbedding:
+        """An embedding storing each id at its bucket's size: fresh, or with `inherit` the searched weights.
+
+        Inherited (serving the streamed model as it is), a group of size s_k stores T_k's rows and its
+        projection is the field's lift chain W_k ... W_{K-1}, so it computes what this module computes
+        when `sample` is the current sizes.
+        """
         widths = {n: np.repeat([int(sample[size_label(n, b)]) for b in range(self.n_buckets)], self.rows[n])
                   for n in self.fields}
-        return MixedWidthEmbedding(self.schema, widths, self.sizes[-1], **self.encoding)
+        frozen = MixedWidthEmbedding(self.schema, widths, self.sizes[-1], **self.encoding)
+        if not inherit:
+            return frozen
+        with torch.no_grad():
+            for i, n in enumerate(self.fields):
+                offset = int(self.offsets[i])
+                for t, proj, ids in frozen.groups(n):
+                    k = self.sizes.index(t.weight.shape[1])
+                    t.weight.copy_(self.tables[k].weight[torch.from_numpy(ids) + offset])
+                    chain = torch.eye(self.sizes[k])
+                    for lift in self.lifts[k:]:
+                        chain = chain @ lift[i]
+                    proj.copy_(chain)
+        if self.rest is not None and frozen.rest is not None:
+            frozen.rest.load_state_dict(self.rest.state_dict())
+        return frozen
 
     # ---- forward ------------------------------------------------------------------------------
     def forward(self, batch: FieldBatch) -> torch.Tensor:

@@ -155,6 +155,23 @@ class MixedWidthEmbedding(EmbeddingFacade):
         """Floats stored per categorical field (the sum of its ids' widths)."""
         return {name: int(w.sum()) for name, w in self.widths.items()}
 
+    def groups(self, field: str) -> list[tuple[nn.Embedding, nn.Parameter, np.ndarray]]:
+        """(table, projection, ids in table-row order) of each width group of a categorical field."""
+        i = list(self.widths).index(field)
+        w = self.widths[field]
+        return [(self.tables[t], self.projections[t], np.flatnonzero(w == width)) for t, width in self._groups[i]]
+
+    def inherit_rest(self, base: FieldEmbedding) -> None:
+        """Copy the non-categorical fields' weights from `base`, an embedding of the whole schema at `common_dim`."""
+        if self.rest is None:
+            return
+        with torch.no_grad():
+            n_cat_rows = int(sum(f.cardinality for f in base.id_fields[: base.n_cat]))
+            if self.rest.n_rows:
+                self.rest.table.weight.copy_(base.table.weight[n_cat_rows:n_cat_rows + self.rest.n_rows])
+            for mine, theirs in zip(self.rest.encoders, base.encoders, strict=True):
+                mine.load_state_dict(theirs.state_dict())
+
     def projection_params(self) -> int:
         """Floats of the width -> common_dim projections (dense weights, not EP)."""
         return int(sum(p.numel() for p in self.projections))

@@ -175,9 +175,31 @@ class NISEmbedding(EmbeddingFacade):
         sample = self.export()
         return {c.label: [1.0 if v == sample[c.label] else 0.0 for v in c.candidates] for c in self.choices()}
 
-    def freeze(self, sample: Mapping[str, Any]) -> MixedWidthEmbedding:
-        """A fresh embedding storing only the blocks of `sample`."""
-        return MixedWidthEmbedding(self.schema, self.id_widths(sample), self.common_dim, **self.encoding)
+    def freeze(self, sample: Mapping[str, Any], inherit: bool = False) -> MixedWidthEmbedding:
+        """An embedding storing only the blocks of `sample`: fresh, or with `inherit` the supernet's weights.
+
+        Inherited, each width group stores the columns its buckets keep (the buckets of one width keep the
+        same column blocks, as the blocks a bucket keeps shrink from head to tail) and its projection puts
+        them back in place, so the frozen module computes what `set_sample(sample)` computes.
+        """
+        frozen = MixedWidthEmbedding(self.schema, self.id_widths(sample), self.common_dim, **self.encoding)
+        if not inherit:
+            return frozen
+        offsets = dict(zip(self.fields, self.base.cat_offsets.tolist(), strict=True))
+        table = self.base.table.weight
+        with torch.no_grad():
+            for n in self.fields:
+                reach = self.block_reach(sample, n)
+                bucket = np.repeat(np.arange(self.n_buckets), self.rows[n])
+                for t, proj, ids in frozen.groups(n):
+                    b = int(bucket[ids[0]])
+                    cols = torch.tensor([c for j, r in enumerate(reach) if r > b
+                                         for c in range(j * self.block_width, (j + 1) * self.block_width)])
+                    t.weight.copy_(table[torch.from_numpy(ids) + offsets[n]][:, cols])
+                    proj.zero_()
+                    proj[torch.arange(len(cols)), cols] = 1.0
+        frozen.inherit_rest(self.base)
+        return frozen
 
     def forward(self, batch: FieldBatch) -> torch.Tensor:
         """`[B, F, dim]` with the unstored blocks of the current sample zeroed."""

@@ -1,0 +1,140 @@
+"""ESAPN: growth keeps the output, optimiser state is carried, EP is exact, frozen == searched, resumption."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from recnas.errors import ConfigError
+from recnas.nn.models import build_model
+from recnas.search.esapn import ESAPNSearch, random_rate_for_ep, simulated_ep_fraction
+from recnas.space.esapn import ESAPNEmbedding, size_label
+
+SIZES = (2, 4, 8, 16)
+
+
+def esapn_fm(schema, seed: int = 0) -> torch.nn.Module:  # noqa: ANN001
+    torch.manual_seed(seed)
+    model = build_model("fm", schema, embedding_dim=SIZES[-1])
+    model.embedding = ESAPNEmbedding(schema, SIZES, buckets=4)
+    return model
+
+
+def _trained(prepared, steps: int = 20):  # noqa: ANN001, ANN202
+    model = esapn_fm(prepared.schema)
+    block = model.embedding
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    everything = torch.ones(len(block.fields), block.n_buckets, dtype=torch.bool)
+    for i, batch in enumerate(prepared.batches("train", 256, seed=0)):
+        if i == steps:
+            break
+        block.set_shift(everything if i % 2 else None)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(batch), batch.y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    block.set_shift(None)
+    return model, block, opt
+
+
+def test_growing_an_untrained_residual_keeps_the_output_and_counts_the_new_floats(prepared) -> None:  # noqa: ANN001
+    model = esapn_fm(prepared.schema)
+    block = model.embedding
+    batch = next(iter(prepared.batches("train", 512, shuffle=False)))
+    with torch.no_grad():
+        before = block(batch)
+    select = torch.zeros(len(block.fields), block.n_buckets, dtype=torch.bool)
+    select[0, 0] = select[1, :] = True
+    ep = block.field_ep()
+    grown = block.grow(select)
+    assert grown == block.rows[block.fields[0]][0] + block.cardinality[block.fields[1]]
+    with torch.no_grad():
+        torch.testing.assert_close(block(batch), before)
+    after = block.field_ep()
+    assert after[block.fields[0]] - ep[block.fields[0]] == (SIZES[1] - SIZES[0]) * block.rows[block.fields[0]][0]
+    assert block.bucket_size_index()[1].tolist() == [1] * block.n_buckets
+    assert block.export()[size_label(block.fields[1], 0)] == SIZES[1]
+    assert model.embedding_params() == model.first_order.weights.embedding_params() + block.embedding_params()
+
+
+def test_growth_carries_the_trained_residual_and_the_optimiser_state(prepared) -> None:  # noqa: ANN001
+    model, block, opt = _trained(prepared)
+    batch = next(iter(prepared.batches("valid", 512, shuffle=False)))
+    select = torch.ones(len(block.fields), block.n_buckets, dtype=torch.bool)
+    block.set_shift(select)
+    with torch.no_grad():
+        shifted = block(batch)
+    block.set_shift(None)
+    rows = torch.arange(len(block.size_index))
+    v_small = opt.state[block.tables[0].weight]["exp_avg_sq"][rows].clone()
+    block.grow(select, opt)
+    with torch.no_grad():
+        torch.testing.assert_close(block(batch), shifted)  # the grown model is the one the shifted path scored
+    v = opt.state[block.tables[1].weight]["exp_avg_sq"]
+    touched = v_small.sum(1) > 0
+    assert touched.any() and bool((v[touched].sum(1) > 0).all())  # no fresh (zero) second moment on grown rows
+    nxt = block.tables[2].weight.detach()[rows]
+    assert float(nxt.abs().sum()) == 0.0  # the new next size starts as a zero residual
+
+
+def test_freeze_with_inherited_weights_serves_what_the_search_computed(prepared) -> None:  # noqa: ANN001
+    model, block, opt = _trained(prepared)
+    rng = np.random.default_rng(0)
+    block.grow(torch.from_numpy(rng.random((len(block.fields), block.n_buckets)) < 0.5), opt)
+    block.grow(torch.from_numpy(rng.random((len(block.fields), block.n_buckets)) < 0.5), opt)
+    batch = next(iter(prepared.batches("valid", 512, shuffle=False)))
+    frozen = block.freeze(block.export(), inherit=True)
+    with torch.no_grad():
+        torch.testing.assert_close(frozen(batch), block(batch))
+    assert frozen.own_embedding_params() == sum(block.field_ep().values())
+    assert frozen.field_ep() == block.field_ep()
+
+
+def test_set_sample_and_export_round_trip(prepared) -> None:  # noqa: ANN001
+    block = esapn_fm(prepared.schema).embedding
+    rng = np.random.default_rng(2)
+    sample = {c.label: c.candidates[int(rng.integers(len(c.candidates)))] for c in block.choices()}
+    block.set_sample(sample)
+    assert block.export() == sample
+    assert block.field_ep() == {f: int(sum(r * sample[size_label(f, b)] for b, r in enumerate(block.rows[f])))
+                                for f in block.fields}
+
+
+def test_the_random_control_rate_is_set_for_the_requested_memory(prepared) -> None:  # noqa: ANN001
+    block = esapn_fm(prepared.schema).embedding
+    low, high = simulated_ep_fraction(block, 10, 0.05), simulated_ep_fraction(block, 10, 0.3)
+    assert low < high
+    p = random_rate_for_ep(block, 10, 0.4)
+    assert abs(simulated_ep_fraction(block, 10, p) - 0.4) < 0.02
+
+
+def _search(ds, checkpoint=None, stop_after=None, random_enlarge=None):  # noqa: ANN001, ANN202
+    model = esapn_fm(ds.schema)
+    vb = next(ds.batches("valid", 400, shuffle=True, seed=0).iter_epoch(0))
+    search = ESAPNSearch(model, ds.batches("train", 128, seed=0), vb, passes=1, decision_every=2, lr=3e-3,
+                         memory_lambda=0.01, seed=0, checkpoint=checkpoint, checkpoint_every=3,
+                         random_enlarge=random_enlarge)
+    return search, search.run(stop_after=stop_after)
+
+
+def test_a_killed_esapn_search_resumes_and_ends_with_the_same_sizes(prepared, tmp_path) -> None:  # noqa: ANN001
+    whole, sizes = _search(prepared)
+    ckpt = tmp_path / "esapn.pt"
+    _search(prepared, checkpoint=ckpt, stop_after=6)
+    assert ckpt.is_file()
+    resumed, sizes2 = _search(prepared, checkpoint=ckpt)
+    assert sizes2 == sizes and resumed.rounds == whole.rounds
+    assert [h["ep_fraction"] for h in resumed.history] == [h["ep_fraction"] for h in whole.history]
+    assert not ckpt.exists()
+
+
+def test_bad_esapn_settings_are_clear_errors(prepared) -> None:  # noqa: ANN001
+    with pytest.raises(ConfigError, match="increasing"):
+        ESAPNEmbedding(prepared.schema, (4, 2))
+    model = esapn_fm(prepared.schema)
+    vb = next(prepared.batches("valid", 100).iter_epoch(0))
+    with pytest.raises(ConfigError, match="probability"):
+        ESAPNSearch(model, prepared.batches("train", 128), vb, random_enlarge=1.5)
+    with pytest.raises(ConfigError, match="exactly one ESAPNEmbedding"):
+        ESAPNSearch(build_model("fm", prepared.schema), prepared.batches("train", 128), vb)

@@ -1,0 +1,159 @@
+"""NIS: block layouts, exact memory accounting, conformance, resumption and the known answer on planted data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from recnas.data.cache import prepare
+from recnas.data.source import open_dataset
+from recnas.data.synthetic import Interaction, SynthConfig, write_synthetic
+from recnas.errors import ConfigError
+from recnas.nn.models import build_model
+from recnas.search.reinforce import ReinforceController
+from recnas.search.weight_sharing import WeightSharingSearch
+from recnas.space import Space
+from recnas.space.mixed_width import MixedWidthEmbedding
+from recnas.space.nis import NISEmbedding, bucket_rows, random_layout
+from recnas.train import Trainer, TrainerConfig
+from recnas.train.trainer import evaluate
+
+DIM = 16
+
+
+def nis_fm(schema, mode: str = "me", seed: int = 0) -> torch.nn.Module:  # noqa: ANN001
+    torch.manual_seed(seed)
+    model = build_model("fm", schema, embedding_dim=DIM)
+    model.embedding = NISEmbedding(schema, DIM, col_blocks=4, mode=mode)
+    return model
+
+
+def test_bucket_rows_split_ids_by_rank_shares_head_first() -> None:
+    assert bucket_rows(1000, [0.1, 0.2, 0.7]) == [100, 200, 700]
+    assert sum(bucket_rows(7, [0.1, 0.2, 0.7])) == 7
+
+
+@pytest.mark.parametrize("mode", ["me", "se"])
+def test_layouts_never_give_tail_rows_more_columns_and_ep_counts_the_stored_floats(prepared, mode: str) -> None:  # noqa: ANN001
+    block = nis_fm(prepared.schema, mode).embedding
+    rng = np.random.default_rng(0)
+    space = Space(block.choices())
+    for _ in range(30):
+        sample = space.random_sample(rng)
+        for f in block.fields:
+            widths = block.bucket_widths(sample, f)
+            assert widths == sorted(widths, reverse=True), widths
+            assert sum(r * w for r, w in block.layout(sample)[f]) == block.field_ep(sample)[f]
+        frozen = block.freeze(sample)
+        assert frozen.own_embedding_params() == sum(block.field_ep(sample).values())
+        assert frozen.field_ep() == block.field_ep(sample)
+        assert 0.0 <= block.memory_cost(sample) <= 1.0 and 0.0 <= block.memory_cost(sample, "total") <= 1.0
+
+
+def test_set_sample_zeroes_exactly_the_unstored_blocks(prepared) -> None:  # noqa: ANN001
+    model = nis_fm(prepared.schema)
+    block = model.embedding
+    batch = next(iter(prepared.batches("train", 256, shuffle=False)))
+    sample = {c.label: 0 for c in block.choices()}
+    f = block.fields[0]
+    sample[f"nis/{f}/block1"] = 1  # block 1 (columns 4-7) stored for the head bucket only
+    with torch.no_grad():
+        full = block(batch)
+        block.set_sample(sample)
+        out = block(batch)
+    head = torch.from_numpy(np.asarray(batch.cat[:, 0] < block.rows[f][0]))
+    assert head.any() and (~head).any()
+    assert torch.equal(out[head, 0, 4:8], full[head, 0, 4:8])
+    assert float(out[~head, 0].abs().sum()) == 0.0 and float(out[head, 0, :4].abs().sum()) == 0.0
+    assert float(out[:, 1 : len(block.fields)].abs().sum()) == 0.0  # other categorical fields store nothing
+    assert torch.equal(out[:, len(block.fields):], full[:, len(block.fields):])  # unsearched fields untouched
+
+
+def test_freeze_with_inherited_weights_computes_what_set_sample_computes(prepared) -> None:  # noqa: ANN001
+    model = nis_fm(prepared.schema)
+    block = model.embedding
+    batch = next(iter(prepared.batches("train", 512, shuffle=False)))
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        sample = Space(block.choices()).random_sample(rng)
+        block.set_sample(sample)
+        frozen = block.freeze(sample, inherit=True)
+        assert isinstance(frozen, MixedWidthEmbedding)
+        assert not hasattr(frozen, "choices") and not hasattr(frozen, "set_sample")  # a plain module
+        torch.testing.assert_close(frozen(batch), block(batch))
+    fresh = block.freeze(sample)
+    assert not torch.allclose(fresh(batch), block(batch))
+
+
+def _search(ds, seed: int, steps: int, lam: float, checkpoint=None, stop_after=None):  # noqa: ANN001, ANN202
+    model = nis_fm(ds.schema, seed=seed)
+    ctrl = ReinforceController(Space.collect(model), seed=seed, lr=0.05, batch=8)
+    search = WeightSharingSearch(model, ctrl, model.embedding.memory_cost, ds.batches("train", 512, seed=seed),
+                                 ds.batches("valid", 2048, shuffle=True, seed=seed), steps=steps, samples_per_step=8,
+                                 warmup_steps=min(100, steps // 3), lr=3e-3, memory_lambda=lam,
+                                 checkpoint=checkpoint, checkpoint_every=10, record_every=10)
+    return model, ctrl, search, search.run(stop_after=stop_after)
+
+
+def test_a_killed_search_resumes_and_ends_with_the_same_layout(prepared, tmp_path) -> None:  # noqa: ANN001
+    _, ctrl, _, whole = _search(prepared, 0, 60, 0.01)
+    ckpt = tmp_path / "checkpoint.pt"
+    _search(prepared, 0, 60, 0.01, checkpoint=ckpt, stop_after=30)
+    assert ckpt.is_file()
+    _, ctrl2, search, resumed = _search(prepared, 0, 60, 0.01, checkpoint=ckpt)
+    assert resumed == whole
+    assert ctrl2.probs() == ctrl.probs()
+    assert [h["step"] for h in search.history] == list(range(10, 61, 10))
+    assert not ckpt.exists()
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    """Zipf ids; c1 x c2 (rank 8) and c3 x c4 (rank 4) interact, c5/c6 act alone, c7/c8 carry nothing."""
+    out = tmp_path_factory.mktemp("nis") / "syn"
+    cfg = SynthConfig(rows=40_000, seed=1, cat_cardinalities=[400, 300, 400, 300, 200, 12, 500, 300],
+                      interactions=[Interaction(["c1", "c2"], rank=8, scale=3.0),
+                                    Interaction(["c3", "c4"], rank=4, scale=2.0)])
+    truth = write_synthetic(out, cfg)
+    return prepare(open_dataset(out), tmp_path_factory.mktemp("nis_cache")), truth
+
+
+def _retrain_valid_auc(ds, block: NISEmbedding, sample: dict) -> float:  # noqa: ANN001
+    torch.manual_seed(0)
+    model = build_model("fm", ds.schema, embedding_dim=DIM)
+    model.embedding = block.freeze(sample)
+    cfg = TrainerConfig(epochs=15, batch_size=1024, lr=3e-3, embedding_l2=0.0, patience=2, progress=False)
+    Trainer(cfg).fit(model, ds.batches("train", 1024, seed=0), ds.batches("valid", 8192))
+    return evaluate(model, ds.batches("valid", 8192))["auc"]
+
+
+def test_nis_gives_tails_fewer_columns_drops_noise_fields_and_beats_a_random_layout_of_the_same_ep(planted) -> None:  # noqa: ANN001
+    ds, truth = planted
+    model, _, search, sample = _search(ds, 0, 1200, 0.01)
+    block = model.embedding
+    widths = {f: block.bucket_widths(sample, f) for f in block.fields}
+    for w in widths.values():
+        if max(w) > 0:  # every field that keeps columns: the tail bucket strictly below the head bucket
+            assert w[-1] < w[0], widths
+    share = {f: ep / block.full_field_ep()[f] for f, ep in block.field_ep(sample).items()}
+    interacting = {f for pair in truth["interactions"] for f in pair}
+    noise = [f for f in truth["noise_fields"] if f in share]  # the categorical ones (numerical are not searched)
+    assert noise and max(share[f] for f in noise) <= min(share[f] for f in interacting), share
+    ep = sum(block.field_ep(sample).values())
+    control = random_layout(block, ep, np.random.default_rng(0))
+    assert abs(sum(block.field_ep(control).values()) - ep) <= 0.1 * ep
+    learned, random = _retrain_valid_auc(ds, block, sample), _retrain_valid_auc(ds, block, control)
+    assert learned > random + 0.01, (learned, random, widths)
+
+
+def test_bad_nis_settings_are_clear_errors(prepared) -> None:  # noqa: ANN001
+    with pytest.raises(ConfigError, match="equal blocks"):
+        NISEmbedding(prepared.schema, 10, col_blocks=4)
+    with pytest.raises(ConfigError, match="me .multi-size. or se"):
+        NISEmbedding(prepared.schema, 16, mode="xe")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="positive shares"):
+        NISEmbedding(prepared.schema, 16, row_shares=[0.5, 0.0])
+    block = NISEmbedding(prepared.schema, 16)
+    with pytest.raises(ConfigError, match="no NIS layout is set"):
+        block.export()
