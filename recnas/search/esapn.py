@@ -11,8 +11,9 @@ Reward. A one-decision effect is far below the noise of a validation loss (measu
 effect of one grow; here, the drop of a bucket's validation loss over the rounds after a grow showed no
 difference between grown and kept buckets beyond noise), so the reward is a counterfactual measured on
 the same weights: every training batch also trains the size each open bucket would grow to (its
-next-size rows, with the model's shared weights) in a random half of the fields (so that a model with
-an MLP also sees one field grown alone, as it is scored), and at each round the validation loss of the samples
+next-size rows, with the model's shared weights), in two passes that each grow a random half of the
+fields (so every next-size row gets a gradient every batch, and a model with an MLP also sees fields
+grown apart, as they are scored), and at each round the validation loss of the samples
 in bucket b of field f is measured with the field's open buckets one size up and at their sizes. Their
 difference (summed over the bucket's samples, so a head bucket that moves many samples counts for
 more), minus `memory_lambda` times the share of the field's full table the grow adds, is the reward of
@@ -168,10 +169,11 @@ class ESAPNSearch:
         loss = F.binary_cross_entropy_with_logits(self.model(batch), batch.y)
         open_ = self.block.bucket_size_index() < len(self.block.sizes) - 1
         total = loss
-        if open_.any():  # also train the sizes the open buckets would grow to, in a random half of the fields
-            coin = torch.rand(open_.shape[0], 1, generator=self.generator) < 0.5
-            self.block.set_shift(open_ & coin)
-            total = total + F.binary_cross_entropy_with_logits(self.model(batch), batch.y)
+        if open_.any():  # also train the sizes the open buckets would grow to: a random half of the fields, then
+            coin = torch.rand(open_.shape[0], 1, generator=self.generator) < 0.5  # the other half
+            for half in (coin, ~coin):
+                self.block.set_shift(open_ & half)
+                total = total + 0.5 * F.binary_cross_entropy_with_logits(self.model(batch), batch.y)
             self.block.set_shift(None)
         if self.embedding_l2:
             total = loss + 0.5 * self.embedding_l2 * sum(w.pow(2).sum() for w in self.model.embedding_tables())

@@ -138,3 +138,62 @@ def test_bad_esapn_settings_are_clear_errors(prepared) -> None:  # noqa: ANN001
         ESAPNSearch(model, prepared.batches("train", 128), vb, random_enlarge=1.5)
     with pytest.raises(ConfigError, match="exactly one ESAPNEmbedding"):
         ESAPNSearch(build_model("fm", prepared.schema), prepared.batches("train", 128), vb)
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    """Zipf ids; c1 x c2 (rank 16) and c3 x c4 (rank 4) interact, c5/c6 act alone, c7/c8 carry nothing."""
+    from recnas.data.cache import prepare
+    from recnas.data.source import open_dataset
+    from recnas.data.synthetic import Interaction, SynthConfig, write_synthetic
+
+    out = tmp_path_factory.mktemp("esapn") / "syn"
+    cfg = SynthConfig(rows=60_000, seed=1, cat_cardinalities=[1000, 800, 400, 300, 200, 12, 1000, 800],
+                      interactions=[Interaction(["c1", "c2"], rank=16, scale=3.0),
+                                    Interaction(["c3", "c4"], rank=4, scale=2.0)])
+    truth = write_synthetic(out, cfg)
+    return prepare(open_dataset(out), tmp_path_factory.mktemp("esapn_cache")), truth
+
+
+def _stream(ds, seed: int, random_enlarge: float | None):  # noqa: ANN001, ANN202
+    torch.manual_seed(seed)
+    model = build_model("fm", ds.schema, embedding_dim=32)
+    model.embedding = ESAPNEmbedding(ds.schema, (2, 4, 8, 16, 32), buckets=10)
+    vb = next(ds.batches("valid", 4000, shuffle=True, seed=0).iter_epoch(0))
+    search = ESAPNSearch(model, ds.batches("train", 256, seed=seed), vb, passes=1, decision_every=5, lr=3e-3,
+                         memory_lambda=0.01, random_enlarge=random_enlarge, seed=seed)
+    return model.embedding, search, search.run()
+
+
+def _retrain_test_auc(ds, block: ESAPNEmbedding, sample: dict, seed: int) -> float:  # noqa: ANN001
+    from recnas.train import Trainer, TrainerConfig
+    from recnas.train.trainer import evaluate
+
+    torch.manual_seed(seed)
+    model = build_model("fm", ds.schema, embedding_dim=32)
+    model.embedding = block.freeze(sample)
+    cfg = TrainerConfig(epochs=15, batch_size=2048, lr=1e-3, embedding_l2=0.0, patience=2, progress=False)
+    Trainer(cfg).fit(model, ds.batches("train", 2048, seed=seed), ds.batches("valid", 8192))
+    return evaluate(model, ds.batches("test", 8192))["auc"]
+
+
+def test_the_learned_policy_beats_a_random_policy_at_the_same_memory(planted) -> None:  # noqa: ANN001
+    ds, truth = planted
+    learned, random, report = [], [], []
+    for seed in range(3):
+        block, search, sample = _stream(ds, seed, None)
+        share = sum(block.field_ep().values()) / sum(block.full_field_ep().values())
+        p = random_rate_for_ep(block, search.rounds, share)
+        rblock, rsearch, rsample = _stream(ds, seed, p)
+        rshare = sum(rblock.field_ep().values()) / sum(rblock.full_field_ep().values())
+        assert abs(rshare - share) < 0.15, (share, rshare)  # the same memory, up to the coin's spread
+        learned.append(_retrain_test_auc(ds, block, sample, seed))
+        random.append(_retrain_test_auc(ds, rblock, rsample, seed))
+        index = block.bucket_size_index()
+        sizes = {f: [block.sizes[k] for k in index[i].tolist()] for i, f in enumerate(block.fields)}
+        report.append({"seed": seed, "ep_share": round(share, 3), "random_ep_share": round(rshare, 3),
+                       "learned_rate": round(search.enlarge_rate, 3), "random_rate": round(rsearch.enlarge_rate, 3),
+                       "head_size": {f: s[0] for f, s in sizes.items()},
+                       "tail_size": {f: s[-1] for f, s in sizes.items()}})
+    print("ESAPN learned vs random (test AUC):", learned, random, report)  # the head-vs-tail sizes, reported
+    assert np.mean(learned) > np.mean(random) + 0.005, (learned, random, report)

@@ -1,0 +1,152 @@
+"""RL embedding-search benchmark: NIS and ESAPN against the full-dimension DeepFM and a random control at the same EP.
+
+For each dataset, seed and method, `recnas search` runs search -> retrain -> random control -> baseline in one run
+folder, with the zoo benchmark's setting for the retrain, the control and the baseline (batch 4,096, Adam lr 1e-3,
+MLP 400-400-400, embedding L2 0.1, early stopping on valid AUC, up to 50 epochs: the regularised, early-stopped
+full model). The baseline is DeepFM with every id at the full width: 16 for NIS (4 column blocks of 4), 32 for
+ESAPN (sizes 2-4-8-16-32; the paper's 64 and 128 would make every baseline 4x wider on these CPUs). The control
+is a random NIS layout of the searched EP, or the ESAPN stream with a coin instead of the policy, its enlarge
+probability set for the searched EP. EP is counted over the searched (categorical) fields and over the whole model
+(first-order weights and unsearched numerical fields included). Goal (issue 6): test AUC >= full - 0.001 at <= 40%
+of the searched fields' EP, and above the control. Writes bench/results/rl_<dataset>[<tag>].json and, with
+--write-md, a table in BENCHMARKS.md.
+
+    .venv/bin/python bench/rl_bench.py [--datasets frappe_full,ml100k] [--methods nis,esapn]
+                                       [--seeds 2026,2027,2028] [--threads 1] [--write-md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+from search_bench import DATA, SETTING
+from zoo_bench import grouped, mean_sd
+
+from recnas.fileio import write_text_atomic
+
+ROOT = Path(__file__).resolve().parents[1]
+METHOD_SETTING = {
+    "nis": ["search.method=nis", "model.embedding_dim=16", "search.batch_size=512", "search.lr=0.001",
+            "search.embedding_l2=0", "search.nis.steps=1200", "search.nis.warmup_steps=100",
+            "search.nis.memory_lambda=0.01", "search.control=true"],
+    "esapn": ["search.method=esapn", "search.esapn.sizes=[2,4,8,16,32]", "search.batch_size=256", "search.lr=0.001",
+              "search.embedding_l2=0", "search.esapn.valid_rows=10000", "search.esapn.memory_lambda=0.01",
+              "search.control=true"],
+}
+
+
+def run(dataset: str, method: str, seed: int, epochs: int, threads: int, work: Path, extra: list[str]) -> dict:
+    from recnas.experiment.config import load_config
+    from recnas.experiment.search import run_search
+
+    overrides = [*SETTING, *METHOD_SETTING[method], f"seed={seed}", f"threads={threads}", f"trainer.epochs={epochs}",
+                 f"data.path={DATA / dataset}", f"data.cache_dir={work / 'cache'}", f"name={dataset}-{method}-{seed}",
+                 *extra]
+    res = run_search(load_config(None, overrides), work / "runs" / f"{dataset}-{method}-{seed}")
+    r = json.loads((res.path / "report.json").read_text())["results"]
+    arch = res.arch
+    return {"dataset": dataset, "method": method, "seed": seed,
+            "test_auc": r["searched"]["test_auc"], "test_logloss": r["searched"]["test_logloss"],
+            "control_test_auc": r["control"]["test_auc"], "base_test_auc": r["baseline"]["test_auc"],
+            "base_test_logloss": r["baseline"]["test_logloss"], "valid_auc": res.retrain["valid_auc"],
+            "searched_ep_fraction": arch["ep_fraction"], "searched_ep": arch["ep"], "searched_full_ep": arch["full_ep"],
+            "model_ep": r["searched"]["embedding_params"], "control_model_ep": r["control"]["embedding_params"],
+            "base_model_ep": r["baseline"]["embedding_params"],
+            "model_ep_fraction": r["searched"]["embedding_params"] / r["baseline"]["embedding_params"],
+            "auc_gain": r["test_auc_gain"], "gain_over_control": r["test_auc_gain_over_control"],
+            "search_seconds": arch["search_seconds"], "retrain_seconds": r["searched"]["wall_seconds"],
+            "baseline_seconds": r["baseline"]["wall_seconds"],
+            "layout": arch.get("bucket_widths"), "run": str(res.path)}
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    out = []
+    for method, rs in grouped(rows, "method").items():
+        s: dict = {"method": method, "seeds": len(rs)}
+        for key in ("test_auc", "control_test_auc", "base_test_auc", "auc_gain", "gain_over_control",
+                    "searched_ep_fraction", "model_ep_fraction", "search_seconds", "baseline_seconds"):
+            s[key], s[key + "_sd"] = mean_sd(rs, key)
+        s["auc_goal"] = s["auc_gain"] >= -0.001
+        s["size_goal"] = s["searched_ep_fraction"] <= 0.4
+        s["control_goal"] = s["gain_over_control"] > 0
+        out.append(s)
+    return out
+
+
+def table(dataset: str, summary: list[dict]) -> str:
+    lines = [f"### {dataset}", "", "| method | seeds | test AUC searched / random control / full DeepFM | gain over "
+             "full (goal >= -0.001) | gain over control (goal > 0) | EP searched fields (goal <= 40%) | EP whole "
+             "model | search s (baseline s) | goals |", "|---|---|---|---|---|---|---|---|---|"]
+
+    def met(ok: bool) -> str:
+        return "met" if ok else "**not met**"
+
+    for s in summary:
+        lines.append(
+            f"| {s['method']} | {s['seeds']} | {s['test_auc']:.4f} / {s['control_test_auc']:.4f} / "
+            f"{s['base_test_auc']:.4f} | {s['auc_gain']:+.4f} ± {s['auc_gain_sd']:.4f} | {s['gain_over_control']:+.4f} "
+            f"± {s['gain_over_control_sd']:.4f} | {s['searched_ep_fraction']:.1%} | {s['model_ep_fraction']:.1%} | "
+            f"{s['search_seconds']:.0f} ({s['baseline_seconds']:.0f}) | AUC {met(s['auc_goal'])}, size "
+            f"{met(s['size_goal'])}, control {met(s['control_goal'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--datasets", default="frappe_full,ml100k")
+    ap.add_argument("--methods", default="nis,esapn")
+    ap.add_argument("--seeds", default="2026,2027,2028")
+    ap.add_argument("--epochs", type=int, default=50)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--work", type=Path, default=ROOT / "bench" / "work" / "rl")
+    ap.add_argument("--set", dest="overrides", action="append", default=[],
+                    help="extra config override for every run (repeatable)")
+    ap.add_argument("--tag", default="", help="suffix of the results file (parallel invocations)")
+    ap.add_argument("--write-md", action="store_true", help="append the table of the saved results to BENCHMARKS.md")
+    args = ap.parse_args()
+    import torch
+
+    seeds = [int(s) for s in args.seeds.split(",")]
+    methods = args.methods.split(",")
+    machine = (f"{platform.machine()}, {os.cpu_count()} cpus, Python {platform.python_version()}, "
+               f"torch {torch.__version__}, {args.threads} threads")
+    command = "python bench/rl_bench.py " + " ".join(sys.argv[1:])
+    md = []
+    for dataset in args.datasets.split(","):
+        out = ROOT / "bench" / "results" / f"rl_{dataset}{args.tag}.json"
+        earlier = json.loads(out.read_text()).get("runs", []) if out.is_file() else []
+        rows = [r for r in earlier if not (r["method"] in methods and r["seed"] in seeds)]
+        if not args.write_md:
+            for seed in seeds:
+                for method in methods:
+                    row = run(dataset, method, seed, args.epochs, args.threads, args.work, args.overrides)
+                    rows.append(row)
+                    print(f"{dataset} {method} seed {seed}: test AUC {row['test_auc']:.4f} vs control "
+                          f"{row['control_test_auc']:.4f} vs full {row['base_test_auc']:.4f}, searched EP "
+                          f"{row['searched_ep_fraction']:.1%}", flush=True)
+                    write_text_atomic(out, json.dumps({"date": dt.date.today().isoformat(), "command": command,
+                                                       "machine": machine, "setting": SETTING,
+                                                       "methods": METHOD_SETTING, "runs": rows,
+                                                       "summary": summarize(rows)}, indent=2))
+        else:
+            rows = earlier
+        if rows:
+            md.append(table(dataset, summarize(rows)))
+    text = "\n".join(md)
+    print(text)
+    if args.write_md:
+        path = ROOT / "BENCHMARKS.md"
+        body = path.read_text() if path.exists() else "# Benchmarks\n"
+        body += (f"\n## RL embedding search (`bench/rl_bench.py`)\n\n{dt.date.today().isoformat()}, `{command}`, "
+                 f"{machine}; setting: {', '.join(SETTING)}; methods: {METHOD_SETTING}.\n\n{text}")
+        path.write_text(body)
+
+
+if __name__ == "__main__":
+    main()
