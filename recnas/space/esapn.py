@@ -29,10 +29,10 @@ from torch import nn
 from recnas.data.batches import FieldBatch
 from recnas.data.schema import Schema
 from recnas.errors import ConfigError
-from recnas.nn.embedding import FieldEmbedding, NumericalSpec
+from recnas.nn.embedding import NumericalSpec
 from recnas.space.choice import Choice, Sample
-from recnas.space.facade import EmbeddingFacade
-from recnas.space.mixed_width import MixedWidthEmbedding, non_categorical
+from recnas.space.facade import CategoricalSplitEmbedding
+from recnas.space.mixed_width import MixedWidthEmbedding
 from recnas.space.nis import bucket_rows
 
 DEFAULT_SIZES = (2, 4, 8, 16, 64, 128)
@@ -44,7 +44,7 @@ def size_label(field: str, bucket: int) -> str:
     return f"esapn/{field}/bucket{bucket}"
 
 
-class ESAPNEmbedding(EmbeddingFacade):
+class ESAPNEmbedding(CategoricalSplitEmbedding):
     """The growing embedding of the module docstring: `[B, F, sizes[-1]]`.
 
     Args:
@@ -88,10 +88,7 @@ class ESAPNEmbedding(EmbeddingFacade):
             nn.Parameter(self._lift_init(n_f, a, b)) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
         for t in self.tables[1:]:  # ids start at the smallest size: every larger row is a zero residual
             nn.init.zeros_(t.weight)
-        rest = non_categorical(schema)
-        self.rest = (FieldEmbedding(rest, sizes[-1], numerical=numerical, pooling=pooling,
-                                    numerical_options=numerical_options, init_std=init_std)
-                     if rest is not None else None)
+        self._build_rest(schema, sizes[-1], numerical, pooling, False, numerical_options, init_std)
         self._set_shape([*self.fields, *(self.rest.field_names if self.rest is not None else [])], sizes[-1])
 
     @staticmethod
@@ -234,36 +231,21 @@ class ESAPNEmbedding(EmbeddingFacade):
         return frozen
 
     # ---- forward ------------------------------------------------------------------------------
-    def forward(self, batch: FieldBatch) -> torch.Tensor:
-        """`[B, F, sizes[-1]]`: each id at its size, lifted through the maps."""
-        parts: list[torch.Tensor] = []
-        if self.fields:
-            ids = batch.cat + self.offsets
-            k_of = self.size_index[ids]
-            up = self.shift[ids].bool() & (k_of < len(self.sizes) - 1)
-            h = torch.zeros(*ids.shape, self.sizes[0])
-            for k, table in enumerate(self.tables):
-                use = (k_of == k) | (up & (k_of == k - 1))  # the id's row, or its residual one size up
-                h = h + table(ids) * use.unsqueeze(-1).to(h.dtype)
-                if k < len(self.lifts):
-                    h = torch.einsum("bfd,fde->bfe", h, self.lifts[k])
-            parts.append(h)
-        if self.rest is not None:
-            parts.append(self.rest(batch))
-        return torch.cat(parts, dim=1)
-
-    def own_tables(self) -> list[torch.Tensor]:
-        """The per-size tables (the embedding L2 acts on them)."""
-        return [t.weight for t in self.tables]
+    def embed_categorical(self, batch: FieldBatch) -> torch.Tensor | None:
+        """`[B, F_cat, sizes[-1]]`: each id at its size (one up where shifted), lifted through the maps."""
+        if not self.fields:
+            return None
+        ids = batch.cat + self.offsets
+        k_of = self.size_index[ids]
+        up = self.shift[ids].bool() & (k_of < len(self.sizes) - 1)
+        h = torch.zeros(*ids.shape, self.sizes[0])
+        for k, table in enumerate(self.tables):
+            use = (k_of == k) | (up & (k_of == k - 1))  # the id's row, or its residual one size up
+            h = h + table(ids) * use.unsqueeze(-1).to(h.dtype)
+            if k < len(self.lifts):
+                h = torch.einsum("bfd,fde->bfe", h, self.lifts[k])
+        return h
 
     def own_embedding_params(self) -> int:
         """Floats the current sizes store (not the allocated search tables)."""
         return int(sum(self.field_ep().values()))
-
-    def embedding_params(self) -> int:
-        """EP at the current sizes, plus the other fields' tables."""
-        return self.own_embedding_params() + (self.rest.embedding_params() if self.rest is not None else 0)
-
-    def tables_weights(self) -> list[torch.Tensor]:
-        """Every table of this embedding."""
-        return self.own_tables() + (self.rest.tables_weights() if self.rest is not None else [])

@@ -6,11 +6,15 @@ gives them the attributes the models and the trainer expect (field names, dims, 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 from torch import nn
 
 from recnas.data.batches import FieldBatch
-from recnas.nn.embedding import FieldEmbedding
+from recnas.data.schema import FieldType, Schema
+from recnas.nn.embedding import FieldEmbedding, NumericalSpec
 
 
 class EmbeddingFacade(nn.Module):
@@ -48,3 +52,53 @@ class EmbeddingFacade(nn.Module):
     def tables_weights(self) -> list[torch.Tensor]:
         """The id tables' weights."""
         return self.base.tables_weights()
+
+
+def non_categorical(schema: Schema) -> Schema | None:
+    """The schema without its categorical fields (None when nothing else is left)."""
+    rest = [f for f in schema.fields if f.type is not FieldType.CATEGORICAL]
+    return schema.replace_fields(rest) if rest else None
+
+
+class CategoricalSplitEmbedding(EmbeddingFacade):
+    """Categorical fields in the subclass's own tables (`self.tables`), the others in a plain `FieldEmbedding`.
+
+    NIS's and ESAPN's retrain and ESAPN's search store categorical ids their own way; numerical and
+    multi-valued fields are not searched and keep the common width. Output: categorical fields first.
+    """
+
+    tables: nn.ModuleList
+    rest: FieldEmbedding | None
+
+    def _build_rest(self, schema: Schema, width: int, numerical: NumericalSpec, pooling: str, sparse: bool,
+                    numerical_options: Mapping[str, Any] | None, init_std: float) -> None:
+        rest = non_categorical(schema)
+        self.rest = (FieldEmbedding(rest, width, numerical=numerical, pooling=pooling, sparse=sparse,
+                                    numerical_options=numerical_options, init_std=init_std)
+                     if rest is not None else None)
+
+    def embed_categorical(self, batch: FieldBatch) -> torch.Tensor | None:
+        """`[B, F_cat, common_dim]`, or None without categorical fields."""
+        raise NotImplementedError
+
+    def forward(self, batch: FieldBatch) -> torch.Tensor:
+        """`[B, F, common_dim]`: categorical fields first, then the others in `FieldEmbedding` order."""
+        parts = [p for p in (self.embed_categorical(batch), self.rest(batch) if self.rest is not None else None)
+                 if p is not None]
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+
+    def own_tables(self) -> list[torch.Tensor]:
+        """The categorical tables (the embedding L2 acts on them)."""
+        return [t.weight for t in self.tables]
+
+    def own_embedding_params(self) -> int:
+        """Floats the categorical tables store."""
+        raise NotImplementedError
+
+    def embedding_params(self) -> int:
+        """EP of this embedding: the categorical floats plus the other fields' tables and encoders."""
+        return self.own_embedding_params() + (self.rest.embedding_params() if self.rest is not None else 0)
+
+    def tables_weights(self) -> list[torch.Tensor]:
+        """Every id table of this embedding."""
+        return self.own_tables() + (self.rest.tables_weights() if self.rest is not None else [])

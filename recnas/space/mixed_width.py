@@ -18,10 +18,10 @@ import torch
 from torch import nn
 
 from recnas.data.batches import FieldBatch
-from recnas.data.schema import FieldType, Schema
+from recnas.data.schema import Schema
 from recnas.errors import ConfigError
 from recnas.nn.embedding import FieldEmbedding, NumericalSpec
-from recnas.space.facade import EmbeddingFacade
+from recnas.space.facade import CategoricalSplitEmbedding
 
 
 def widths_from_blocks(blocks: Sequence[Sequence[int]], cardinality: int, field: str = "") -> np.ndarray:
@@ -50,13 +50,7 @@ def size_counts(widths: np.ndarray) -> dict[int, int]:
     return {int(v): int(c) for v, c in zip(values, counts, strict=True)}
 
 
-def non_categorical(schema: Schema) -> Schema | None:
-    """The schema without its categorical fields (None when nothing else is left)."""
-    rest = [f for f in schema.fields if f.type is not FieldType.CATEGORICAL]
-    return schema.replace_fields(rest) if rest else None
-
-
-class MixedWidthEmbedding(EmbeddingFacade):
+class MixedWidthEmbedding(CategoricalSplitEmbedding):
     """Categorical ids at per-id widths, projected to `common_dim` (module docstring): `[B, F, common_dim]`.
 
     Args:
@@ -103,10 +97,7 @@ class MixedWidthEmbedding(EmbeddingFacade):
             self._groups.append(groups)
             self.register_buffer(f"group_{i}", torch.from_numpy(group_of), persistent=False)
             self.register_buffer(f"local_{i}", torch.from_numpy(local), persistent=False)
-        rest = non_categorical(schema)
-        self.rest = (FieldEmbedding(rest, self.common_dim, numerical=numerical, pooling=pooling, sparse=sparse,
-                                    numerical_options=numerical_options, init_std=init_std)
-                     if rest is not None else None)
+        self._build_rest(schema, self.common_dim, numerical, pooling, sparse, numerical_options, init_std)
         self._set_shape([*names, *(self.rest.field_names if self.rest is not None else [])], self.common_dim)
 
     @staticmethod
@@ -116,8 +107,10 @@ class MixedWidthEmbedding(EmbeddingFacade):
             return torch.eye(width, common)
         return torch.randn(width, common) / width ** 0.5
 
-    def forward(self, batch: FieldBatch) -> torch.Tensor:
-        """`[B, F, common_dim]`: categorical fields first, then the others in `FieldEmbedding` order."""
+    def embed_categorical(self, batch: FieldBatch) -> torch.Tensor | None:
+        """`[B, F_cat, common_dim]`: every id's row at its width, projected."""
+        if not self._groups:
+            return None
         parts: list[torch.Tensor] = []
         n = len(batch)
         for i, groups in enumerate(self._groups):
@@ -131,25 +124,11 @@ class MixedWidthEmbedding(EmbeddingFacade):
                 vec = self.tables[t](rows) @ self.projections[t]
                 out = out + vec * hit.unsqueeze(1).to(vec.dtype)
             parts.append(out.unsqueeze(1))
-        if self.rest is not None:
-            parts.append(self.rest(batch))
         return torch.cat(parts, dim=1)
-
-    def own_tables(self) -> list[torch.Tensor]:
-        """The mixed-width tables (the embedding L2 acts on them)."""
-        return [t.weight for t in self.tables]
 
     def own_embedding_params(self) -> int:
         """Floats stored in the mixed-width tables."""
         return int(sum(t.weight.numel() for t in self.tables))
-
-    def embedding_params(self) -> int:
-        """EP of this embedding: the mixed-width tables plus the other fields' tables and encoders."""
-        return self.own_embedding_params() + (self.rest.embedding_params() if self.rest is not None else 0)
-
-    def tables_weights(self) -> list[torch.Tensor]:
-        """Every id table of this embedding."""
-        return self.own_tables() + (self.rest.tables_weights() if self.rest is not None else [])
 
     def field_ep(self) -> dict[str, int]:
         """Floats stored per categorical field (the sum of its ids' widths)."""
