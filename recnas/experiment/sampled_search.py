@@ -40,6 +40,12 @@ def check_embedding_model(cfg: ExperimentConfig) -> None:
         what = "keeps several vectors per id (field-aware)" if cls.field_aware else "has no embeddings"
         raise ConfigError(f"{cfg.search.method} gives each field one embedding vector; {cfg.model.name!r} {what}; "
                           "search another model (e.g. deepfm, fm, widedeep, dcnv2)")
+    if cfg.trainer.sparse:
+        raise ConfigError(f"{cfg.search.method}'s mixed-width tables take dense gradients (their embedding L2 acts on "
+                          "whole tables); set trainer.sparse=false")
+    if cfg.search.method == "nis" and cfg.search.control and cfg.search.nis.mode != "me":
+        raise ConfigError("search.control draws a random multi-size layout; with search.nis.mode=se set "
+                          "search.control=false")
     if cfg.search.method == "nis" and cfg.model.embedding_dim % cfg.search.nis.col_blocks:
         raise ConfigError(f"model.embedding_dim ({cfg.model.embedding_dim}) must divide into "
                           f"search.nis.col_blocks ({cfg.search.nis.col_blocks}) equal column blocks")
@@ -94,7 +100,7 @@ def _esapn_arch(cfg: ExperimentConfig, block: ESAPNEmbedding, sample: dict[str, 
             "full_ep": sum(full.values()), "ep_fraction": sum(ep.values()) / max(sum(full.values()), 1)}
 
 
-def _esapn_search(cfg: ExperimentConfig, splits: Splits, model: CTRModel, search_dir: Path | None,
+def _esapn_search(cfg: ExperimentConfig, splits: Splits, model: CTRModel, search_dir: Path,
                   log: Callable[[str], None], random_enlarge: float | None = None) -> ESAPNSearch:
     from recnas.experiment.search import _search_batches
 
@@ -107,8 +113,7 @@ def _esapn_search(cfg: ExperimentConfig, splits: Splits, model: CTRModel, search
         embedding_l2=l2, policy_lr=e.policy_lr, hidden=e.hidden, enlarge_init=e.enlarge_init,
         memory_lambda=e.memory_lambda, entropy_weight=e.entropy_weight, random_enlarge=random_enlarge,
         warmup=e.warmup, seed=cfg.seed,
-        history_path=search_dir / "history.jsonl" if search_dir is not None else None,
-        checkpoint=search_dir / "checkpoint.pt" if search_dir is not None else None, log=log)
+        history_path=search_dir / "history.jsonl", checkpoint=search_dir / "checkpoint.pt", log=log)
 
 
 def sampled_search_stage(cfg: ExperimentConfig, splits: Splits, search_dir: Path,
@@ -129,7 +134,9 @@ def sampled_search_stage(cfg: ExperimentConfig, splits: Splits, search_dir: Path
                                          lr=n.controller_lr or CONTROLLER_LR[n.controller],
                                          batch=n.samples_per_step, entropy_weight=n.entropy_weight)
         lr, l2 = _weights_settings(cfg)
-        valid = splits.ds.batches("valid", n.valid_batch_size, shuffle=True, seed=cfg.seed)
+        n_valid = len(splits.ds.splits["valid"]["y"])  # full batches only: a small last one may hold one class
+        valid = splits.ds.batches("valid", n.valid_batch_size, shuffle=True, seed=cfg.seed,
+                                  drop_last=n_valid >= n.valid_batch_size)
         log(f"searching NIS ({n.mode}) layouts for {n.steps} controller steps, {n.samples_per_step} per step")
         search = WeightSharingSearch(
             model, controller, lambda s: block.memory_cost(s, n.cost), _search_batches(cfg, splits), valid,
@@ -153,9 +160,13 @@ def sampled_search_stage(cfg: ExperimentConfig, splits: Splits, search_dir: Path
     return arch
 
 
-def control_arch(cfg: ExperimentConfig, splits: Splits, arch: dict[str, Any],
+def control_arch(cfg: ExperimentConfig, splits: Splits, arch: dict[str, Any], control_dir: Path,
                  log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """The random control at the searched architecture's EP (module docstring)."""
+    """The random control at the searched architecture's EP (module docstring).
+
+    ESAPN's control stream keeps its history and checkpoint under `control_dir/stream/`, so a killed
+    control run resumes too.
+    """
     log = log or (lambda _m: None)
     set_seed(cfg.seed, cfg.threads)
     model = build_sampled_supernet(cfg, splits.ds.schema)
@@ -171,7 +182,9 @@ def control_arch(cfg: ExperimentConfig, splits: Splits, arch: dict[str, Any],
     p = random_rate_for_ep(block, int(arch["rounds"]), float(arch["ep_fraction"]), seed=cfg.seed)
     log(f"ESAPN control: a random policy with p(enlarge) = {p:.4f}, set for the searched EP share "
         f"{arch['ep_fraction']:.3f}")
-    search = _esapn_search(cfg, splits, model, None, log, random_enlarge=p)
+    stream_dir = control_dir / "stream"
+    stream_dir.mkdir(parents=True, exist_ok=True)
+    search = _esapn_search(cfg, splits, model, stream_dir, log, random_enlarge=p)
     sample = search.run()
     out = _esapn_arch(cfg, block, sample)
     out.update(control="random policy at the searched EP", random_enlarge=p, rounds=search.rounds,
@@ -187,8 +200,8 @@ def id_widths(schema: Schema, arch: dict[str, Any]) -> dict[str, np.ndarray]:
         raise ConfigError(f"arch.json names field(s) {unknown} that are not categorical fields of this schema")
     if arch["method"] == "nis":
         return {f: widths_from_blocks(b, card[f], f) for f, b in arch["blocks"].items()}
-    return {f: np.repeat(np.asarray(s, dtype=np.int64), bucket_rows(card[f], [1.0] * int(arch["buckets"])))
-            for f, s in arch["bucket_sizes"].items()}
+    rows = arch.get("bucket_rows") or {f: bucket_rows(card[f], [1.0] * int(arch["buckets"])) for f in card}
+    return {f: np.repeat(np.asarray(s, dtype=np.int64), rows[f]) for f, s in arch["bucket_sizes"].items()}
 
 
 def build_sampled_retrain_model(cfg: ExperimentConfig, schema: Schema, arch: dict[str, Any]) -> CTRModel:

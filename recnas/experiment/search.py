@@ -321,7 +321,8 @@ def run_search(cfg: ExperimentConfig, out: str | Path | None = None, log: Callab
         baseline = baseline_stage(cfg, splits, run_dir / "baseline", log)
     if cfg.search.control and cfg.search.method in SAMPLED_METHODS and \
             _read_json(run_dir / "control" / "metrics.json") is None:
-        control = _read_json(run_dir / "control" / "arch.json") or control_arch(cfg, splits, arch, log)
+        control = _read_json(run_dir / "control" / "arch.json") or control_arch(cfg, splits, arch,
+                                                                                 run_dir / "control", log)
         retrain_stage(cfg, splits, control, run_dir / "control", log)
     report = write_report(run_dir)
     return SearchRun(run_dir, arch, retrain, baseline, report)

@@ -132,6 +132,7 @@ class ESAPNSearch:
         self.decisions = 0
         self.enlarged = 0
         self.rounds = 0
+        self._losses: list[float] = []  # training losses since the last record (kept across a resume)
         self.value_smoothing = value_smoothing
         self.value_avg = torch.zeros(n_f, n_b)
         self.fresh = torch.ones(n_f, n_b, dtype=torch.bool)
@@ -167,7 +168,7 @@ class ESAPNSearch:
     def _train_batch(self, batch: FieldBatch) -> float:
         self.seen.index_add_(0, (batch.cat + self.block.offsets).reshape(-1), torch.ones(batch.cat.numel()))
         loss = F.binary_cross_entropy_with_logits(self.model(batch), batch.y)
-        open_ = self.block.bucket_size_index() < len(self.block.sizes) - 1
+        open_ = (self.block.bucket_size_index() < len(self.block.sizes) - 1) & (self.bucket_rows > 0)
         total = loss
         if open_.any():  # also train the sizes the open buckets would grow to: a random half of the fields, then
             coin = torch.rand(open_.shape[0], 1, generator=self.generator) < 0.5  # the other half
@@ -176,7 +177,7 @@ class ESAPNSearch:
                 total = total + 0.5 * F.binary_cross_entropy_with_logits(self.model(batch), batch.y)
             self.block.set_shift(None)
         if self.embedding_l2:
-            total = loss + 0.5 * self.embedding_l2 * sum(w.pow(2).sum() for w in self.model.embedding_tables())
+            total = total + 0.5 * self.embedding_l2 * sum(w.pow(2).sum() for w in self.model.embedding_tables())
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.optimizer.step()
@@ -241,17 +242,18 @@ class ESAPNSearch:
         t0 = self._t0 = time.perf_counter() - self.seconds
         total = self.passes * len(self.train)
         stream = batch_stream(self.train, start)
-        losses: list[float] = []
+        losses = self._losses
         for g in range(start, total):
             batch = next(stream)
             if g >= self.warmup_batches and (g - self.warmup_batches) % self.decision_every == 0:
                 if self.checkpoint is not None and g > start and self.rounds % self.checkpoint_every == 0:
                     self.seconds = time.perf_counter() - t0
+                    self._losses = losses
                     self._save(g)
                 if stop_after is not None and self.rounds >= stop_after:
                     return self.block.export()
                 loss = self.bucket_loss()
-                open_ = self.block.bucket_size_index() < len(self.block.sizes) - 1
+                open_ = (self.block.bucket_size_index() < len(self.block.sizes) - 1) & (self.bucket_rows > 0)
                 value = self._smooth(self.grow_value(loss, open_))
                 state = self.state(loss)
                 act = self._decide(state, open_)
@@ -278,7 +280,7 @@ class ESAPNSearch:
                 "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(), "seen": self.seen,
                 "value_avg": self.value_avg, "fresh": self.fresh,
                 "position": position, "scalars": json.dumps([self.adv_var, self.decisions, self.enlarged, self.rounds,
-                                                             self.seconds]),
+                                                             self.seconds, self._losses]),
                 "history": json.dumps(self.history)}
         tmp = self.checkpoint.with_suffix(".tmp")
         torch.save(blob, tmp)
@@ -297,7 +299,8 @@ class ESAPNSearch:
         torch.set_rng_state(blob["torch_rng"])
         self.seen = blob["seen"]
         self.value_avg, self.fresh = blob["value_avg"], blob["fresh"]
-        self.adv_var, self.decisions, self.enlarged, self.rounds, self.seconds = json.loads(blob["scalars"])
+        self.adv_var, self.decisions, self.enlarged, self.rounds, self.seconds, self._losses = json.loads(
+            blob["scalars"])
         self.history = json.loads(blob["history"])
         self.log(f"resumed the ESAPN search from {self.checkpoint} at round {self.rounds}")
         return int(blob["position"])

@@ -98,7 +98,7 @@ class ReinforceController(SampleStrategy):
         self.normalize = normalize
         self.baseline: float | None = None
         self.adv_var: float | None = None
-        self.pending: list[tuple[Sample, float]] = []
+        self.pending: list[tuple[list[int], float]] = []  # (candidate indices, reward): JSON-safe
         self.updates = 0
 
     # ---- the policy -------------------------------------------------------------------------
@@ -151,7 +151,7 @@ class ReinforceController(SampleStrategy):
     def tell(self, sample: Mapping[str, Any], reward: float, info: Mapping[str, Any] | None = None) -> None:
         """Queue the reward; update the policy once `batch` rewards are pending."""
         super().tell(sample, reward, info)
-        self.pending.append((dict(sample), float(reward)))
+        self.pending.append((self._index(sample), float(reward)))
         if len(self.pending) >= self.batch:
             self._update()
 
@@ -166,8 +166,8 @@ class ReinforceController(SampleStrategy):
                 self.baseline_decay * self.adv_var + (1 - self.baseline_decay) * var)
             adv = adv / (self.adv_var ** 0.5 + 1e-8)
         loss = torch.zeros(())
-        for (sample, _), a in zip(self.pending, adv, strict=True):
-            _, logp, entropy, _ = self._walk(self._index(sample))
+        for (picks, _), a in zip(self.pending, adv, strict=True):
+            _, logp, entropy, _ = self._walk(picks)
             loss = loss - a * logp - self.entropy_weight * entropy
         self.optimizer.zero_grad(set_to_none=True)
         (loss / len(self.pending)).backward()
@@ -208,4 +208,4 @@ class ReinforceController(SampleStrategy):
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
         self.baseline, self.adv_var, pending, self.updates = json.loads(state["scalars"])
-        self.pending = [(dict(s), float(r)) for s, r in pending]
+        self.pending = [([int(j) for j in picks], float(r)) for picks, r in pending]

@@ -64,6 +64,9 @@ class SampleStrategy:
         """Restore what `state_dict` saved."""
         self.steps = int(state["steps"])
         best, reward = json.loads(state["best"])
+        if best is not None:  # JSON turns tuple candidates into lists: map each value back to its candidate
+            best = {k: next(c for c in self.space.choices[k].candidates if json.loads(json.dumps(c)) == v)
+                    for k, v in best.items()}
         self.best_sample, self.best_reward = best, float(reward)
 
 

@@ -4,7 +4,7 @@ Each step trains the supernet on `train_batches` batches, each with a fresh samp
 the shared weights serve every architecture), then scores `samples_per_step` samples on one validation
 batch and tells the strategy their rewards. The reward is R = R_Q - lambda * C_M: R_Q the quality on the
 validation batch (-logloss by default; AUC on request) and C_M the sample's memory cost in [0, 1]; with
-a budget, a sample above it gets a reward below any sample within it. The first `warmup_steps` steps
+a budget, a sample above it loses 1 + its excess (`budget_reward`). The first `warmup_steps` steps
 only train the weights: rewards of an untrained supernet say nothing.
 
 The loop is resumable: with `checkpoint`, the supernet, its optimiser, the strategy, the random
@@ -46,7 +46,11 @@ def batch_stream(batches: BatchIterator, start: int = 0) -> Iterator[FieldBatch]
 
 
 def budget_reward(quality: float, cost: float, memory_lambda: float, max_cost: float | None) -> float:
-    """R = R_Q - lambda * C_M; above `max_cost`, 1 + the excess lower still, so any sample within the budget wins."""
+    """R = R_Q - lambda * C_M; above `max_cost`, 1 + the excess lower still.
+
+    The penalty of 1 exceeds any AUC difference, and any logloss difference of a supernet that is not far off
+    (they are 0.005-0.03 between layouts), so a sample within the budget scores above one outside it.
+    """
     reward = quality - memory_lambda * cost
     if max_cost is not None and cost > max_cost:
         reward -= 1.0 + (cost - max_cost)
@@ -97,6 +101,7 @@ class WeightSharingSearch:
         self.history: list[dict[str, Any]] = []
         self.step = 0
         self.seconds = 0.0
+        self._losses: list[float] = []  # weight-step losses since the last record (kept across a resume)
 
     # ---- one step -----------------------------------------------------------------------------
     def _set(self, sample: Mapping[str, Any] | None) -> None:
@@ -136,7 +141,7 @@ class WeightSharingSearch:
         train = batch_stream(self.train, self.step * self.train_batches)
         valid = batch_stream(self.valid, max(self.step - self.warmup_steps, 0))
         t0 = time.perf_counter() - self.seconds
-        losses: list[float] = []
+        losses = self._losses
         while self.step < self.steps:
             losses.extend(self._train_batch(next(train)) for _ in range(self.train_batches))
             told: list[tuple[float, dict[str, float]]] = []
@@ -153,6 +158,7 @@ class WeightSharingSearch:
                 self._record(losses, told)
                 losses = []
             if self.checkpoint is not None and (self.step % self.checkpoint_every == 0):
+                self._losses = losses
                 self._save()
             if stop_after is not None and self.step >= stop_after and self.step < self.steps:
                 return self.strategy.export()
@@ -163,10 +169,10 @@ class WeightSharingSearch:
         return self.strategy.export()
 
     def _record(self, losses: list[float], told: list[tuple[float, dict[str, float]]]) -> None:
-        decision = self.strategy.export()
         record: dict[str, Any] = {"step": self.step, "seconds": round(self.seconds, 3),
-                                  "train_loss": float(np.mean(losses)) if losses else None,
-                                  "decision_cost": float(self.cost(decision))}
+                                  "train_loss": float(np.mean(losses)) if losses else None}
+        if self.strategy.steps:  # a strategy with nothing told (warm-up) has no decision yet
+            record["decision_cost"] = float(self.cost(self.strategy.export()))
         if told:
             record.update(reward=float(np.mean([r for r, _ in told])),
                           valid_logloss=float(np.mean([p["logloss"] for _, p in told])),
@@ -188,7 +194,8 @@ class WeightSharingSearch:
         self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
         blob = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "strategy": self.strategy.state_dict(), "step": self.step, "seconds": self.seconds,
-                "torch_rng": torch.get_rng_state(), "history": json.dumps(self.history)}
+                "torch_rng": torch.get_rng_state(), "history": json.dumps(self.history),
+                "losses": json.dumps(self._losses)}
         tmp = self.checkpoint.with_suffix(".tmp")
         torch.save(blob, tmp)
         tmp.replace(self.checkpoint)
@@ -204,4 +211,5 @@ class WeightSharingSearch:
         self.step, self.seconds = int(blob["step"]), float(blob["seconds"])
         torch.set_rng_state(blob["torch_rng"])
         self.history = json.loads(blob["history"])
+        self._losses = json.loads(blob["losses"])
         self.log(f"resumed the search from {self.checkpoint} at step {self.step}")

@@ -126,7 +126,9 @@ class ESAPNEmbedding(CategoricalSplitEmbedding):
         """For ids at size k: T_k+1[id] <- T_k[id] W_k + R[id] (R: the residual row), and a fresh zero residual.
 
         With an Adam `optimizer`, the moment estimates are carried over the same way (the lifted moments of the
-        smaller row plus the residual's; squared maps for the second moment).
+        smaller row plus the residual's; squared maps for the second moment). This is a heuristic: the residual's
+        moments already hold the shifted passes' gradients, so on the first s_k columns some gradient signal is
+        counted twice; what matters is that the grown row does not start from a zero second moment.
         """
         with torch.no_grad():
             for k in range(len(self.sizes) - 1):

@@ -2,7 +2,7 @@
 
 Ids of one field that share a width share a table (`rows x width`); each table has a projection
 `width x common_dim` to the width the model's interactions need, started as the zero-padding map
-`[I 0]` (exactly what the search's "unused columns are zero" meant) and then learned. An id of width 0
+`[I 0]` (for NIS exactly what the search's "unused columns are zero" meant) and then learned. An id of width 0
 is not stored and embeds to the zero vector. EP counts the floats of the tables, per field; the
 projections are dense weights, reported apart (`projection_params`). Fields that are not categorical
 (numerical, multi-valued) are embedded at `common_dim` by a plain `FieldEmbedding`.
@@ -117,12 +117,14 @@ class MixedWidthEmbedding(CategoricalSplitEmbedding):
             ids = batch.cat[:, i]
             group = getattr(self, f"group_{i}")[ids]
             local = getattr(self, f"local_{i}")[ids]
+            pieces, where = [], []
+            for g, (t, _) in enumerate(groups):  # only the members of a group look it up
+                hit = torch.nonzero(group == g).squeeze(1)
+                pieces.append(self.tables[t](local[hit]) @ self.projections[t])
+                where.append(hit)
             out = torch.zeros(n, self.common_dim)
-            for g, (t, _) in enumerate(groups):
-                hit = group == g
-                rows = torch.where(hit, local, torch.zeros_like(local))
-                vec = self.tables[t](rows) @ self.projections[t]
-                out = out + vec * hit.unsqueeze(1).to(vec.dtype)
+            if pieces:
+                out = out.index_put((torch.cat(where),), torch.cat(pieces))
             parts.append(out.unsqueeze(1))
         return torch.cat(parts, dim=1)
 

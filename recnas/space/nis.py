@@ -40,14 +40,22 @@ DEFAULT_COL_BLOCKS = 4
 
 
 def bucket_rows(cardinality: int, shares: Sequence[float]) -> list[int]:
-    """Rows per frequency bucket, head first: `shares` of the ids rounded, every bucket at least one row.
+    """Rows per frequency bucket, head first: `shares` of the ids rounded.
 
-    The reserved ids (padding, OOV) sit at the head, as their ids come first.
+    Every bucket gets at least one row when the field has at least as many ids as buckets; a smaller field
+    leaves its last buckets empty. The reserved ids (padding, OOV) sit at the head, as their ids come first.
     """
     if cardinality < 1:
         raise ConfigError("a field needs at least one id to be cut into buckets")
+    n = len(shares)
     cuts = np.round(np.cumsum(shares) / np.sum(shares) * cardinality).astype(int)
     cuts[-1] = cardinality
+    if cardinality >= n:  # at least one row each: cut i within [i + 1, cardinality - (n - 1 - i)]
+        cuts = np.maximum.accumulate(np.maximum(cuts, np.arange(1, n + 1)))
+        cuts = np.minimum(cuts, cardinality - np.arange(n - 1, -1, -1))
+        cuts = np.maximum(cuts, np.arange(1, n + 1))
+    else:
+        cuts = np.minimum(np.arange(1, n + 1), cardinality)
     rows = np.diff(np.concatenate([[0], cuts])).tolist()
     return [int(r) for r in rows]
 

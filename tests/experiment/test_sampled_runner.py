@@ -100,6 +100,10 @@ def test_bad_nis_and_esapn_settings_are_config_errors(synth_dir: Path, tmp_path:
         run_search(load_config(ROOT / "configs" / "nis_synth.yaml", [*base, "model.embedding_dim=10"]), tmp_path / "a")
     with pytest.raises(ConfigError, match="field-aware"):
         run_search(load_config(ROOT / "configs" / "esapn_synth.yaml", [*base, "model.name=ffm"]), tmp_path / "b")
+    with pytest.raises(ConfigError, match="search.control=false"):
+        run_search(load_config(ROOT / "configs" / "nis_synth.yaml", [*base, "search.nis.mode=se"]), tmp_path / "c")
+    with pytest.raises(ConfigError, match="trainer.sparse=false"):
+        run_search(load_config(ROOT / "configs" / "esapn_synth.yaml", [*base, "trainer.sparse=true"]), tmp_path / "d")
     with pytest.raises(ConfigError, match="search.nis.stepz"):
         load_config(ROOT / "configs" / "nis_synth.yaml", [*base, "search.nis.stepz=3"])
     with pytest.raises(ConfigError, match="search.esapn.sizes"):

@@ -66,16 +66,21 @@ def test_growth_carries_the_trained_residual_and_the_optimiser_state(prepared) -
     with torch.no_grad():
         shifted = block(batch)
     block.set_shift(None)
-    rows = torch.arange(len(block.size_index))
-    v_small = opt.state[block.tables[0].weight]["exp_avg_sq"][rows].clone()
+    small, big = opt.state[block.tables[0].weight], opt.state[block.tables[1].weight]
+    lift = block.lifts[0][block.row_field]  # [rows, 2, 4]
+    expected_m = big["exp_avg"] + torch.bmm(small["exp_avg"].unsqueeze(1), lift).squeeze(1)
+    expected_v = big["exp_avg_sq"] + torch.bmm(small["exp_avg_sq"].unsqueeze(1), lift.pow(2)).squeeze(1)
+    seen = small["exp_avg_sq"].sum(1) > 0  # rows the batches reached (not padding, say)
+    with torch.no_grad():
+        block.tables[2].weight.fill_(0.5)  # stale values where the new residuals go: growth must reset them
     block.grow(select, opt)
     with torch.no_grad():
         torch.testing.assert_close(block(batch), shifted)  # the grown model is the one the shifted path scored
-    v = opt.state[block.tables[1].weight]["exp_avg_sq"]
-    touched = v_small.sum(1) > 0
-    assert touched.any() and bool((v[touched].sum(1) > 0).all())  # no fresh (zero) second moment on grown rows
-    nxt = block.tables[2].weight.detach()[rows]
-    assert float(nxt.abs().sum()) == 0.0  # the new next size starts as a zero residual
+    torch.testing.assert_close(big["exp_avg"], expected_m.detach())  # moments lifted and added, not fresh
+    torch.testing.assert_close(big["exp_avg_sq"], expected_v.detach())
+    assert seen.sum() > 100 and bool((big["exp_avg_sq"][seen].sum(1) > 0).all())
+    assert float(block.tables[2].weight.detach().abs().sum()) == 0.0  # the new next size: a zero residual
+    assert float(opt.state[block.tables[2].weight]["exp_avg_sq"].abs().sum()) == 0.0
 
 
 def test_freeze_with_inherited_weights_serves_what_the_search_computed(prepared) -> None:  # noqa: ANN001
@@ -89,6 +94,30 @@ def test_freeze_with_inherited_weights_serves_what_the_search_computed(prepared)
         torch.testing.assert_close(frozen(batch), block(batch))
     assert frozen.own_embedding_params() == sum(block.field_ep().values())
     assert frozen.field_ep() == block.field_ep()
+
+
+def test_the_stream_trains_the_next_sizes_also_with_an_embedding_l2(prepared) -> None:  # noqa: ANN001
+    model = esapn_fm(prepared.schema)
+    block = model.embedding
+    before = block.tables[1].weight.detach().clone()
+    vb = next(prepared.batches("valid", 300, shuffle=True, seed=0).iter_epoch(0))
+    search = ESAPNSearch(model, prepared.batches("train", 128, seed=0), vb, decision_every=1000, lr=1e-3,
+                         embedding_l2=1e-4, seed=0, warmup=0.5)
+    search.run()
+    assert search.rounds == 1 and float((block.tables[1].weight.detach() - before).abs().sum()) > 0
+
+
+def test_a_field_with_fewer_ids_than_buckets_leaves_its_empty_buckets_closed(prepared) -> None:  # noqa: ANN001
+    model = esapn_fm(prepared.schema)
+    model.embedding = ESAPNEmbedding(prepared.schema, SIZES, buckets=16)
+    small = [f for f in model.embedding.fields if model.embedding.cardinality[f] < 16]
+    assert small, "the fixture needs a field of fewer than 16 ids"
+    vb = next(prepared.batches("valid", 300, shuffle=True, seed=0).iter_epoch(0))
+    search = ESAPNSearch(model, prepared.batches("train", 128, seed=0), vb, decision_every=3, seed=0)
+    search.run()
+    empty = int((search.bucket_rows == 0).sum())
+    assert empty > 0
+    assert all(h["open"] <= search.bucket_rows.numel() - empty for h in search.history)
 
 
 def test_set_sample_and_export_round_trip(prepared) -> None:  # noqa: ANN001

@@ -31,7 +31,21 @@ def nis_fm(schema, mode: str = "me", seed: int = 0) -> torch.nn.Module:  # noqa:
 
 def test_bucket_rows_split_ids_by_rank_shares_head_first() -> None:
     assert bucket_rows(1000, [0.1, 0.2, 0.7]) == [100, 200, 700]
-    assert sum(bucket_rows(7, [0.1, 0.2, 0.7])) == 7
+    assert bucket_rows(5, [0.1, 0.2, 0.7]) == [1, 1, 3]  # every bucket keeps a row when there are enough ids
+    assert bucket_rows(12, [1.0] * 10) == [1, 1, 2, 1, 1, 1, 1, 2, 1, 1]
+    assert bucket_rows(4, [1.0] * 10) == [1, 1, 1, 1, 0, 0, 0, 0, 0, 0]  # too few ids: the tail buckets are empty
+
+
+def test_random_search_drives_the_weight_sharing_loop_through_its_warm_up(prepared) -> None:  # noqa: ANN001
+    from recnas.search.sample import RandomSearch
+
+    model = nis_fm(prepared.schema)
+    search = WeightSharingSearch(model, RandomSearch(Space.collect(model), seed=0), model.embedding.memory_cost,
+                                 prepared.batches("train", 256, seed=0), prepared.batches("valid", 256, seed=0),
+                                 steps=30, samples_per_step=2, warmup_steps=20, record_every=5)
+    best = search.run()
+    assert "decision_cost" not in search.history[0] and "decision_cost" in search.history[-1]
+    assert best == search.strategy.export() and search.strategy.steps == 20
 
 
 @pytest.mark.parametrize("mode", ["me", "se"])
