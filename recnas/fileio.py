@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 
@@ -18,3 +19,8 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
 def write_text_atomic(path: Path, text: str) -> None:
     """`path.write_text(text)`, atomically."""
     write_atomic(path, lambda tmp: tmp.write_text(text))
+
+
+def write_jsonl_atomic(path: Path, records: Iterable[object]) -> None:
+    """One JSON object per line (a search's history.jsonl), atomically."""
+    write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in records))

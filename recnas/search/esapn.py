@@ -39,7 +39,7 @@ from torch import nn
 
 from recnas.data.batches import BatchIterator, FieldBatch
 from recnas.errors import ConfigError
-from recnas.fileio import write_text_atomic
+from recnas.fileio import write_atomic, write_jsonl_atomic
 from recnas.search.weight_sharing import batch_stream
 from recnas.space.choice import Sample
 from recnas.space.esapn import ESAPNEmbedding
@@ -274,7 +274,6 @@ class ESAPNSearch:
 
     def _save(self, position: int) -> None:
         assert self.checkpoint is not None
-        self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
         blob = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "policy": self.policy.state_dict(), "policy_optimizer": self.policy_optimizer.state_dict(),
                 "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(), "seen": self.seen,
@@ -282,9 +281,7 @@ class ESAPNSearch:
                 "position": position, "scalars": json.dumps([self.adv_var, self.decisions, self.enlarged, self.rounds,
                                                              self.seconds, self._losses]),
                 "history": json.dumps(self.history)}
-        tmp = self.checkpoint.with_suffix(".tmp")
-        torch.save(blob, tmp)
-        tmp.replace(self.checkpoint)
+        write_atomic(self.checkpoint, lambda tmp: torch.save(blob, tmp))  # a kill mid-save keeps the old one
         self.write_history()
 
     def _resume(self) -> int:
@@ -326,7 +323,7 @@ class ESAPNSearch:
     def write_history(self) -> None:
         """Write the round records to `history_path` (one JSON object per line)."""
         if self.history_path is not None:
-            write_text_atomic(self.history_path, "".join(json.dumps(r) + "\n" for r in self.history))
+            write_jsonl_atomic(self.history_path, self.history)
 
 
 def simulated_ep_fraction(block: ESAPNEmbedding, rounds: int, p: float, seed: int = 0, repeats: int = 8) -> float:

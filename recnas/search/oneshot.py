@@ -28,7 +28,7 @@ from torch import nn
 
 from recnas.data.batches import BatchIterator, FieldBatch
 from recnas.errors import ConfigError
-from recnas.fileio import write_text_atomic
+from recnas.fileio import write_jsonl_atomic
 from recnas.search.grda import GRDA
 from recnas.space.choice import SearchableBlock
 from recnas.train.hooks import Hook
@@ -197,7 +197,7 @@ class OneShotStrategy(Hook):
         """Write every epoch record to `history_path` (one JSON object per line)."""
         if self.history_path is None:
             return
-        write_text_atomic(self.history_path, "".join(json.dumps(r) + "\n" for r in self.history))
+        write_jsonl_atomic(self.history_path, self.history)
 
     # ---- resumption ---------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from torch import nn
 
 from recnas.data.batches import BatchIterator, FieldBatch
 from recnas.errors import ConfigError, TrainingError
-from recnas.fileio import write_text_atomic
+from recnas.fileio import write_atomic, write_jsonl_atomic
 from recnas.search.oneshot import searchable_blocks
 from recnas.search.sample import SampleStrategy
 from recnas.space.choice import Sample
@@ -186,19 +186,16 @@ class WeightSharingSearch:
     def write_history(self) -> None:
         """Write the step records to `history_path` (one JSON object per line)."""
         if self.history_path is not None:
-            write_text_atomic(self.history_path, "".join(json.dumps(r) + "\n" for r in self.history))
+            write_jsonl_atomic(self.history_path, self.history)
 
     # ---- resumption ---------------------------------------------------------------------------
     def _save(self) -> None:
         assert self.checkpoint is not None
-        self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
         blob = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "strategy": self.strategy.state_dict(), "step": self.step, "seconds": self.seconds,
                 "torch_rng": torch.get_rng_state(), "history": json.dumps(self.history),
                 "losses": json.dumps(self._losses)}
-        tmp = self.checkpoint.with_suffix(".tmp")
-        torch.save(blob, tmp)
-        tmp.replace(self.checkpoint)
+        write_atomic(self.checkpoint, lambda tmp: torch.save(blob, tmp))  # a kill mid-save keeps the old one
         self.write_history()
 
     def _resume(self) -> None:
