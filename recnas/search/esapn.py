@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recnas.checkpoint import resume_from
 from recnas.data.batches import BatchIterator, FieldBatch
 from recnas.errors import ConfigError
 from recnas.fileio import write_atomic, write_jsonl_atomic
@@ -287,20 +288,23 @@ class ESAPNSearch:
     def _resume(self) -> int:
         if self.checkpoint is None or not self.checkpoint.is_file():
             return 0
-        blob = torch.load(self.checkpoint, weights_only=True)
-        self.model.load_state_dict(blob["model"])
-        self.optimizer.load_state_dict(blob["optimizer"])
-        self.policy.load_state_dict(blob["policy"])
-        self.policy_optimizer.load_state_dict(blob["policy_optimizer"])
-        self.generator.set_state(blob["generator"])
-        torch.set_rng_state(blob["torch_rng"])
-        self.seen = blob["seen"]
-        self.value_avg, self.fresh = blob["value_avg"], blob["fresh"]
-        self.adv_var, self.decisions, self.enlarged, self.rounds, self.seconds, self._losses = json.loads(
-            blob["scalars"])
-        self.history = json.loads(blob["history"])
+        def restore(blob: dict) -> int:
+            self.model.load_state_dict(blob["model"])
+            self.optimizer.load_state_dict(blob["optimizer"])
+            self.policy.load_state_dict(blob["policy"])
+            self.policy_optimizer.load_state_dict(blob["policy_optimizer"])
+            self.generator.set_state(blob["generator"])
+            torch.set_rng_state(blob["torch_rng"])
+            self.seen = blob["seen"]
+            self.value_avg, self.fresh = blob["value_avg"], blob["fresh"]
+            self.adv_var, self.decisions, self.enlarged, self.rounds, self.seconds, self._losses = json.loads(
+                blob["scalars"])
+            self.history = json.loads(blob["history"])
+            return int(blob["position"])
+
+        position = resume_from(self.checkpoint, restore, "ESAPN search")
         self.log(f"resumed the ESAPN search from {self.checkpoint} at round {self.rounds}")
-        return int(blob["position"])
+        return position
 
     @property
     def enlarge_rate(self) -> float:

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recnas.checkpoint import resume_from
 from recnas.data.batches import BatchIterator, FieldBatch
 from recnas.errors import ConfigError, TrainingError
 from recnas.fileio import write_atomic, write_jsonl_atomic
@@ -201,12 +202,14 @@ class WeightSharingSearch:
     def _resume(self) -> None:
         if self.checkpoint is None or not self.checkpoint.is_file():
             return
-        blob = torch.load(self.checkpoint, weights_only=True)
-        self.model.load_state_dict(blob["model"])
-        self.optimizer.load_state_dict(blob["optimizer"])
-        self.strategy.load_state_dict(blob["strategy"])
-        self.step, self.seconds = int(blob["step"]), float(blob["seconds"])
-        torch.set_rng_state(blob["torch_rng"])
-        self.history = json.loads(blob["history"])
-        self._losses = json.loads(blob["losses"])
+        def restore(blob: dict) -> None:
+            self.model.load_state_dict(blob["model"])
+            self.optimizer.load_state_dict(blob["optimizer"])
+            self.strategy.load_state_dict(blob["strategy"])
+            self.step, self.seconds = int(blob["step"]), float(blob["seconds"])
+            torch.set_rng_state(blob["torch_rng"])
+            self.history = json.loads(blob["history"])
+            self._losses = json.loads(blob["losses"])
+
+        resume_from(self.checkpoint, restore, "search")
         self.log(f"resumed the search from {self.checkpoint} at step {self.step}")

@@ -19,8 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recnas.checkpoint import resume_from
 from recnas.data.batches import BatchIterator
-from recnas.errors import CacheError, DataError, TrainingError
+from recnas.errors import DataError, TrainingError
 from recnas.fileio import write_atomic
 from recnas.nn.embedding import FieldEmbedding
 from recnas.train.config import TrainerConfig
@@ -145,19 +146,17 @@ class Trainer:
         write_atomic(path, lambda tmp: torch.save(blob, tmp))  # a kill mid-save keeps the previous checkpoint
 
     def _load_checkpoint(self, path: Path, model: nn.Module, hooks: Sequence[Hook]) -> dict[str, Any]:
-        try:  # weights_only: the restricted unpickler (tensors, numbers, strings, containers), never code
-            blob = torch.load(path, weights_only=True)
+        def restore(blob: dict[str, Any]) -> dict[str, Any]:
             model.load_state_dict(blob["model"])
             for opt, st in zip(self.optimizers, blob["optimizers"], strict=True):
                 opt.load_state_dict(st)
             for key, h in _hook_keys(hooks):
                 if key in blob["hooks"]:
                     h.load_state_dict(blob["hooks"][key])
-        except (RuntimeError, KeyError, ValueError, EOFError, OSError) as e:
-            raise CacheError(f"{path}: cannot resume from this checkpoint ({str(e).splitlines()[0][:200]}); "
-                             "delete it to start the fit again") from None
-        torch.set_rng_state(blob["torch_rng"])
-        return blob
+            torch.set_rng_state(blob["torch_rng"])
+            return blob
+
+        return resume_from(path, restore, "fit")
 
     def _fit(self, model: nn.Module, train: BatchIterator, valid: BatchIterator | None,
              hooks: Sequence[Hook], checkpoint: Path | None) -> FitResult:

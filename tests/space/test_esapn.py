@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from recnas.errors import ConfigError
+from recnas.errors import CacheError, ConfigError
 from recnas.nn.models import build_model
 from recnas.search.esapn import ESAPNSearch, random_rate_for_ep, simulated_ep_fraction
 from recnas.space.esapn import ESAPNEmbedding, size_label
@@ -156,6 +156,10 @@ def test_a_killed_esapn_search_resumes_and_ends_with_the_same_sizes(prepared, tm
     assert sizes2 == sizes and resumed.rounds == whole.rounds
     assert [h["ep_fraction"] for h in resumed.history] == [h["ep_fraction"] for h in whole.history]
     assert not ckpt.exists()
+    _search(prepared, checkpoint=ckpt, stop_after=3)
+    ckpt.write_bytes(ckpt.read_bytes()[:200])  # truncated: one clear error naming the file
+    with pytest.raises(CacheError, match=r"esapn\.pt: cannot resume the ESAPN search .*delete it"):
+        _search(prepared, checkpoint=ckpt)
 
 
 def test_bad_esapn_settings_are_clear_errors(prepared) -> None:  # noqa: ANN001

@@ -9,7 +9,7 @@ import torch
 from recnas.data.cache import prepare
 from recnas.data.source import open_dataset
 from recnas.data.synthetic import Interaction, SynthConfig, write_synthetic
-from recnas.errors import ConfigError
+from recnas.errors import CacheError, ConfigError
 from recnas.nn.models import build_model
 from recnas.search.reinforce import ReinforceController
 from recnas.search.weight_sharing import WeightSharingSearch
@@ -120,6 +120,9 @@ def test_a_killed_search_resumes_and_ends_with_the_same_layout(prepared, tmp_pat
     assert ctrl2.probs() == ctrl.probs()
     assert [h["step"] for h in search.history] == list(range(10, 61, 10))
     assert not ckpt.exists()
+    ckpt.write_bytes(b"not a checkpoint")  # a damaged file is one clear error naming it, not a traceback
+    with pytest.raises(CacheError, match=r"checkpoint\.pt: cannot resume the search .*delete it"):
+        _search(prepared, 0, 60, 0.01, checkpoint=ckpt)
 
 
 @pytest.fixture(scope="module")
