@@ -107,6 +107,8 @@ class NISConfig(BaseModel):
     warmup_steps: int = Field(100, ge=0, description="first steps that train only the weights")
     samples_per_step: int = Field(8, ge=1, description="layouts scored per step on one validation batch")
     train_batches: int = Field(1, ge=0, description="weight steps per controller step")
+    full_share: float = Field(0.0, ge=0, le=1, description="share of the weight steps on the whole supernet "
+                              "(every block stored) instead of a sampled layout, so no block goes untrained")
     valid_batch_size: int = Field(2048, ge=1, description="rows of the validation batch of each step")
     controller: Literal["logits", "lstm"] = "logits"
     controller_lr: float | None = Field(None, gt=0, description="default 0.05 (logits), 0.01 (lstm)")

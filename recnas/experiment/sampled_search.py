@@ -140,7 +140,7 @@ def sampled_search_stage(cfg: ExperimentConfig, splits: Splits, search_dir: Path
         log(f"searching NIS ({n.mode}) layouts for {n.steps} controller steps, {n.samples_per_step} per step")
         search = WeightSharingSearch(
             model, controller, lambda s: block.memory_cost(s, n.cost), _search_batches(cfg, splits), valid,
-            steps=n.steps, samples_per_step=n.samples_per_step, train_batches=n.train_batches,
+            steps=n.steps, samples_per_step=n.samples_per_step, train_batches=n.train_batches, full_share=n.full_share,
             warmup_steps=n.warmup_steps, lr=lr, embedding_l2=l2, memory_lambda=n.memory_lambda,
             max_cost=n.max_cost, quality=n.quality, history_path=search_dir / "history.jsonl",
             checkpoint=search_dir / "checkpoint.pt", record_every=max(n.steps // 100, 1), log=log)

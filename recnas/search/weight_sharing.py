@@ -69,13 +69,17 @@ class WeightSharingSearch:
         steps: controller steps; warmup_steps of them train weights only.
         samples_per_step: samples scored (and told) per step, all on the same validation batch.
         train_batches: weight steps per controller step.
+        full_share: share of the weight steps that train the whole supernet (every block at its largest, the
+            `set_sample(None)` state) instead of a fresh sample. Sampled steps alone train only what the controller
+            already favours, so options it left early (a field's tail rows) stay untrained and keep looking bad;
+            the full steps keep every weight trained (the "largest child" of the sandwich rule). 0 = ENAS/NIS.
         quality: `logloss` (R_Q = -logloss) or `auc`.
     """
 
     def __init__(self, model: nn.Module, strategy: SampleStrategy, cost: Callable[[Sample], float],
                  train: BatchIterator, valid: BatchIterator, steps: int, samples_per_step: int = 8,
                  train_batches: int = 1, warmup_steps: int = 0, lr: float = 1e-3, embedding_l2: float = 0.0,
-                 memory_lambda: float = 0.0, max_cost: float | None = None,
+                 full_share: float = 0.0, memory_lambda: float = 0.0, max_cost: float | None = None,
                  quality: Literal["logloss", "auc"] = "logloss", history_path: str | Path | None = None,
                  checkpoint: str | Path | None = None, checkpoint_every: int = 100, record_every: int = 10,
                  log: Callable[[str], None] | None = None) -> None:
@@ -83,13 +87,15 @@ class WeightSharingSearch:
             raise ConfigError("steps and samples_per_step must be >= 1 and train_batches >= 0")
         if not 0 <= warmup_steps < steps:
             raise ConfigError(f"warmup_steps ({warmup_steps}) must be in [0, steps={steps})")
+        if not 0 <= full_share <= 1:
+            raise ConfigError(f"full_share must be in [0, 1], got {full_share}")
         if quality not in ("logloss", "auc"):
             raise ConfigError(f"quality must be logloss or auc, got {quality!r}")
         self.model, self.strategy, self.cost = model, strategy, cost
         self.blocks = searchable_blocks(model)
         self.train, self.valid = train, valid
         self.steps, self.samples_per_step, self.train_batches = steps, samples_per_step, train_batches
-        self.warmup_steps = warmup_steps
+        self.warmup_steps, self.full_share = warmup_steps, full_share
         self.memory_lambda, self.max_cost, self.quality = memory_lambda, max_cost, quality
         self.embedding_l2 = embedding_l2
         tables = model.embedding_tables() if hasattr(model, "embedding_tables") else []
@@ -109,9 +115,16 @@ class WeightSharingSearch:
         for block in self.blocks:
             block.set_sample(sample)
 
-    def _train_batch(self, batch: FieldBatch) -> float:
+    def _trains_full(self, index: int) -> bool:
+        """Whether weight step `index` (counted over the whole search) trains the full supernet.
+
+        The full steps are spread evenly and drawn without randomness, so a resumed search makes the same choices.
+        """
+        return math.floor((index + 1) * self.full_share) > math.floor(index * self.full_share)
+
+    def _train_batch(self, batch: FieldBatch, index: int) -> float:
         self.model.train()
-        self._set(self.strategy.ask())
+        self._set(None if self._trains_full(index) else self.strategy.ask())
         loss = F.binary_cross_entropy_with_logits(self.model(batch), batch.y)
         total = loss
         if self.embedding_l2 and self._tables:
@@ -144,7 +157,8 @@ class WeightSharingSearch:
         t0 = time.perf_counter() - self.seconds
         losses = self._losses
         while self.step < self.steps:
-            losses.extend(self._train_batch(next(train)) for _ in range(self.train_batches))
+            first = self.step * self.train_batches
+            losses.extend(self._train_batch(next(train), first + j) for j in range(self.train_batches))
             told: list[tuple[float, dict[str, float]]] = []
             if self.step >= self.warmup_steps:
                 batch = next(valid)

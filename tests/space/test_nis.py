@@ -48,6 +48,29 @@ def test_random_search_drives_the_weight_sharing_loop_through_its_warm_up(prepar
     assert best == search.strategy.export() and search.strategy.steps == 20
 
 
+@pytest.mark.parametrize("full_share", [0.0, 0.5])
+def test_full_steps_train_the_blocks_the_controller_leaves_out(prepared, full_share: float) -> None:  # noqa: ANN001
+    from recnas.search.sample import RandomSearch
+
+    class StoreNothing(RandomSearch):
+        def ask(self):  # noqa: ANN202
+            return dict.fromkeys(self.space.choices, 0)
+
+    model = nis_fm(prepared.schema)
+    block, n_cat = model.embedding, len(model.embedding.fields)
+    batch = next(prepared.batches("valid", 256).iter_epoch(0))
+    block.set_sample(None)
+    before = block(batch)[:, :n_cat].detach().clone()  # the categorical rows, every block stored
+    search = WeightSharingSearch(model, StoreNothing(Space.collect(model), seed=0), model.embedding.memory_cost,
+                                 prepared.batches("train", 256, seed=0), prepared.batches("valid", 256, seed=0),
+                                 steps=8, samples_per_step=1, train_batches=2, warmup_steps=7, full_share=full_share)
+    search.run()
+    assert sum(search._trains_full(i) for i in range(16)) == 16 * full_share  # evenly spread, exact count
+    block.set_sample(None)
+    moved = not torch.equal(block(batch)[:, :n_cat], before)
+    assert moved == (full_share > 0)  # sampled steps alone never train what no sample stores
+
+
 @pytest.mark.parametrize("mode", ["me", "se"])
 def test_layouts_never_give_tail_rows_more_columns_and_ep_counts_the_stored_floats(prepared, mode: str) -> None:  # noqa: ANN001
     block = nis_fm(prepared.schema, mode).embedding
