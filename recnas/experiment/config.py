@@ -184,6 +184,9 @@ class SearchConfig(BaseModel):
     control: bool = Field(
         False, description="NIS / ESAPN: also retrain a random layout (NIS) or random policy (ESAPN) at the same EP")
     baseline: bool = Field(True, description="also train the unsearched model with the same settings")
+    retrain_embedding_l2: float | None = Field(
+        None, ge=0, description="embedding L2 of the retrain and the control (default trainer.embedding_l2, which "
+        "the baseline keeps): narrow rows behind a learned projection can need less than the full model")
 
 
 class ExperimentConfig(BaseModel):

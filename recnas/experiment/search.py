@@ -228,9 +228,19 @@ def search_stage(cfg: ExperimentConfig, splits: Splits, search_dir: Path,
     return arch
 
 
+def retrain_config(cfg: ExperimentConfig) -> ExperimentConfig:
+    """`cfg` with the retrain's own embedding L2 (`search.retrain_embedding_l2`) when one is set."""
+    if cfg.search.retrain_embedding_l2 is None:
+        return cfg
+    out = cfg.model_copy(deep=True)
+    out.trainer.embedding_l2 = cfg.search.retrain_embedding_l2
+    return out
+
+
 def retrain_stage(cfg: ExperimentConfig, splits: Splits, arch: dict[str, Any], retrain_dir: Path,
                   log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Train the found architecture from scratch with `cfg.trainer`; writes a complete run folder."""
+    cfg = retrain_config(cfg)
     set_seed(cfg.seed, cfg.threads)
     model = build_searched_model(cfg, splits.ds.schema, arch)  # the architecture first, then fresh weights
     retrain_dir.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from recnas.errors import ConfigError
@@ -29,9 +30,15 @@ def sets(method: str, cache: Path) -> list[str]:
 def test_search_cli_writes_the_layout_the_control_the_baseline_and_the_report(method: str, synth_dir: Path,
                                                                                tmp_path: Path) -> None:
     run = tmp_path / "run"
+    own_l2 = ["--set", "search.retrain_embedding_l2=0.003"] if method == "nis" else []
     res = CliRunner().invoke(app, ["search", str(ROOT / "configs" / f"{method}_synth.yaml"), "--data", str(synth_dir),
-                                   "--out", str(run), "--quiet", *sets(method, tmp_path / "cache")])
+                                   "--out", str(run), "--quiet", *sets(method, tmp_path / "cache"), *own_l2])
     assert res.exit_code == 0, res.output
+    if own_l2:  # the retrain and the control take their own embedding L2; the baseline keeps the trainer's
+        l2 = {stage: yaml.safe_load((run / stage / "config.yaml").read_text())["trainer"]["embedding_l2"]
+              for stage in ("retrain", "control", "baseline")}
+        trainer_l2 = load_config(ROOT / "configs" / "nis_synth.yaml").trainer.embedding_l2
+        assert l2 == {"retrain": 0.003, "control": 0.003, "baseline": trainer_l2} and trainer_l2 != 0.003
     assert "widths per frequency bucket" in res.output and "random control at the same EP" in res.output
     arch = json.loads((run / "search" / "arch.json").read_text())
     schema_card = {f["name"]: f["cardinality"] for f in json.loads((run / "report.json").read_text())["data"]["fields"]}
