@@ -103,6 +103,8 @@ class NISConfig(BaseModel):
     row_shares: list[float] = Field(default_factory=lambda: [0.1, 0.2, 0.7], min_length=1,
                                     description="frequency-rank shares of the row buckets, head first")
     col_blocks: int = Field(4, ge=1, description="column blocks per field (model.embedding_dim must divide by it)")
+    min_blocks: int = Field(0, ge=0, description="me: column blocks every id keeps (not searched); 0 = the paper, "
+                            "where a tail id can end with no columns")
     steps: int = Field(1200, ge=1, description="controller steps")
     warmup_steps: int = Field(100, ge=0, description="first steps that train only the weights")
     samples_per_step: int = Field(8, ge=1, description="layouts scored per step on one validation batch")

@@ -64,7 +64,7 @@ def build_sampled_supernet(cfg: ExperimentConfig, schema: Schema) -> CTRModel:
     enc = cfg.model.encoding_kwargs()
     if cfg.search.method == "nis":
         n = cfg.search.nis
-        model.embedding = NISEmbedding(schema, dim, n.row_shares, n.col_blocks, n.mode, **enc)
+        model.embedding = NISEmbedding(schema, dim, n.row_shares, n.col_blocks, n.mode, n.min_blocks, **enc)
     else:
         e = cfg.search.esapn
         model.embedding = ESAPNEmbedding(schema, e.sizes, e.buckets, **enc)

@@ -69,10 +69,13 @@ class NISEmbedding(EmbeddingFacade):
         row_shares: frequency-rank shares of the row buckets, head first.
         col_blocks: column blocks per field (`dim` must divide by it).
         mode: `me` (multi-size) or `se` (single-size).
+        min_blocks: ME only: the first `min_blocks` column blocks are stored for every id (not searched), so no id
+            ends with zero columns. A tail id without columns embeds as zeros, like an unseen id; a supernet trained
+            for a few epochs cannot tell what such ids are worth, and its controller drops them too readily.
     """
 
     def __init__(self, schema: Schema, dim: int, row_shares: Sequence[float] = DEFAULT_ROW_SHARES,
-                 col_blocks: int = DEFAULT_COL_BLOCKS, mode: Literal["me", "se"] = "me",
+                 col_blocks: int = DEFAULT_COL_BLOCKS, mode: Literal["me", "se"] = "me", min_blocks: int = 0,
                  numerical: NumericalSpec = "auto", pooling: str = "mean",
                  numerical_options: Mapping[str, Any] | None = None) -> None:
         super().__init__()
@@ -80,10 +83,12 @@ class NISEmbedding(EmbeddingFacade):
             raise ConfigError(f"NIS mode must be me (multi-size) or se (single-size), got {mode!r}")
         if col_blocks < 1 or dim % col_blocks:
             raise ConfigError(f"the embedding width {dim} must split into col_blocks={col_blocks} equal blocks")
+        if not 0 <= min_blocks <= col_blocks or (min_blocks and mode != "me"):
+            raise ConfigError(f"min_blocks must be in [0, col_blocks={col_blocks}], and 0 in se mode; got {min_blocks}")
         if not row_shares or min(row_shares) <= 0:
             raise ConfigError(f"row_shares must be positive shares, head first, got {list(row_shares)}")
         self.mode = mode
-        self.col_blocks = int(col_blocks)
+        self.col_blocks, self.min_blocks = int(col_blocks), int(min_blocks)
         self.block_width = dim // col_blocks
         self.row_shares = [float(s) for s in row_shares]
         self.encoding = {"numerical": numerical, "pooling": pooling, "numerical_options": numerical_options}
@@ -109,10 +114,14 @@ class NISEmbedding(EmbeddingFacade):
         return len(self.row_shares)
 
     def choices(self) -> list[Choice]:
-        """ME: per field and column block, how many head buckets use it; SE: rows kept and width."""
+        """ME: per field and column block, how many head buckets use it; SE: rows kept and width.
+
+        The first `min_blocks` blocks have one candidate, every bucket.
+        """
         r = tuple(range(self.n_buckets + 1))
         if self.mode == "me":
-            return [Choice(f"nis/{n}/block{j}", r) for n in self.fields for j in range(self.col_blocks)]
+            return [Choice(f"nis/{n}/block{j}", r if j >= self.min_blocks else (self.n_buckets,))
+                    for n in self.fields for j in range(self.col_blocks)]
         cols = tuple(range(1, self.col_blocks + 1))
         return [c for n in self.fields for c in (Choice(f"nis/{n}/rows", r), Choice(f"nis/{n}/cols", cols))]
 
@@ -227,7 +236,7 @@ def random_layout(block: NISEmbedding, ep: int, rng: np.random.Generator) -> Sam
     """
     if block.mode != "me":
         raise ConfigError("random_layout draws multi-size (me) layouts")
-    sample: Sample = {c.label: 0 for c in block.choices()}
+    sample: Sample = {c.label: c.candidates[0] for c in block.choices()}  # the smallest layout (min_blocks kept)
     labels = list(sample)
     previous = dict(sample)
     total = 0

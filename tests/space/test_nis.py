@@ -48,6 +48,26 @@ def test_random_search_drives_the_weight_sharing_loop_through_its_warm_up(prepar
     assert best == search.strategy.export() and search.strategy.steps == 20
 
 
+def test_min_blocks_keeps_a_floor_of_columns_for_every_id(prepared) -> None:  # noqa: ANN001
+    torch.manual_seed(0)
+    model = build_model("fm", prepared.schema, embedding_dim=DIM)
+    model.embedding = block = NISEmbedding(prepared.schema, DIM, col_blocks=4, min_blocks=1)
+    rng = np.random.default_rng(0)
+    floor = DIM // 4
+    for sample in [Space(block.choices()).random_sample(rng) for _ in range(20)] + [random_layout(block, 0, rng)]:
+        assert all(w.min() >= floor for w in block.id_widths(sample).values())
+    assert min(sum(block.field_ep(random_layout(block, 0, rng)).values()) for _ in range(3)) == \
+        sum(block.cardinality[n] * floor for n in block.fields)  # the smallest layout is the floor
+    ctrl = ReinforceController(Space.collect(model), seed=0, batch=4)
+    search = WeightSharingSearch(model, ctrl, block.memory_cost, prepared.batches("train", 256, seed=0),
+                                 prepared.batches("valid", 256, seed=0), steps=12, samples_per_step=4, warmup_steps=2)
+    assert all(w.min() >= floor for w in block.id_widths(search.run()).values())
+    with pytest.raises(ConfigError, match="min_blocks"):
+        NISEmbedding(prepared.schema, DIM, col_blocks=4, min_blocks=5)
+    with pytest.raises(ConfigError, match="min_blocks"):
+        NISEmbedding(prepared.schema, DIM, col_blocks=4, mode="se", min_blocks=1)
+
+
 @pytest.mark.parametrize("full_share", [0.0, 0.5])
 def test_full_steps_train_the_blocks_the_controller_leaves_out(prepared, full_share: float) -> None:  # noqa: ANN001
     from recnas.search.sample import RandomSearch
