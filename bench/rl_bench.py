@@ -22,6 +22,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
 import sys
 from pathlib import Path
 
@@ -32,23 +33,40 @@ from recnas.fileio import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 METHOD_SETTING = {
-    "nis": ["search.method=nis", "model.embedding_dim=16", "search.batch_size=512", "search.lr=0.001",
-            "search.embedding_l2=0", "search.nis.steps=1200", "search.nis.warmup_steps=100",
-            "search.nis.memory_lambda=0.01", "search.control=true"],
+    "nis": ["search.method=nis", "model.embedding_dim=16", "search.batch_size=4096", "search.lr=0.001",
+            "search.embedding_l2=0.1", "search.nis.steps=1200", "search.nis.warmup_steps=300",
+            "search.nis.full_share=0.5", "search.nis.min_blocks=1", "search.nis.cost=total",
+            "search.nis.max_cost=0.4", "search.nis.memory_lambda=0", "search.retrain_embedding_l2=0.01",
+            "search.control=true"],
     "esapn": ["search.method=esapn", "search.esapn.sizes=[2,4,8,16,32]", "search.batch_size=256", "search.lr=0.001",
               "search.embedding_l2=0", "search.esapn.valid_rows=10000", "search.esapn.memory_lambda=0.01",
+              "search.retrain_embedding_l2=0.01",
               "search.control=true"],
 }
 
 
-def run(dataset: str, method: str, seed: int, epochs: int, threads: int, work: Path, extra: list[str]) -> dict:
+def reuse_baseline(earlier: Path | None, run_dir: Path) -> None:
+    """Copy an earlier run's finished baseline into `run_dir` (the runner then skips that stage).
+
+    Only for a baseline trained with the same model, trainer, seed and data: the baseline does not depend on the
+    search settings, and the same seed and config give the same metrics.
+    """
+    source = earlier / "runs" / run_dir.name / "baseline" if earlier is not None else None
+    if source is not None and (source / "metrics.json").is_file() and not (run_dir / "baseline").exists():
+        shutil.copytree(source, run_dir / "baseline")
+
+
+def run(dataset: str, method: str, seed: int, epochs: int, threads: int, work: Path, extra: list[str],
+        baselines: Path | None = None) -> dict:
     from recnas.experiment.config import load_config
     from recnas.experiment.search import run_search
 
     overrides = [*SETTING, *METHOD_SETTING[method], f"seed={seed}", f"threads={threads}", f"trainer.epochs={epochs}",
                  f"data.path={DATA / dataset}", f"data.cache_dir={work / 'cache'}", f"name={dataset}-{method}-{seed}",
                  *extra]
-    res = run_search(load_config(None, overrides), work / "runs" / f"{dataset}-{method}-{seed}")
+    run_dir = work / "runs" / f"{dataset}-{method}-{seed}"
+    reuse_baseline(baselines, run_dir)
+    res = run_search(load_config(None, overrides), run_dir)
     r = json.loads((res.path / "report.json").read_text())["results"]
     arch = res.arch
     return {"dataset": dataset, "method": method, "seed": seed,
@@ -109,6 +127,8 @@ def main() -> None:
                     help="extra config override for every run (repeatable)")
     ap.add_argument("--tag", default="", help="suffix of the results file (parallel invocations)")
     ap.add_argument("--write-md", action="store_true", help="append the table of the saved results to BENCHMARKS.md")
+    ap.add_argument("--reuse-baselines", type=Path, default=None,
+                    help="an earlier --work folder whose finished baselines (same setting and seed) are copied")
     args = ap.parse_args()
     import torch
 
@@ -125,7 +145,8 @@ def main() -> None:
         if not args.write_md:
             for seed in seeds:
                 for method in methods:
-                    row = run(dataset, method, seed, args.epochs, args.threads, args.work, args.overrides)
+                    row = run(dataset, method, seed, args.epochs, args.threads, args.work, args.overrides,
+                              args.reuse_baselines)
                     rows.append(row)
                     print(f"{dataset} {method} seed {seed}: test AUC {row['test_auc']:.4f} vs control "
                           f"{row['control_test_auc']:.4f} vs full {row['base_test_auc']:.4f}, searched EP "
