@@ -119,6 +119,8 @@ class NISConfig(BaseModel):
     cost: Literal["field_mean", "total"] = Field(
         "field_mean", description="C_M: the stored share averaged over fields, or of all fields together")
     max_cost: float | None = Field(None, gt=0, le=1, description="hard budget on C_M")
+    fill_budget: bool = Field(False, description="grow the controller's layout until no larger step fits under "
+                              "max_cost (least log-probability lost per unit of C_M first)")
     quality: Literal["logloss", "auc"] = Field("logloss", description="R_Q: -logloss or AUC")
 
 

@@ -27,7 +27,7 @@ from recnas.search.weight_sharing import WeightSharingSearch
 from recnas.space import Space
 from recnas.space.esapn import ESAPNEmbedding
 from recnas.space.mixed_width import MixedWidthEmbedding, size_counts, widths_from_blocks
-from recnas.space.nis import NISEmbedding, bucket_rows, random_layout
+from recnas.space.nis import NISEmbedding, bucket_rows, fill_layout, random_layout
 
 SAMPLED_METHODS = ("nis", "esapn")
 CONTROLLER_LR = {"logits": 0.05, "lstm": 0.01}
@@ -46,6 +46,9 @@ def check_embedding_model(cfg: ExperimentConfig) -> None:
     if cfg.search.method == "nis" and cfg.search.control and cfg.search.nis.mode != "me":
         raise ConfigError("search.control draws a random multi-size layout; with search.nis.mode=se set "
                           "search.control=false")
+    if cfg.search.method == "nis" and cfg.search.nis.fill_budget and cfg.search.nis.max_cost is None:
+        raise ConfigError("search.nis.fill_budget grows the layout up to the hard budget; set search.nis.max_cost "
+                          "(e.g. 0.4) or search.nis.fill_budget=false")
     if cfg.search.method == "nis" and cfg.model.embedding_dim % cfg.search.nis.col_blocks:
         raise ConfigError(f"model.embedding_dim ({cfg.model.embedding_dim}) must divide into "
                           f"search.nis.col_blocks ({cfg.search.nis.col_blocks}) equal column blocks")
@@ -145,8 +148,14 @@ def sampled_search_stage(cfg: ExperimentConfig, splits: Splits, search_dir: Path
             max_cost=n.max_cost, quality=n.quality, history_path=search_dir / "history.jsonl",
             checkpoint=search_dir / "checkpoint.pt", record_every=max(n.steps // 100, 1), log=log)
         sample = search.run()
+        argmax_cost = block.memory_cost(sample, n.cost)
+        if n.fill_budget and n.max_cost is not None:
+            sample = fill_layout(block, sample, controller.probs(), n.max_cost, n.cost)
+            log(f"filled the budget: C_M {argmax_cost:.3f} -> {block.memory_cost(sample, n.cost):.3f} "
+                f"(max_cost {n.max_cost})")
         arch = _nis_arch(cfg, block, sample)
         arch.update(probs=controller.probs(), steps=n.steps, memory_lambda=n.memory_lambda, cost=n.cost,
+                    max_cost=n.max_cost, fill_budget=n.fill_budget, argmax_cost=argmax_cost,
                     search_seconds=search.seconds)
         return arch
     log(f"searching ESAPN sizes over {cfg.search.esapn.passes} pass(es) of the training stream")

@@ -20,6 +20,7 @@ Non-categorical fields are not searched and keep the full width.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -249,3 +250,35 @@ def random_layout(block: NISEmbedding, ep: int, rng: np.random.Generator) -> Sam
         total = sum(block.field_ep(sample).values())
     before = sum(block.field_ep(previous).values())
     return previous if abs(before - ep) < abs(total - ep) else sample
+
+
+def fill_layout(block: NISEmbedding, sample: Mapping[str, Any], probs: Mapping[str, Sequence[float]],
+                max_cost: float, normalise: Literal["field_mean", "total"] = "total") -> Sample:
+    """Grow `sample` until no larger step fits under `max_cost` (C_M of `normalise`).
+
+    Each step moves one choice to its next candidate (a column block reaches one more bucket, or in SE mode one
+    more bucket or block): the step that costs the controller the least log-probability per unit of C_M added.
+    A controller under a hard budget often ends well inside it; the fill spends the rest of the budget the way
+    the controller's probabilities rank (as AutoDim's `fill_budget`).
+    """
+    out: Sample = dict(sample)
+    choices = block.choices()
+    while True:
+        current = block.memory_cost(out, normalise)
+        best: tuple[float, Sample] | None = None
+        for c in choices:
+            i = c.candidates.index(out[c.label])
+            if i + 1 >= len(c.candidates):
+                continue
+            trial = {**out, c.label: c.candidates[i + 1]}
+            cost = block.memory_cost(trial, normalise)
+            if cost > max_cost or cost <= current:
+                continue
+            p = probs[c.label]
+            lost = math.log(max(p[i], 1e-12)) - math.log(max(p[i + 1], 1e-12))
+            score = lost / (cost - current)
+            if best is None or score < best[0]:
+                best = (score, trial)
+        if best is None:
+            return out
+        out = best[1]

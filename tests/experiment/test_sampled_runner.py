@@ -30,7 +30,8 @@ def sets(method: str, cache: Path) -> list[str]:
 def test_search_cli_writes_the_layout_the_control_the_baseline_and_the_report(method: str, synth_dir: Path,
                                                                                tmp_path: Path) -> None:
     run = tmp_path / "run"
-    own_l2 = ["--set", "search.retrain_embedding_l2=0.003"] if method == "nis" else []
+    own_l2 = [x for o in ("search.retrain_embedding_l2=0.003", "search.nis.max_cost=0.6", "search.nis.fill_budget=true")
+              for x in ("--set", o)] if method == "nis" else []
     res = CliRunner().invoke(app, ["search", str(ROOT / "configs" / f"{method}_synth.yaml"), "--data", str(synth_dir),
                                    "--out", str(run), "--quiet", *sets(method, tmp_path / "cache"), *own_l2])
     assert res.exit_code == 0, res.output
@@ -44,6 +45,8 @@ def test_search_cli_writes_the_layout_the_control_the_baseline_and_the_report(me
     schema_card = {f["name"]: f["cardinality"] for f in json.loads((run / "report.json").read_text())["data"]["fields"]}
     assert {"method", "sample", "space_fingerprint"} <= set(arch) and arch["method"] == method
     if method == "nis":
+        c_m = sum(arch["field_ep"][f] / arch["full_field_ep"][f] for f in arch["field_ep"]) / len(arch["field_ep"])
+        assert arch["fill_budget"] and arch["cost"] == "field_mean" and arch["argmax_cost"] <= c_m <= 0.6
         for f, blocks in arch["blocks"].items():  # head to tail, every id once, widths never growing
             assert sum(r for r, _ in blocks) == schema_card[f]
             widths = [w for _, w in blocks]
@@ -109,6 +112,9 @@ def test_bad_nis_and_esapn_settings_are_config_errors(synth_dir: Path, tmp_path:
         run_search(load_config(ROOT / "configs" / "esapn_synth.yaml", [*base, "model.name=ffm"]), tmp_path / "b")
     with pytest.raises(ConfigError, match="search.control=false"):
         run_search(load_config(ROOT / "configs" / "nis_synth.yaml", [*base, "search.nis.mode=se"]), tmp_path / "c")
+    with pytest.raises(ConfigError, match="search.nis.max_cost"):
+        run_search(load_config(ROOT / "configs" / "nis_synth.yaml", [*base, "search.nis.fill_budget=true"]),
+                   tmp_path / "e")
     with pytest.raises(ConfigError, match="trainer.sparse=false"):
         run_search(load_config(ROOT / "configs" / "esapn_synth.yaml", [*base, "trainer.sparse=true"]), tmp_path / "d")
     with pytest.raises(ConfigError, match="search.nis.stepz"):

@@ -15,7 +15,7 @@ from recnas.search.reinforce import ReinforceController
 from recnas.search.weight_sharing import WeightSharingSearch
 from recnas.space import Space
 from recnas.space.mixed_width import MixedWidthEmbedding
-from recnas.space.nis import NISEmbedding, bucket_rows, random_layout
+from recnas.space.nis import NISEmbedding, bucket_rows, fill_layout, random_layout
 from recnas.train import Trainer, TrainerConfig
 from recnas.train.trainer import evaluate
 
@@ -66,6 +66,32 @@ def test_min_blocks_keeps_a_floor_of_columns_for_every_id(prepared) -> None:  # 
         NISEmbedding(prepared.schema, DIM, col_blocks=4, min_blocks=5)
     with pytest.raises(ConfigError, match="min_blocks"):
         NISEmbedding(prepared.schema, DIM, col_blocks=4, mode="se", min_blocks=1)
+
+
+@pytest.mark.parametrize("mode", ["me", "se"])
+def test_fill_layout_spends_the_budget_in_the_controllers_order_and_stays_under_it(prepared, mode: str) -> None:  # noqa: ANN001
+    block = nis_fm(prepared.schema, mode).embedding
+    space = Space(block.choices())
+    smallest = {c.label: c.candidates[0] for c in block.choices()}
+    rng = np.random.default_rng(0)
+    for budget in (0.2, 0.5, 1.0):
+        probs = {c.label: list(rng.dirichlet(np.ones(len(c.candidates)))) for c in block.choices()}
+        filled = fill_layout(block, smallest, probs, budget)
+        space.validate(filled)
+        assert block.memory_cost(filled, "total") <= budget
+        for c in block.choices():  # maximal: no single further step fits
+            i = c.candidates.index(filled[c.label])
+            if i + 1 < len(c.candidates):
+                bigger = {**filled, c.label: c.candidates[i + 1]}
+                cost = block.memory_cost(bigger, "total")
+                assert cost > budget or cost == block.memory_cost(filled, "total")
+    assert fill_layout(block, smallest, probs, 1.0) == {c.label: c.candidates[-1] for c in block.choices()}
+    # the first step is the cheapest in log-probability per float: a choice whose next candidate is near-certain
+    grow = block.choices()[-1 if mode == "me" else -2]  # a step that stores more floats (se: the rows, not cols)
+    probs = {c.label: [0.98] + [0.02 / (len(c.candidates) - 1)] * (len(c.candidates) - 1) for c in block.choices()}
+    probs[grow.label] = [0.01] + [0.99 / (len(grow.candidates) - 1)] * (len(grow.candidates) - 1)
+    step = {**smallest, grow.label: grow.candidates[1]}
+    assert fill_layout(block, smallest, probs, block.memory_cost(step, "total")) == step
 
 
 @pytest.mark.parametrize("full_share", [0.0, 0.5])
