@@ -1,4 +1,4 @@
-"""Resuming from saved state: a damaged or mismatched checkpoint is one clear error naming the file."""
+"""Saving and resuming state: saves are atomic, and a damaged or mismatched checkpoint is one clear error."""
 
 from __future__ import annotations
 
@@ -10,11 +10,17 @@ from typing import Any, TypeVar
 import torch
 
 from recnas.errors import CacheError, RecnasError
+from recnas.fileio import write_atomic
 
 T = TypeVar("T")
 
 # What torch.load and load_state_dict raise on a truncated, foreign or mismatched file (missing keys, other shapes).
 _DAMAGED = (RuntimeError, KeyError, ValueError, TypeError, IndexError, EOFError, OSError, pickle.UnpicklingError)
+
+
+def save_checkpoint(path: Path, blob: dict[str, Any]) -> None:
+    """`torch.save(blob)` to `path` through a temporary file, so a kill mid-save keeps the previous checkpoint."""
+    write_atomic(path, lambda tmp: torch.save(blob, tmp))
 
 
 def resume_from(path: Path, restore: Callable[[dict[str, Any]], T], what: str) -> T:

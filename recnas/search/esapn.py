@@ -37,10 +37,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recnas.checkpoint import resume_from
+from recnas.checkpoint import resume_from, save_checkpoint
 from recnas.data.batches import BatchIterator, FieldBatch
 from recnas.errors import ConfigError
-from recnas.fileio import write_atomic, write_jsonl_atomic
+from recnas.fileio import write_jsonl_atomic
 from recnas.search.weight_sharing import batch_stream
 from recnas.space.choice import Sample
 from recnas.space.esapn import ESAPNEmbedding
@@ -282,7 +282,7 @@ class ESAPNSearch:
                 "position": position, "scalars": json.dumps([self.adv_var, self.decisions, self.enlarged, self.rounds,
                                                              self.seconds, self._losses]),
                 "history": json.dumps(self.history)}
-        write_atomic(self.checkpoint, lambda tmp: torch.save(blob, tmp))  # a kill mid-save keeps the old one
+        save_checkpoint(self.checkpoint, blob)
         self.write_history()
 
     def _resume(self) -> int:

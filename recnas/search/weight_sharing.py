@@ -27,10 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recnas.checkpoint import resume_from
+from recnas.checkpoint import resume_from, save_checkpoint
 from recnas.data.batches import BatchIterator, FieldBatch
 from recnas.errors import ConfigError, TrainingError
-from recnas.fileio import write_atomic, write_jsonl_atomic
+from recnas.fileio import write_jsonl_atomic
 from recnas.search.oneshot import searchable_blocks
 from recnas.search.sample import SampleStrategy
 from recnas.space.choice import Sample
@@ -210,7 +210,7 @@ class WeightSharingSearch:
                 "strategy": self.strategy.state_dict(), "step": self.step, "seconds": self.seconds,
                 "torch_rng": torch.get_rng_state(), "history": json.dumps(self.history),
                 "losses": json.dumps(self._losses)}
-        write_atomic(self.checkpoint, lambda tmp: torch.save(blob, tmp))  # a kill mid-save keeps the old one
+        save_checkpoint(self.checkpoint, blob)
         self.write_history()
 
     def _resume(self) -> None:

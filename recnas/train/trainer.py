@@ -19,10 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recnas.checkpoint import resume_from
+from recnas.checkpoint import resume_from, save_checkpoint
 from recnas.data.batches import BatchIterator
 from recnas.errors import DataError, TrainingError
-from recnas.fileio import write_atomic
 from recnas.nn.embedding import FieldEmbedding
 from recnas.train.config import TrainerConfig
 from recnas.train.hooks import Hook
@@ -143,7 +142,7 @@ class Trainer:
         hook_states = {key: st for key, h in _hook_keys(hooks) if (st := h.state_dict())}
         blob = {"model": model.state_dict(), "optimizers": [o.state_dict() for o in self.optimizers],
                 "hooks": hook_states, "torch_rng": torch.get_rng_state(), **state}
-        write_atomic(path, lambda tmp: torch.save(blob, tmp))  # a kill mid-save keeps the previous checkpoint
+        save_checkpoint(path, blob)
 
     def _load_checkpoint(self, path: Path, model: nn.Module, hooks: Sequence[Hook]) -> dict[str, Any]:
         def restore(blob: dict[str, Any]) -> dict[str, Any]:
