@@ -147,14 +147,14 @@ def sampled_search_stage(cfg: ExperimentConfig, splits: Splits, search_dir: Path
             warmup_steps=n.warmup_steps, lr=lr, embedding_l2=l2, memory_lambda=n.memory_lambda,
             max_cost=n.max_cost, quality=n.quality, history_path=search_dir / "history.jsonl",
             checkpoint=search_dir / "checkpoint.pt", record_every=max(n.steps // 100, 1), log=log)
-        sample = search.run()
+        sample, probs = search.run(), controller.probs()
         argmax_cost = block.memory_cost(sample, n.cost)
         if n.fill_budget and n.max_cost is not None:
-            sample = fill_layout(block, sample, controller.probs(), n.max_cost, n.cost)
+            sample = fill_layout(block, sample, probs, n.max_cost, n.cost)
             log(f"filled the budget: C_M {argmax_cost:.3f} -> {block.memory_cost(sample, n.cost):.3f} "
                 f"(max_cost {n.max_cost})")
         arch = _nis_arch(cfg, block, sample)
-        arch.update(probs=controller.probs(), steps=n.steps, memory_lambda=n.memory_lambda, cost=n.cost,
+        arch.update(probs=probs, steps=n.steps, memory_lambda=n.memory_lambda, cost=n.cost,
                     max_cost=n.max_cost, fill_budget=n.fill_budget, argmax_cost=argmax_cost,
                     search_seconds=search.seconds)
         return arch
