@@ -36,13 +36,56 @@ METHOD_SETTING = {
     "nis": ["search.method=nis", "model.embedding_dim=16", "search.batch_size=4096", "search.lr=0.001",
             "search.embedding_l2=0.1", "search.nis.steps=1200", "search.nis.warmup_steps=300",
             "search.nis.full_share=0.5", "search.nis.min_blocks=1", "search.nis.cost=total",
-            "search.nis.max_cost=0.4", "search.nis.memory_lambda=0", "search.retrain_embedding_l2=0.01",
+            "search.nis.max_cost=0.4", "search.nis.memory_lambda=0", "search.retrain_norm=true",
             "search.control=true"],
     "esapn": ["search.method=esapn", "search.esapn.sizes=[2,4,8,16,32]", "search.batch_size=256", "search.lr=0.001",
               "search.embedding_l2=0", "search.esapn.valid_rows=10000", "search.esapn.memory_lambda=0.01",
-              "search.retrain_embedding_l2=0.01",
-              "search.control=true"],
+              "search.retrain_norm=true", "search.control=true"],
 }
+# Chosen per dataset on seed 2026's valid split (BENCHMARKS.md): the retrain's and the control's embedding L2, and
+# whether NIS fills its budget. Datasets not listed take the method setting alone.
+DATASET_SETTING = {
+    ("nis", "frappe_full"): ["search.retrain_embedding_l2=0.1", "search.nis.fill_budget=true"],
+    ("esapn", "frappe_full"): ["search.retrain_embedding_l2=0.1"],
+    ("nis", "ml100k"): ["search.retrain_embedding_l2=0.01"],
+    ("esapn", "ml100k"): ["search.retrain_embedding_l2=0.01"],
+}
+# Settings that change only the retrain and the control, never the search or its export.
+RETRAIN_ONLY = {("search", "retrain_embedding_l2"), ("search", "retrain_norm")}
+
+
+def method_setting(method: str, dataset: str) -> list[str]:
+    """The method's overrides plus the ones chosen for this dataset."""
+    return [*METHOD_SETTING[method], *DATASET_SETTING.get((method, dataset), [])]
+
+
+def _search_settings(raw: dict) -> dict:
+    """A run's config without what cannot change its search: retrain-only keys, names, paths, progress bar."""
+    raw = json.loads(json.dumps(raw))
+    for section, key in [*RETRAIN_ONLY, ("data", "path"), ("data", "cache_dir"), ("trainer", "progress")]:
+        raw.get(section, {}).pop(key, None)
+    raw.pop("name", None)
+    return raw
+
+
+def reuse_search(earlier: Path | None, run_dir: Path, cfg_raw: dict) -> None:
+    """Copy an earlier run's finished search (and its random control's layout) into `run_dir`.
+
+    Only when the earlier run's config differs from this one in retrain-only keys alone: the search is seeded and
+    does not read them, so it would come out the same. The runner then trains the retrain and the control only.
+    """
+    import yaml
+
+    source = earlier / "runs" / run_dir.name if earlier is not None else None
+    if source is None or not (source / "search" / "arch.json").is_file() or (run_dir / "search").exists():
+        return
+    theirs = yaml.safe_load((source / "config.yaml").read_text())
+    if _search_settings(theirs) != _search_settings(cfg_raw):
+        raise SystemExit(f"--reuse-searches: {source} was searched with other settings; not reused")
+    shutil.copytree(source / "search", run_dir / "search")
+    if (source / "control" / "arch.json").is_file():
+        (run_dir / "control").mkdir(parents=True, exist_ok=True)
+        shutil.copy(source / "control" / "arch.json", run_dir / "control" / "arch.json")
 
 
 def reuse_baseline(earlier: Path | None, run_dir: Path) -> None:
@@ -57,16 +100,18 @@ def reuse_baseline(earlier: Path | None, run_dir: Path) -> None:
 
 
 def run(dataset: str, method: str, seed: int, epochs: int, threads: int, work: Path, extra: list[str],
-        baselines: Path | None = None) -> dict:
+        baselines: Path | None = None, searches: Path | None = None) -> dict:
     from recnas.experiment.config import load_config
     from recnas.experiment.search import run_search
 
-    overrides = [*SETTING, *METHOD_SETTING[method], f"seed={seed}", f"threads={threads}", f"trainer.epochs={epochs}",
-                 f"data.path={DATA / dataset}", f"data.cache_dir={work / 'cache'}", f"name={dataset}-{method}-{seed}",
-                 *extra]
+    overrides = [*SETTING, *method_setting(method, dataset), f"seed={seed}", f"threads={threads}",
+                 f"trainer.epochs={epochs}", f"data.path={DATA / dataset}", f"data.cache_dir={work / 'cache'}",
+                 f"name={dataset}-{method}-{seed}", *extra]
     run_dir = work / "runs" / f"{dataset}-{method}-{seed}"
+    cfg = load_config(None, overrides)
     reuse_baseline(baselines, run_dir)
-    res = run_search(load_config(None, overrides), run_dir)
+    reuse_search(searches, run_dir, cfg.model_dump(mode="json"))
+    res = run_search(cfg, run_dir)
     r = json.loads((res.path / "report.json").read_text())["results"]
     arch = res.arch
     return {"dataset": dataset, "method": method, "seed": seed,
@@ -129,6 +174,9 @@ def main() -> None:
     ap.add_argument("--write-md", action="store_true", help="append the table of the saved results to BENCHMARKS.md")
     ap.add_argument("--reuse-baselines", type=Path, default=None,
                     help="an earlier --work folder whose finished baselines (same setting and seed) are copied")
+    ap.add_argument("--reuse-searches", type=Path, default=None,
+                    help="an earlier --work folder whose finished searches are copied where only retrain-only "
+                    "settings differ (the search is seeded and would repeat exactly)")
     args = ap.parse_args()
     import torch
 
@@ -146,14 +194,17 @@ def main() -> None:
             for seed in seeds:
                 for method in methods:
                     row = run(dataset, method, seed, args.epochs, args.threads, args.work, args.overrides,
-                              args.reuse_baselines)
+                              args.reuse_baselines, args.reuse_searches)
                     rows.append(row)
                     print(f"{dataset} {method} seed {seed}: test AUC {row['test_auc']:.4f} vs control "
                           f"{row['control_test_auc']:.4f} vs full {row['base_test_auc']:.4f}, searched EP "
                           f"{row['searched_ep_fraction']:.1%}", flush=True)
                     write_text_atomic(out, json.dumps({"date": dt.date.today().isoformat(), "command": command,
                                                        "machine": machine, "setting": SETTING,
-                                                       "methods": METHOD_SETTING, "runs": rows,
+                                                       "methods": METHOD_SETTING,
+                                                       "dataset_settings": {f"{m} {d}": v for (m, d), v
+                                                                            in DATASET_SETTING.items()},
+                                                       "runs": rows,
                                                        "summary": summarize(rows)}, indent=2))
         else:
             rows = earlier

@@ -171,7 +171,8 @@ class SearchConfig(BaseModel):
     # AutoDim
     candidates: list[int] = Field(default_factory=lambda: [2, 4, 8, 16, 32], min_length=1)
     common_dim: int | None = Field(None, ge=1, description="interaction dimension (default: the largest candidate)")
-    lift_gamma: float = Field(0.15, gt=0, description="initial batch-norm scale of the candidate lifts")
+    lift_gamma: float = Field(0.15, gt=0, description="initial batch-norm scale of the candidate lifts (AutoDim) "
+                              "and of the retrain's batch norm (NIS / ESAPN with retrain_norm)")
     memory_lambda: float = Field(0.1, ge=0, description="weight of the expected-size term (0 = the paper's form)")
     max_ep: int | None = Field(None, ge=1, description="hard budget on the searched embedding parameters")
     max_ep_fraction: float | None = Field(
@@ -191,6 +192,9 @@ class SearchConfig(BaseModel):
     retrain_embedding_l2: float | None = Field(
         None, ge=0, description="embedding L2 of the retrain and the control (default trainer.embedding_l2, which "
         "the baseline keeps): narrow rows behind a learned projection can need less than the full model")
+    retrain_norm: bool = Field(
+        False, description="NIS / ESAPN: batch norm (scale starting at lift_gamma) on the retrain's and the control's "
+        "projected id embeddings, as AutoDim's lift; makes the embedding L2 scale-free")
 
 
 class ExperimentConfig(BaseModel):

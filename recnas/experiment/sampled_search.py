@@ -218,8 +218,9 @@ def build_sampled_retrain_model(cfg: ExperimentConfig, schema: Schema, arch: dic
     dim = int(arch["common_dim"])
     kw = {**cfg.model.build_kwargs(), "embedding_dim": dim, "sparse": cfg.trainer.sparse}
     model = build_model(arch["model"], schema, **kw)
+    gamma = cfg.search.lift_gamma if cfg.search.retrain_norm else None
     model.embedding = MixedWidthEmbedding(schema, id_widths(schema, arch), dim, **cfg.model.encoding_kwargs(),
-                                          sparse=cfg.trainer.sparse)
+                                          sparse=cfg.trainer.sparse, norm_gamma=gamma)
     return model
 
 

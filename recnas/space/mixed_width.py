@@ -6,6 +6,10 @@ Ids of one field that share a width share a table (`rows x width`); each table h
 is not stored and embeds to the zero vector. EP counts the floats of the tables, per field; the
 projections are dense weights, reported apart (`projection_params`). Fields that are not categorical
 (numerical, multi-valued) are embedded at `common_dim` by a plain `FieldEmbedding`.
+
+With `norm_gamma` set, the projected categorical embeddings pass through a batch norm over the
+`F_cat x common_dim` outputs whose scale starts at `norm_gamma` (AutoDim's retrain lift): the model then no
+longer sees the rows' scale, so the embedding L2 cannot shrink a narrow field's signal away.
 """
 
 from __future__ import annotations
@@ -58,11 +62,13 @@ class MixedWidthEmbedding(CategoricalSplitEmbedding):
         widths: {categorical field: per-id widths (length = the field's cardinality)}; fields left out keep
             `common_dim` for every id.
         common_dim: the model's interaction width.
+        norm_gamma: initial scale of a batch norm on the projected categorical embeddings; None = no norm.
     """
 
     def __init__(self, schema: Schema, widths: Mapping[str, Sequence[int] | np.ndarray], common_dim: int,
                  numerical: NumericalSpec = "auto", pooling: str = "mean", sparse: bool = False,
-                 numerical_options: Mapping[str, Any] | None = None, init_std: float = 1e-4) -> None:
+                 numerical_options: Mapping[str, Any] | None = None, init_std: float = 1e-4,
+                 norm_gamma: float | None = None) -> None:
         super().__init__()
         cat = schema.categorical
         names = [f.name for f in cat]
@@ -97,6 +103,10 @@ class MixedWidthEmbedding(CategoricalSplitEmbedding):
             self._groups.append(groups)
             self.register_buffer(f"group_{i}", torch.from_numpy(group_of), persistent=False)
             self.register_buffer(f"local_{i}", torch.from_numpy(local), persistent=False)
+        self.norm: nn.BatchNorm1d | None = None
+        if norm_gamma is not None and cat:
+            self.norm = nn.BatchNorm1d(len(cat) * self.common_dim)
+            nn.init.constant_(self.norm.weight, float(norm_gamma))
         self._build_rest(schema, self.common_dim, numerical, pooling, sparse, numerical_options, init_std)
         self._set_shape([*names, *(self.rest.field_names if self.rest is not None else [])], self.common_dim)
 
@@ -126,7 +136,8 @@ class MixedWidthEmbedding(CategoricalSplitEmbedding):
             if pieces:
                 out = out.index_put((torch.cat(where),), torch.cat(pieces))
             parts.append(out.unsqueeze(1))
-        return torch.cat(parts, dim=1)
+        x = torch.cat(parts, dim=1)
+        return x if self.norm is None else self.norm(x.flatten(1)).view_as(x)
 
     def own_embedding_params(self) -> int:
         """Floats stored in the mixed-width tables."""

@@ -32,8 +32,9 @@ def test_search_cli_writes_the_layout_the_control_the_baseline_and_the_report(me
     run = tmp_path / "run"
     own_l2 = [x for o in ("search.retrain_embedding_l2=0.003", "search.nis.max_cost=0.6", "search.nis.fill_budget=true")
               for x in ("--set", o)] if method == "nis" else []
+    norm = ["--set", "search.retrain_norm=true"] if method == "esapn" else []
     res = CliRunner().invoke(app, ["search", str(ROOT / "configs" / f"{method}_synth.yaml"), "--data", str(synth_dir),
-                                   "--out", str(run), "--quiet", *sets(method, tmp_path / "cache"), *own_l2])
+                                   "--out", str(run), "--quiet", *sets(method, tmp_path / "cache"), *own_l2, *norm])
     assert res.exit_code == 0, res.output
     if own_l2:  # the retrain and the control take their own embedding L2; the baseline keeps the trainer's
         l2 = {stage: yaml.safe_load((run / stage / "config.yaml").read_text())["trainer"]["embedding_l2"]
@@ -56,6 +57,10 @@ def test_search_cli_writes_the_layout_the_control_the_baseline_and_the_report(me
             assert sum(counts.values()) == schema_card[f]
             assert set(map(int, counts)) <= {2, 4, 8}
     assert arch["ep"] == sum(arch["field_ep"].values()) and arch["full_ep"] == sum(arch["full_field_ep"].values())
+    if method == "esapn":  # the retrain's and the control's id embeddings pass through a batch norm
+        from safetensors.torch import load_file
+        for stage in ("retrain", "control"):
+            assert "embedding.norm.weight" in load_file(run / stage / "model.safetensors")
     retrain = json.loads((run / "retrain" / "metrics.json").read_text())
     baseline = json.loads((run / "baseline" / "metrics.json").read_text())
     control = json.loads((run / "control" / "metrics.json").read_text())

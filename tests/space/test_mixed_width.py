@@ -61,3 +61,25 @@ def test_wrong_widths_are_clear_errors(prepared) -> None:  # noqa: ANN001
         MixedWidthEmbedding(schema, {"nope": [4]}, 8)
     with pytest.raises(ConfigError, match=">= 0"):
         MixedWidthEmbedding(schema, {f.name: np.full(f.cardinality, -1)}, 8)
+
+
+def test_the_optional_batch_norm_makes_the_output_blind_to_the_rows_scale(prepared) -> None:  # noqa: ANN001
+    schema = prepared.schema
+    widths = {f.name: np.full(f.cardinality, 4) for f in schema.categorical}
+    batch = next(iter(prepared.batches("train", 512, shuffle=False)))
+    n_cat = len(schema.categorical)
+    for gamma in (None, 0.15):
+        torch.manual_seed(0)
+        emb = MixedWidthEmbedding(schema, widths, 8, norm_gamma=gamma, init_std=0.1)
+        with torch.no_grad():
+            before = emb(batch)[:, :n_cat]
+            for t in emb.tables:
+                t.weight.mul_(10.0)
+            after = emb(batch)[:, :n_cat]
+        if gamma is None:
+            assert emb.norm is None
+            assert torch.allclose(after, 10.0 * before, atol=1e-6)
+        else:  # batch statistics: the same output whatever the scale, each used column at std ~ gamma
+            assert torch.allclose(after, before, rtol=1e-2, atol=1e-3)  # up to the norm's eps
+            std = before[:, :, :4].std(dim=0)
+            assert torch.allclose(std, torch.full_like(std, gamma), rtol=0.05)
