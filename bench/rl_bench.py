@@ -79,8 +79,11 @@ def reuse_search(earlier: Path | None, run_dir: Path, cfg_raw: dict) -> None:
     source = earlier / "runs" / run_dir.name if earlier is not None else None
     if source is None or not (source / "search" / "arch.json").is_file() or (run_dir / "search").exists():
         return
-    theirs = yaml.safe_load((source / "config.yaml").read_text())
-    if _search_settings(theirs) != _search_settings(cfg_raw):
+    from recnas.experiment.config import ExperimentConfig
+
+    # through the current config model, so keys added since that run compare at their defaults
+    theirs = ExperimentConfig.model_validate(yaml.safe_load((source / "config.yaml").read_text()))
+    if _search_settings(theirs.model_dump(mode="json")) != _search_settings(cfg_raw):
         raise SystemExit(f"--reuse-searches: {source} was searched with other settings; not reused")
     shutil.copytree(source / "search", run_dir / "search")
     if (source / "control" / "arch.json").is_file():
