@@ -102,8 +102,30 @@ def reuse_baseline(earlier: Path | None, run_dir: Path) -> None:
         shutil.copytree(source, run_dir / "baseline")
 
 
+def full_layout(arch: dict) -> dict:
+    """`arch` with every id at the full width: the unsearched model built and trained as the retrain is."""
+    out = json.loads(json.dumps(arch))
+    if arch["method"] == "nis":
+        out["blocks"] = {f: [[sum(r for r, _ in b), arch["common_dim"]]] for f, b in arch["blocks"].items()}
+    else:
+        out["bucket_sizes"] = {f: [arch["common_dim"]] * len(b) for f, b in arch["bucket_sizes"].items()}
+    out["full_layout"] = "every id at the full width, retrained with the retrain's settings"
+    return out
+
+
+def full_retrain(cfg, run_dir: Path, arch: dict) -> dict:  # noqa: ANN001
+    """Train (once) the full layout with the retrain's settings into run_dir/full_retrain; its metrics."""
+    from recnas.experiment.run import load_splits
+    from recnas.experiment.search import retrain_stage
+
+    done = run_dir / "full_retrain" / "metrics.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    return retrain_stage(cfg, load_splits(cfg), full_layout(arch), run_dir / "full_retrain")
+
+
 def run(dataset: str, method: str, seed: int, epochs: int, threads: int, work: Path, extra: list[str],
-        baselines: Path | None = None, searches: Path | None = None) -> dict:
+        baselines: Path | None = None, searches: Path | None = None, with_full_retrain: bool = False) -> dict:
     from recnas.experiment.config import load_config
     from recnas.experiment.search import run_search
 
@@ -117,7 +139,12 @@ def run(dataset: str, method: str, seed: int, epochs: int, threads: int, work: P
     res = run_search(cfg, run_dir)
     r = json.loads((res.path / "report.json").read_text())["results"]
     arch = res.arch
-    return {"dataset": dataset, "method": method, "seed": seed,
+    same = {}
+    if with_full_retrain:
+        f = full_retrain(cfg, run_dir, arch)
+        same = {"full_retrain_test_auc": f["test_auc"], "full_retrain_valid_auc": f["valid_auc"],
+                "gain_over_full_retrain": r["searched"]["test_auc"] - f["test_auc"]}
+    return {**same, "dataset": dataset, "method": method, "seed": seed,
             "test_auc": r["searched"]["test_auc"], "test_logloss": r["searched"]["test_logloss"],
             "control_test_auc": r["control"]["test_auc"], "base_test_auc": r["baseline"]["test_auc"],
             "base_test_logloss": r["baseline"]["test_logloss"], "valid_auc": res.retrain["valid_auc"],
@@ -138,6 +165,9 @@ def summarize(rows: list[dict]) -> list[dict]:
         for key in ("test_auc", "control_test_auc", "base_test_auc", "auc_gain", "gain_over_control",
                     "searched_ep_fraction", "model_ep_fraction", "search_seconds", "baseline_seconds"):
             s[key], s[key + "_sd"] = mean_sd(rs, key)
+        if all("full_retrain_test_auc" in r for r in rs):
+            for key in ("full_retrain_test_auc", "gain_over_full_retrain"):
+                s[key], s[key + "_sd"] = mean_sd(rs, key)
         s["auc_goal"] = s["auc_gain"] >= -0.001
         s["size_goal"] = s["searched_ep_fraction"] <= 0.4
         s["control_goal"] = s["gain_over_control"] > 0
@@ -160,6 +190,13 @@ def table(dataset: str, summary: list[dict]) -> str:
             f"± {s['gain_over_control_sd']:.4f} | {s['searched_ep_fraction']:.1%} | {s['model_ep_fraction']:.1%} | "
             f"{s['search_seconds']:.0f} ({s['baseline_seconds']:.0f}) | AUC {met(s['auc_goal'])}, size "
             f"{met(s['size_goal'])}, control {met(s['control_goal'])} |")
+    same = [s for s in summary if "full_retrain_test_auc" in s]
+    if same:
+        lines += ["", "Against the full width built and trained as the retrain is (`--full-retrain`: every id at the "
+                  "full width, with the retrain's settings, so what the layout costs apart from the retrain's model):",
+                  "", "| method | test AUC full, same retrain | searched minus it |", "|---|---|---|"]
+        lines += [f"| {s['method']} | {s['full_retrain_test_auc']:.4f} | {s['gain_over_full_retrain']:+.4f} ± "
+                  f"{s['gain_over_full_retrain_sd']:.4f} |" for s in same]
     return "\n".join(lines) + "\n"
 
 
@@ -180,6 +217,8 @@ def main() -> None:
     ap.add_argument("--reuse-searches", type=Path, default=None,
                     help="an earlier --work folder whose finished searches are copied where only retrain-only "
                     "settings differ (the search is seeded and would repeat exactly)")
+    ap.add_argument("--full-retrain", action="store_true",
+                    help="also train every id at the full width with the retrain's settings (run_dir/full_retrain)")
     args = ap.parse_args()
     import torch
 
@@ -197,7 +236,7 @@ def main() -> None:
             for seed in seeds:
                 for method in methods:
                     row = run(dataset, method, seed, args.epochs, args.threads, args.work, args.overrides,
-                              args.reuse_baselines, args.reuse_searches)
+                              args.reuse_baselines, args.reuse_searches, args.full_retrain)
                     rows.append(row)
                     print(f"{dataset} {method} seed {seed}: test AUC {row['test_auc']:.4f} vs control "
                           f"{row['control_test_auc']:.4f} vs full {row['base_test_auc']:.4f}, searched EP "
