@@ -61,9 +61,12 @@ def method_setting(method: str, dataset: str) -> list[str]:
 
 
 def _search_settings(raw: dict) -> dict:
-    """A run's config without what cannot change its search: retrain-only keys, names, paths, progress bar."""
-    raw = json.loads(json.dumps(raw))
-    for section, key in [*RETRAIN_ONLY, ("data", "path"), ("data", "cache_dir"), ("trainer", "progress")]:
+    """A run's config without what cannot change its search: the runner's own resume comparison (`_settings`: no
+    progress bar, data path or cache folder), less the retrain-only keys and the run name."""
+    from recnas.experiment.search import _settings
+
+    raw = _settings(raw)  # a copy
+    for section, key in RETRAIN_ONLY:
         raw.get(section, {}).pop(key, None)
     raw.pop("name", None)
     return raw
