@@ -28,6 +28,10 @@ class TrainerConfig(BaseModel):
     )
     patience: int = Field(2, ge=1, description="stop after this many epochs in a row without improvement")
     reduce_lr_factor: float = Field(0.1, gt=0, le=1, description="multiply the lr by this on each bad epoch")
+    min_epochs: int = Field(
+        0, ge=0, description="epochs in which a valid score below the best neither cuts the lr nor counts toward "
+        "early stopping: a dip on an early plateau is noise, not convergence (0 = every epoch counts)"
+    )
     min_delta: float = Field(1e-6, ge=0)
     monitor: Literal["auc", "logloss"] = "auc"
     max_grad_norm: float | None = Field(None, gt=0)

@@ -238,7 +238,7 @@ class Trainer:
                     result.best_epoch, result.best_valid = epoch, metrics
                     if cfg.restore_best:  # a search keeps its last state: no copy needed
                         best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                else:
+                elif epoch > cfg.min_epochs:
                     bad += 1
                     self._reduce_lr()
                     if bad >= cfg.patience:

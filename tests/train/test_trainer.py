@@ -58,6 +58,30 @@ def test_early_stopping_reduces_lr_and_restores_the_best_weights(prepared_large)
     assert evaluate(model, valid)["auc"] == pytest.approx(max(aucs), abs=1e-9)  # best weights restored
 
 
+def test_min_epochs_lets_early_dips_pass_and_then_stops_as_before(prepared_large) -> None:  # noqa: ANN001
+    def fit(min_epochs: int) -> tuple[list[float], list[float], object, object]:
+        torch.manual_seed(0)
+        model = build_model("fm", prepared_large.schema, embedding_dim=8)
+        cfg = TrainerConfig(epochs=40, batch_size=256, lr=0.05, patience=2, reduce_lr_factor=0.5,
+                            min_epochs=min_epochs, progress=False)
+        res = Trainer(cfg).fit(model, prepared_large.batches("train", 256, seed=0), valid)
+        return [h["valid_auc"] for h in res.history], [h["lr"] for h in res.history], res, model
+
+    valid = prepared_large.batches("valid", 4096, shuffle=False)
+    plain_aucs, plain_lrs, plain, _ = fit(0)
+    warm = plain.epochs + 2  # past the epoch where the plain run stopped
+    aucs, lrs, res, model = fit(warm)
+    assert res.epochs > warm > plain.epochs, "no stop inside the warm-up, then the usual rule stops it"
+    assert lrs[:warm] == [0.05] * warm, "no lr cut inside the warm-up"
+    assert any(a <= max(aucs[:i]) for i, a in enumerate(aucs[:warm]) if i), "the warm-up held a bad epoch"
+    assert plain_lrs[-1] < 0.05 and lrs[-1] < 0.05, "after the warm-up bad epochs cut the lr again"
+    best = max(aucs)
+    assert all(a <= best + 1e-6 for a in aucs[-2:]) and res.best_epoch == int(np.argmax(aucs)) + 1
+    assert evaluate(model, valid)["auc"] == pytest.approx(best, abs=1e-9)  # the best weights, as without it
+    first_cut = next(i for i, lr in enumerate(plain_lrs) if lr < 0.05)  # the first epoch at a lower lr
+    assert first_cut < warm and aucs[:first_cut] == plain_aucs[:first_cut]  # the same run until the plain one cut
+
+
 def test_same_seed_same_metrics(prepared) -> None:  # noqa: ANN001
     def run() -> list:
         torch.manual_seed(7)
