@@ -31,6 +31,7 @@ print(f"({m['epochs']} epochs, {m['train_samples_per_s']:,.0f} train samples/s, 
 PY
 echo
 echo "== 5. AutoFIS search (configs/autofis_synth.yaml): gate every pair, GRDA zeroes the useless ones, retrain"
+rm -rf "$OUT/runs/autofis"  # a fresh search each time: a folder left by an older recnas may hold other settings
 $RECNAS search configs/autofis_synth.yaml --out "$OUT/runs/autofis" --quiet \
   --set data.path="$OUT/synth" --set data.cache_dir="$OUT/cache"
 echo

@@ -29,7 +29,7 @@ import yaml
 from recnas.data.batches import BatchIterator
 from recnas.data.schema import Schema
 from recnas.errors import ConfigError, DataError
-from recnas.experiment.config import ExperimentConfig
+from recnas.experiment.config import ExperimentConfig, load_config
 from recnas.experiment.run import Splits, fit_and_score, load_splits, set_seed, train_arrays
 from recnas.experiment.sampled_search import (
     SAMPLED_METHODS,
@@ -277,6 +277,18 @@ def _settings(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
+def _saved_config(path: Path, run_dir: Path) -> dict[str, Any]:
+    """A run folder's config.yaml, read through the current config model.
+
+    So a key added since (whose default keeps the old behaviour) does not make an unchanged run look different.
+    """
+    try:
+        return load_config(path).model_dump(mode="json")
+    except ConfigError as e:
+        raise ConfigError(f"{run_dir} holds a run whose config this version of recnas cannot read ({e}); pass a "
+                          "new --out (or delete the folder) to start another search") from None
+
+
 def _claim_folder(run_dir: Path, cfg: ExperimentConfig, data_key: str) -> None:
     """Write config.yaml and the data's cache key, or check that an existing run used the same of both.
 
@@ -284,7 +296,7 @@ def _claim_folder(run_dir: Path, cfg: ExperimentConfig, data_key: str) -> None:
     """
     text = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
     path, key_path = run_dir / "config.yaml", run_dir / "data_key.txt"
-    if path.is_file() and _settings(yaml.safe_load(path.read_text())) != _settings(cfg.model_dump(mode="json")):
+    if path.is_file() and _settings(_saved_config(path, run_dir)) != _settings(cfg.model_dump(mode="json")):
         raise ConfigError(f"{run_dir} holds a run with a different config; pass a new --out (or delete the folder) "
                           "to start another search")
     if key_path.is_file() and key_path.read_text().strip() != data_key:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from recnas.errors import ConfigError
@@ -117,6 +118,17 @@ def test_a_run_folder_refuses_a_different_config_and_autofis_a_model_it_cannot_g
     same = config(synth_dir, tmp_path / "cache", "autofis", "search.baseline=false", "search.epochs=1",
                   "trainer.progress=true", f"data.path={synth_dir}/")
     assert run_search(same, tmp_path / "run").arch["method"] == "autofis"
+    # a folder written before a key was added (its default keeps the old behaviour) is the same config; one
+    # holding a key this version does not know is refused with the folder and the key named
+    saved = tmp_path / "run" / "config.yaml"
+    raw = yaml.safe_load(saved.read_text())
+    del raw["trainer"]["min_epochs"]
+    saved.write_text(yaml.safe_dump(raw))
+    assert run_search(same, tmp_path / "run").arch["method"] == "autofis"
+    raw["model"]["numerical"] = "auto"
+    saved.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=r"cannot read .*model\.numerical"):
+        run_search(same, tmp_path / "run")
     with pytest.raises(ConfigError, match="warmup_epochs"):
         run_search(config(synth_dir, tmp_path / "cache", "autodim", "search.warmup_epochs=3"), tmp_path / "run3")
 
