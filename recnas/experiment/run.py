@@ -27,7 +27,7 @@ from recnas.data.processor import EncodeReport, FeatureProcessor
 from recnas.data.readers import ReadReport
 from recnas.data.schema import Schema
 from recnas.data.source import open_dataset
-from recnas.errors import ConfigError, DataError
+from recnas.errors import ConfigError, DataError, describe_validation_error
 from recnas.experiment.config import ExperimentConfig
 from recnas.experiment.numerical_report import write_autodis_report
 from recnas.fileio import write_text_atomic
@@ -172,9 +172,14 @@ def run_train(cfg: ExperimentConfig, out: str | Path | None = None,
 def load_config_file(path: Path) -> ExperimentConfig:
     """The resolved config a run folder holds (written by recnas), with a clear error when it is damaged."""
     try:
-        return ExperimentConfig.model_validate(yaml.safe_load(path.read_text()))
-    except (ValidationError, yaml.YAMLError, OSError) as e:
+        raw = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, OSError) as e:
         raise ConfigError(f"{path}: not a config recnas wrote ({e.__class__.__name__}); run again") from None
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as e:  # an empty file, or a key this version does not know: name it
+        raise ConfigError(f"{describe_validation_error(e, str(path))} (not a config this version of recnas wrote); "
+                          "run again") from None
 
 
 def load_run(run_dir: str | Path) -> tuple[ExperimentConfig, Schema, CTRModel]:

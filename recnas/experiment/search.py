@@ -29,8 +29,8 @@ import yaml
 from recnas.data.batches import BatchIterator
 from recnas.data.schema import Schema
 from recnas.errors import ConfigError, DataError
-from recnas.experiment.config import ExperimentConfig, load_config
-from recnas.experiment.run import Splits, fit_and_score, load_splits, set_seed, train_arrays
+from recnas.experiment.config import ExperimentConfig
+from recnas.experiment.run import Splits, fit_and_score, load_config_file, load_splits, set_seed, train_arrays
 from recnas.experiment.sampled_search import (
     SAMPLED_METHODS,
     build_sampled_retrain_model,
@@ -283,7 +283,7 @@ def _saved_config(path: Path, run_dir: Path) -> dict[str, Any]:
     So a key added since (whose default keeps the old behaviour) does not make an unchanged run look different.
     """
     try:
-        return load_config(path).model_dump(mode="json")
+        return load_config_file(path).model_dump(mode="json")
     except ConfigError as e:
         raise ConfigError(f"{run_dir} holds a run whose config this version of recnas cannot read ({e}); pass a "
                           "new --out (or delete the folder) to start another search") from None
@@ -294,9 +294,10 @@ def _claim_folder(run_dir: Path, cfg: ExperimentConfig, data_key: str) -> None:
 
     A resumed run must change neither.
     """
-    text = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+    resolved = cfg.model_dump(mode="json")
+    text = yaml.safe_dump(resolved, sort_keys=False)
     path, key_path = run_dir / "config.yaml", run_dir / "data_key.txt"
-    if path.is_file() and _settings(_saved_config(path, run_dir)) != _settings(cfg.model_dump(mode="json")):
+    if path.is_file() and _settings(_saved_config(path, run_dir)) != _settings(resolved):
         raise ConfigError(f"{run_dir} holds a run with a different config; pass a new --out (or delete the folder) "
                           "to start another search")
     if key_path.is_file() and key_path.read_text().strip() != data_key:
@@ -353,7 +354,6 @@ def run_search(cfg: ExperimentConfig, out: str | Path | None = None, log: Callab
 def run_retrain(run_dir: str | Path, log: Callable[[str], None] | None = None) -> SearchRun:
     """Re-run the retrain stage alone from `search/arch.json` (then refresh the report)."""
     from recnas.experiment.report import write_report
-    from recnas.experiment.run import load_config_file
 
     run_dir = Path(run_dir)
     arch_path = run_dir / "search" / "arch.json"
