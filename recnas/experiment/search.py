@@ -304,8 +304,8 @@ def _claim_folder(run_dir: Path, cfg: ExperimentConfig, data_key: str) -> None:
         raise ConfigError(f"{run_dir} holds a run on different data (the files under {cfg.data.path} changed); "
                           "pass a new --out (or delete the folder) to search again")
     run_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    key_path.write_text(data_key + "\n")
+    write_text_atomic(path, text)  # a kill mid-write must not leave a config.yaml a resume cannot read
+    write_text_atomic(key_path, data_key + "\n")
 
 
 @dataclass
