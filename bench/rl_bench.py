@@ -26,7 +26,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from search_bench import DATA, SETTING
+from search_bench import DATA, SETTING, reuse_baseline
 from zoo_bench import grouped, mean_sd
 
 from recnas.fileio import write_text_atomic
@@ -93,17 +93,6 @@ def reuse_search(earlier: Path | None, run_dir: Path, cfg_raw: dict) -> None:
     if (source / "control" / "arch.json").is_file():
         (run_dir / "control").mkdir(parents=True, exist_ok=True)
         shutil.copy(source / "control" / "arch.json", run_dir / "control" / "arch.json")
-
-
-def reuse_baseline(earlier: Path | None, run_dir: Path) -> None:
-    """Copy an earlier run's finished baseline into `run_dir` (the runner then skips that stage).
-
-    Only for a baseline trained with the same model, trainer, seed and data: the baseline does not depend on the
-    search settings, and the same seed and config give the same metrics.
-    """
-    source = earlier / "runs" / run_dir.name / "baseline" if earlier is not None else None
-    if source is not None and (source / "metrics.json").is_file() and not (run_dir / "baseline").exists():
-        shutil.copytree(source, run_dir / "baseline")
 
 
 def full_layout(arch: dict) -> dict:
