@@ -9,7 +9,8 @@ AutoDim's memory_lambda (0.03) was chosen on frappe_full's validation split, see
 (retrained valid AUC 0.9756, 0.9758, 0.9758, 0.9734); AutoFIS's grda_threshold per dataset, on seed 2026's valid:
 frappe_full 1.0 of {0.5, 1.0, 2.0} (kept 44, 6, 0 of 45 pairs; valid AUC 0.9801, 0.9801, 0.9797, retrain gates then
 at 0.6), ml100k 0.8 of {0.6, 0.7, 0.8, 1.0} (kept 45, 11, 4, 1 of 55; valid AUC 0.6961 and 0.6979 with retrain gates
-at 0.1, 0.6966 and 0.6981 at min(0.6, 1/sqrt(pairs)) for 0.7 and 0.8). AutoDim's export fills a budget of 27% of the
+at 0.1, 0.6966 and 0.6981 at min(0.6, 1/sqrt(pairs)) for 0.7 and 0.8); on frappe_full AutoFIS searches past the
+models' early plateau (AUTOFIS_SEARCH). AutoDim's export fills a budget of 27% of the
 searched tables at full dimension (max_ep_fraction 0.27, fill_budget; with the first-order weights, which are not
 searched, that is under 30% of the full model's EP): its argmax alone (user 4, item 4-8, most context fields 2, about
 20% of the EP) retrained to valid AUC 0.9758 on frappe_full seed 2026, the filled export (user 16, item 8) to
