@@ -58,8 +58,9 @@ AUTOFIS_THRESHOLD = {"frappe_full": 1.0, "ml100k": 0.8}
 AUTOFIS_SEARCH = {"frappe_full": ["search.epochs=20", "search.warmup_epochs=10", "search.arch_lr=10"]}
 
 # Whether AutoDim's export fills the budget, per dataset, chosen on the retrain valid AUC: frappe_full filled (seed
-# 2026: 0.9806 against 0.9758 for the argmax alone), ml100k not filled (mean over seeds 2026-2035: 0.6956 against
-# 0.6950; seeds 2026-2028 alone had preferred filled, 0.6962 against 0.6951). The paper's export is the argmax.
+# 2026, second run: 0.9806 against 0.9758 for the argmax alone), ml100k not filled (mean over seeds 2026-2035:
+# 0.6956 against 0.6950; seeds 2026-2028 alone had preferred filled, 0.6962 against 0.6951). The paper's export is
+# the argmax.
 AUTODIM_FILL = {"frappe_full": True, "ml100k": False}
 
 
