@@ -319,10 +319,24 @@ class ESAPNSearch:
                   "enlarged": int(act.sum()), "open": int(open_.sum()),
                   "mean_value": float(value[open_].mean()) if open_.any() else 0.0,
                   "value_of_enlarged": float(value[act].mean()) if act.any() else 0.0,
-                  "ep_fraction": sum(ep.values()) / max(sum(full.values()), 1)}
+                  "ep_fraction": sum(ep.values()) / max(sum(full.values()), 1),
+                  "value_per_sample": self._value_per_sample(value, open_)}
         self.history.append(record)
         if rounds % self.log_every == 0:
             self.log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+
+    def _value_per_sample(self, value: torch.Tensor, open_: torch.Tensor) -> dict[str, list[float | None]]:
+        """Per field and bucket: the reward of *enlarge* divided by the bucket's share of the validation rows.
+
+        So a head bucket and a tail bucket read on one scale (the validation-loss drop per sample, memory term
+        included); None where the bucket is closed or no validation row falls in it. For diagnosis: which
+        buckets the counterfactual says should grow.
+        """
+        share = self.valid_count / len(self.valid_batch)
+        per = value / share.clamp(min=1e-12)
+        ok = open_ & (self.valid_count > 0)
+        return {f: [round(float(per[i, b]), 6) if ok[i, b] else None for b in range(per.shape[1])]
+                for i, f in enumerate(self.block.fields)}
 
     def write_history(self) -> None:
         """Write the round records to `history_path` (one JSON object per line)."""

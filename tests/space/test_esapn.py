@@ -118,6 +118,18 @@ def test_a_field_with_fewer_ids_than_buckets_leaves_its_empty_buckets_closed(pre
     empty = int((search.bucket_rows == 0).sum())
     assert empty > 0
     assert all(h["open"] <= search.bucket_rows.numel() - empty for h in search.history)
+    # the per-sample values of the history: None where a bucket has no ids, one number per open bucket
+    last = search.history[-1]["value_per_sample"]
+    rows = search.bucket_rows
+    for i, f in enumerate(search.block.fields):
+        assert len(last[f]) == 16
+        assert all(last[f][b] is None for b in range(16) if rows[i, b] == 0)
+    assert any(v is not None for vs in last.values() for v in vs)
+    share = search.valid_count / len(search.valid_batch)  # a value equal to the share reads 1 per sample
+    open_ = rows > 0
+    per = search._value_per_sample(share, open_)
+    assert all(v is None or v == pytest.approx(1.0) for vs in per.values() for v in vs)
+    assert sum(v is not None for vs in per.values() for v in vs) == int((open_ & (search.valid_count > 0)).sum())
 
 
 def test_set_sample_and_export_round_trip(prepared) -> None:  # noqa: ANN001
