@@ -323,7 +323,8 @@ class ESAPNSearch:
                   "value_per_sample": self._value_per_sample(value, open_)}
         self.history.append(record)
         if rounds % self.log_every == 0:
-            self.log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+            self.log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()
+                              if k != "value_per_sample"))  # the per-bucket table stays in history.jsonl
 
     def _value_per_sample(self, value: torch.Tensor, open_: torch.Tensor) -> dict[str, list[float | None]]:
         """Per field and bucket: the reward of *enlarge* divided by the bucket's share of the validation rows.

@@ -113,8 +113,12 @@ def test_a_field_with_fewer_ids_than_buckets_leaves_its_empty_buckets_closed(pre
     small = [f for f in model.embedding.fields if model.embedding.cardinality[f] < 16]
     assert small, "the fixture needs a field of fewer than 16 ids"
     vb = next(prepared.batches("valid", 300, shuffle=True, seed=0).iter_epoch(0))
-    search = ESAPNSearch(model, prepared.batches("train", 128, seed=0), vb, decision_every=3, seed=0)
+    lines: list[str] = []
+    search = ESAPNSearch(model, prepared.batches("train", 128, seed=0), vb, decision_every=3, seed=0,
+                         log=lines.append)
+    search.log_every = 1
     search.run()
+    assert lines and all("ep_fraction=" in m and "value_per_sample" not in m for m in lines)  # the table: history only
     empty = int((search.bucket_rows == 0).sum())
     assert empty > 0
     assert all(h["open"] <= search.bucket_rows.numel() - empty for h in search.history)
