@@ -44,21 +44,29 @@ def parse_layout(spec: str) -> tuple[str, dict[str, dict[int, int]]]:
     return name, grow
 
 
-def layout_arch(arch: dict, grow: dict[str, dict[int, int]]) -> dict:
-    """The run's arch.json with every bucket at the smallest size except the grown cells."""
-    sizes, rows = arch["candidate_sizes"], arch["bucket_rows"]
-    out = json.loads(json.dumps(arch))
-    table = {f: [sizes[0]] * len(r) for f, r in rows.items()}
+def layout_arch(cfg, schema, arch: dict, grow: dict[str, dict[int, int]]) -> dict:  # noqa: ANN001
+    """The arch.json of a hand-made layout, written as the search writes one (`_esapn_arch`).
+
+    Every bucket is at the smallest size except the grown cells.
+    """
+    from recnas.experiment.sampled_search import _esapn_arch, build_sampled_supernet
+    from recnas.space.esapn import size_label
+
+    block = build_sampled_supernet(cfg, schema).embedding
+    sizes, n_buckets = block.sizes, block.n_buckets
+    sample = {size_label(f, b): sizes[0] for f in block.fields for b in range(n_buckets)}
     for field, cells in grow.items():
-        if field not in table:
-            raise SystemExit(f"layout names field {field!r}; the run's fields are {sorted(table)}")
+        if field not in block.fields:
+            raise SystemExit(f"layout names field {field!r}; the run's fields are {sorted(block.fields)}")
         for b, s in cells.items():
-            if s not in sizes or not 0 <= b < len(table[field]):
-                raise SystemExit(f"layout cell {field}:{b}={s}: sizes are {sizes}, buckets 0-{len(table[field]) - 1}")
-            table[field][b] = s
-    ep = sum(r * s for f in rows for r, s in zip(rows[f], table[f], strict=True))
-    out.update(bucket_sizes=table, bucket_widths=table, ep=ep, ep_fraction=ep / arch["full_ep"],
-               layout="hand-made (bench/layout_probe.py)")
+            if s not in sizes or not 0 <= b < n_buckets:
+                raise SystemExit(f"layout cell {field}:{b}={s}: sizes are {sizes}, buckets 0-{n_buckets - 1}")
+            sample[size_label(field, b)] = s
+    block.set_sample(sample)
+    out = _esapn_arch(cfg, block, sample)
+    if out["space_fingerprint"] != arch["space_fingerprint"]:
+        raise SystemExit("the run's config builds another ESAPN space than its search had; was it edited?")
+    out["layout"] = "hand-made (bench/layout_probe.py)"
     return out
 
 
@@ -90,7 +98,7 @@ def main() -> None:
     rows = {"learned": metrics("retrain"), "control": metrics("control")}
     for spec in args.layout:
         name, grow = parse_layout(spec)
-        hand = layout_arch(arch, grow)
+        hand = layout_arch(cfg, splits.ds.schema, arch, grow)
         res = retrain_stage(cfg, splits, hand, args.run / "layouts" / name)
         rows[name] = {"spec": spec, "valid_auc": res["valid_auc"], "test_auc": res["test_auc"],
                       "ep_fraction": hand["ep_fraction"], "best_epoch": res["best_epoch"]}

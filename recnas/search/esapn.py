@@ -156,8 +156,14 @@ class ESAPNSearch:
         seen.index_put_((block.row_field, block.row_bucket), self.seen, accumulate=True)
         freq = torch.log1p(seen / self.bucket_rows.clamp(min=1)) / 10.0
         size = F.one_hot(block.bucket_size_index(), len(block.sizes)).to(torch.float32)
-        mean_loss = loss * len(self.valid_batch) / self.valid_count.clamp(min=1)
-        return torch.cat([freq.unsqueeze(-1), size, mean_loss.unsqueeze(-1)], dim=-1)
+        return torch.cat([freq.unsqueeze(-1), size, self._per_sample(loss).unsqueeze(-1)], dim=-1)
+
+    def _per_sample(self, summed: torch.Tensor) -> torch.Tensor:
+        """A `[F, B]` sum over each bucket's validation samples (divided by the set's size) as a mean per sample.
+
+        Head and tail buckets then read on one scale; a bucket without validation rows counts as one.
+        """
+        return summed * len(self.valid_batch) / self.valid_count.clamp(min=1)
 
     def grow_cost(self) -> torch.Tensor:
         """`[F, B]` share of the field's full table that growing each bucket adds (0 at the largest size)."""
@@ -324,7 +330,7 @@ class ESAPNSearch:
         self.history.append(record)
         if rounds % self.log_every == 0:
             self.log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()
-                              if k != "value_per_sample"))  # the per-bucket table stays in history.jsonl
+                              if not isinstance(v, dict)))  # the line shows scalars; tables stay in history.jsonl
 
     def _value_per_sample(self, value: torch.Tensor, open_: torch.Tensor) -> dict[str, list[float | None]]:
         """Per field and bucket: the reward of *enlarge* divided by the bucket's share of the validation rows.
@@ -333,8 +339,7 @@ class ESAPNSearch:
         included); None where the bucket is closed or no validation row falls in it. For diagnosis: which
         buckets the counterfactual says should grow.
         """
-        share = self.valid_count / len(self.valid_batch)
-        per = value / share.clamp(min=1e-12)
+        per = self._per_sample(value)
         ok = open_ & (self.valid_count > 0)
         return {f: [round(float(per[i, b]), 6) if ok[i, b] else None for b in range(per.shape[1])]
                 for i, f in enumerate(self.block.fields)}
