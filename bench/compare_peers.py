@@ -149,7 +149,7 @@ def recnas_command(args: argparse.Namespace, model: str, seed: int, run_dir: Pat
              f"trainer.lr={s['lr']}", f"trainer.embedding_l2={s['embedding_l2']}",
              f"trainer.patience={s['patience']}", f"trainer.reduce_lr_factor={s['lr_factor']}"]
     if args.max_train_rows is not None:
-        sets.append(f"data.max_train_rows={args.max_train_rows}")
+        sets.append(f"lab.max_train_rows={args.max_train_rows}")
     cmd = [str(RECNAS_CLI), "train", "--data", str(args.data), "--model", model, "--out", str(run_dir / "recnas"),
            "--quiet"]
     for item in sets:

@@ -195,18 +195,11 @@ def train_cmd(
 
 def _print_search(res) -> None:  # noqa: ANN001
     arch, m, b = res.arch, res.retrain, res.baseline
-    if arch["method"] == "autofis":
-        kept = arch["interactions"]
-        console.print(f"kept {len(kept)} of {arch['num_pairs']} interactions: "
-                      + ", ".join(f"{x}*{y}" for x, y in kept[:12]) + (" ..." if len(kept) > 12 else ""))
-    elif arch["method"] == "autodim":
-        console.print("dimensions: " + ", ".join(f"{f}={d}" for f, d in arch["dims"].items())
-                      + f" ({arch['ep']:,} of {arch['full_ep']:,} searched embedding parameters)")
-    else:  # nis / esapn: width per frequency bucket, head first
-        for f, widths in arch["bucket_widths"].items():
-            console.print(f"  {f}: widths per frequency bucket (head first) {widths}")
-        console.print(f"searched fields store {arch['ep']:,} of {arch['full_ep']:,} floats at full width "
-                      f"({arch['ep_fraction']:.1%})")
+    from recnas.experiment.run import load_config_file
+    from recnas.methods import get_method
+
+    for line in get_method(arch["method"])(load_config_file(res.path / "config.yaml")).summary(arch):
+        console.print(line)
     console.print(f"searched {arch['method']}-{arch['model']}: test AUC {m['test_auc']:.4f}, logloss "
                   f"{m['test_logloss']:.4f}, {m['embedding_params']:,} embedding parameters")
     if b is not None:
@@ -232,7 +225,7 @@ def search_cmd(
     ] = None,
     quiet: Annotated[bool, typer.Option(help="no progress bar and no per-epoch lines")] = False,
 ) -> None:
-    """Search an architecture (AutoFIS, AutoDim, NIS or ESAPN), retrain it, train the baseline, write the report."""
+    """Search an architecture (`recnas methods` lists the methods), retrain it, train the baseline, write the report."""
     from recnas.experiment.config import load_config
     from recnas.experiment.search import run_search
 
@@ -274,6 +267,21 @@ def models_cmd() -> None:
     for name in ZOO:
         cls = MODELS[name]
         table.add_row(name, "yes" if cls.needs_equal_dims else "no", cls.paper)
+    console.print(table)
+
+
+@app.command("methods")
+def methods_cmd() -> None:
+    """List the registered search methods with what each decides and its paper."""
+    from recnas.methods import METHODS, load_builtin_methods
+
+    load_builtin_methods()
+    table = Table(title="search methods (search.method)")
+    for col in ("name", "decides", "paper"):
+        table.add_column(col)
+    for name in sorted(METHODS):
+        cls = METHODS[name]
+        table.add_row(name, cls.decides, cls.paper)
     console.print(table)
 
 

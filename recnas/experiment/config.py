@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
 
 from recnas.errors import ConfigError, describe_validation_error
+from recnas.methods.base import MethodConfig
 from recnas.nn.numerical import BUILTIN_KINDS, SCHEMA_KINDS
 from recnas.train.config import TrainerConfig
 
@@ -24,8 +25,8 @@ class DataConfig(BaseModel):
 
     path: str | None = Field(None, description="dataset folder (train/valid/test [+ schema.yaml])")
     cache_dir: str | None = Field(None, description="cache root (default $RECNAS_CACHE_DIR or ~/.cache/recnas)")
-    on_bad_row: Literal["error", "skip"] = "error"
-    max_train_rows: int | None = Field(None, ge=1, description="use only the first N train rows (smoke tests)")
+    on_bad_row: Literal["error", "skip"] = Field("error", description="a malformed row stops the run (error) or is "
+                                                 "dropped and counted (skip)")
 
 
 NUMERICAL_ENCODER_NAMES = (*SCHEMA_KINDS, *BUILTIN_KINDS)
@@ -39,40 +40,46 @@ class AutoDisConfig(BaseModel):
     meta_embeddings: int = Field(20, ge=2, description="H, meta-embeddings per field")
     logits: Literal["skip", "linear"] = Field("skip", description="skip: h=LeakyReLU(wx+b), Wh+alpha*h; linear: wx+b")
     temperature: float = Field(1.0, gt=0, description="softmax temperature tau (initial value when learned)")
-    learn_temperature: bool = False
-    aggregation: Literal["weighted", "max", "topk"] = "weighted"
+    learn_temperature: bool = Field(False, description="learn tau")
+    aggregation: Literal["weighted", "max", "topk"] = Field(
+        "weighted", description="sum_h p_h m_h (weighted), the most probable (max) or the top_k meta-embeddings")
     top_k: int = Field(3, ge=1, description="meta-embeddings summed by the topk aggregation")
     skip_alpha: float = Field(0.1, description="alpha of the skip connection")
     input: Literal["auto", "zscore", "log"] = Field(
         "auto", description="discretiser input: z-score, z-score of log1p, or auto (log for skewed counts)")
 
 
+MODEL_OPTIONS = ("cross_layers", "structure", "cin_layers", "cin_activation", "attention_layers", "heads", "head_dim",
+                 "residual", "attention_dim", "product")
+
+
 class ModelConfig(BaseModel):
-    """Which zoo model and its hyper-parameters (options a model does not use are ignored by it)."""
+    """Which zoo model and its hyper-parameters; a model-specific option the model does not read is an error."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = "deepfm"
-    embedding_dim: int = Field(10, ge=1)
-    mlp: list[int] = Field(default_factory=lambda: [400, 400, 400])
-    dropout: float = Field(0.2, ge=0, lt=1)
-    batch_norm: bool = False
+    name: str = Field("deepfm", description="zoo model (`recnas models`)")
+    embedding_dim: int = Field(10, ge=1, description="embedding width of every field")
+    mlp: list[int] = Field(default_factory=lambda: [400, 400, 400], description="hidden widths of the deep part")
+    dropout: float = Field(0.2, ge=0, lt=1, description="dropout of the deep part")
+    batch_norm: bool = Field(False, description="batch norm in the deep part")
     numerical_encoder: str | dict[str, str] = Field(
         "auto", description="one encoder for every numerical field, or {field: encoder}; auto: the schema's "
         "buckets where declared, else scalar")
     numerical_buckets: int = Field(20, ge=2, description="buckets of bucket_equal_width / bucket_equal_freq")
     autodis: AutoDisConfig = Field(default_factory=AutoDisConfig)
-    pooling: Literal["mean", "sum"] = "mean"
-    cross_layers: int = Field(3, ge=1, description="DCN / DCNv2")
-    structure: Literal["parallel", "stacked"] = "parallel"
-    cin_layers: list[int] = Field(default_factory=lambda: [100, 100], description="xDeepFM")
-    cin_activation: Literal["identity", "relu"] = "identity"
-    attention_layers: int = Field(3, ge=1, description="AutoInt")
-    heads: int = Field(2, ge=1)
-    head_dim: int = Field(16, ge=1)
-    residual: bool = True
-    attention_dim: int = Field(16, ge=1, description="AFM")
-    product: Literal["inner", "outer"] = "inner"
+    pooling: Literal["mean", "sum"] = Field("mean", description="pooling of multi-valued fields")
+    cross_layers: int = Field(3, ge=1, description="DCN / DCNv2: cross layers")
+    structure: Literal["parallel", "stacked"] = Field("parallel", description="DCNv2: cross and deep side by side "
+                                                      "or stacked")
+    cin_layers: list[int] = Field(default_factory=lambda: [100, 100], description="xDeepFM: CIN layer widths")
+    cin_activation: Literal["identity", "relu"] = Field("identity", description="xDeepFM: CIN activation")
+    attention_layers: int = Field(3, ge=1, description="AutoInt: self-attention layers")
+    heads: int = Field(2, ge=1, description="AutoInt: attention heads")
+    head_dim: int = Field(16, ge=1, description="AutoInt: width per head")
+    residual: bool = Field(True, description="AutoInt: residual connections")
+    attention_dim: int = Field(16, ge=1, description="AFM: attention network width")
+    product: Literal["inner", "outer"] = Field("inner", description="IPNN: inner (IPNN) or outer (OPNN) products")
 
     @field_validator("numerical_encoder")
     @classmethod
@@ -82,6 +89,23 @@ class ModelConfig(BaseModel):
                 known = ", ".join(NUMERICAL_ENCODER_NAMES)
                 raise ValueError(f"unknown numerical encoder {name!r}; choose one of {known}")
         return value
+
+    @model_validator(mode="after")
+    def _options_of_the_model(self) -> ModelConfig:
+        """An option the chosen model does not read (set to other than its default) is an error naming it."""
+        from recnas.nn.models import MODELS, model_options
+
+        cls = MODELS.get(self.name.lower())
+        if cls is None:
+            return self
+        taken = model_options(cls)
+        for key in MODEL_OPTIONS:
+            if key not in taken and getattr(self, key) != ModelConfig.model_fields[key].get_default(
+                    call_default_factory=True):
+                options = sorted(taken - {"pairwise"}) or "none"
+                raise ValueError(f"model.{key} is not an option of model {self.name!r} (its options: {options}); "
+                                 "remove it or choose a model that reads it")
+        return self
 
     def encoding_kwargs(self) -> dict[str, Any]:
         """How fields are embedded: `numerical`, `numerical_options` and `pooling` (for `FieldEmbedding`)."""
@@ -94,121 +118,67 @@ class ModelConfig(BaseModel):
         return {**kw, **self.encoding_kwargs()}
 
 
-class NISConfig(BaseModel):
-    """NIS (Joglekar et al., KDD'20): the block grid, the controller and the reward."""
+class RetrainConfig(BaseModel):
+    """How the found architecture is retrained (and, where a method has one, its random control).
 
-    model_config = ConfigDict(extra="forbid")
-
-    mode: Literal["me", "se"] = Field("me", description="multi-size (me) or single-size (se) layouts")
-    row_shares: list[float] = Field(default_factory=lambda: [0.1, 0.2, 0.7], min_length=1,
-                                    description="frequency-rank shares of the row buckets, head first")
-    col_blocks: int = Field(4, ge=1, description="column blocks per field (model.embedding_dim must divide by it)")
-    min_blocks: int = Field(0, ge=0, description="me: column blocks every id keeps (not searched); 0 = the paper, "
-                            "where a tail id can end with no columns")
-    steps: int = Field(1200, ge=1, description="controller steps")
-    warmup_steps: int = Field(100, ge=0, description="first steps that train only the weights")
-    samples_per_step: int = Field(8, ge=1, description="layouts scored per step on one validation batch")
-    train_batches: int = Field(1, ge=0, description="weight steps per controller step")
-    full_share: float = Field(0.0, ge=0, le=1, description="share of the weight steps on the whole supernet "
-                              "(every block stored) instead of a sampled layout, so no block goes untrained")
-    valid_batch_size: int = Field(2048, ge=1, description="rows of the validation batch of each step")
-    controller: Literal["logits", "lstm"] = "logits"
-    controller_lr: float | None = Field(None, gt=0, description="default 0.05 (logits), 0.01 (lstm)")
-    entropy_weight: float = Field(1e-3, ge=0)
-    memory_lambda: float = Field(0.01, ge=0, description="lambda of R = R_Q - lambda * C_M")
-    cost: Literal["field_mean", "total"] = Field(
-        "field_mean", description="C_M: the stored share averaged over fields, or of all fields together")
-    max_cost: float | None = Field(None, gt=0, le=1, description="hard budget on C_M")
-    fill_budget: bool = Field(False, description="grow the controller's layout until no larger step fits under "
-                              "max_cost (least log-probability lost per unit of C_M first)")
-    quality: Literal["logloss", "auc"] = Field("logloss", description="R_Q: -logloss or AUC")
-
-
-class ESAPNConfig(BaseModel):
-    """ESAPN (Liu et al., SIGIR'20): candidate sizes, the decision rounds and the policy."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    sizes: list[int] = Field(default_factory=lambda: [2, 4, 8, 16, 64, 128], min_length=2)
-    buckets: int = Field(10, ge=1, description="frequency buckets per field (one decision each per round)")
-    passes: int = Field(1, ge=1, description="passes over the training stream (the paper: one)")
-    decision_every: int = Field(5, ge=1, description="training batches per decision round")
-    warmup: float = Field(0.1, ge=0, lt=1, description="share of the first pass before decisions start")
-    valid_rows: int = Field(4000, ge=1, description="rows of the fixed validation set the rewards are measured on")
-    policy_lr: float = Field(0.03, gt=0)
-    hidden: int = Field(32, ge=1)
-    enlarge_init: float = Field(0.1, gt=0, lt=1, description="p(enlarge) of the untrained policy")
-    entropy_weight: float = Field(1e-3, ge=0)
-    memory_lambda: float = Field(0.01, ge=0, description="weight of the memory share a grow adds")
-
-
-class SearchConfig(BaseModel):
-    """The search stage (`recnas search`): which method and how it searches; unset values take method defaults.
-
-    The retrain and the baseline use `model` and `trainer`; the search itself trains its supernet for
-    `epochs` epochs (no early stopping, no lr cuts) and exports the final architecture.
+    Unset values take `trainer.*`; the baseline always keeps `trainer.*`.
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    method: Literal["autofis", "autodim", "nis", "esapn"] = "autofis"
-    epochs: int = Field(6, ge=1, description="search epochs")
-    batch_size: int | None = Field(None, ge=1, description="search batch size (default trainer.batch_size)")
-    lr: float | None = Field(None, gt=0, description="weight lr during the search (default trainer.lr)")
-    embedding_l2: float | None = Field(None, ge=0, description="embedding L2 during the search (default trainer's)")
-    mode: Literal["one_level", "bi_level"] | None = Field(
-        None, description="one_level (same batch; AutoFIS default) or bi_level (validation batches; AutoDim default)")
-    arch_optimizer: Literal["adam", "grda"] | None = Field(None, description="default: grda (AutoFIS), adam (AutoDim)")
-    arch_lr: float | None = Field(None, gt=0, description="default: 1.0 (GRDA), 0.03 (Adam)")
-    warmup_epochs: int | None = Field(None, ge=0, description="weight-only epochs first (default 0 AutoFIS, 2 AutoDim)")
-    # AutoFIS
-    grda_mu: float = Field(0.8, gt=0, lt=1)
-    grda_c: float | None = Field(None, ge=0, description="GRDA c; default: derived from grda_threshold")
-    grda_threshold: float = Field(
-        2.0, ge=0, description="GRDA's soft threshold at the end of the search; c is derived from the planned steps")
-    retrain_gate_init: float | None = Field(
-        None, gt=0, description="initial gate of the kept pairs at retrain; default min(0.6, 1/sqrt(kept pairs))")
-    # AutoDim
-    candidates: list[int] = Field(default_factory=lambda: [2, 4, 8, 16, 32], min_length=1)
-    common_dim: int | None = Field(None, ge=1, description="interaction dimension (default: the largest candidate)")
-    lift_gamma: float = Field(0.15, gt=0, description="initial batch-norm scale of the candidate lifts (AutoDim) "
-                              "and of the retrain's batch norm (NIS / ESAPN with retrain_norm)")
-    memory_lambda: float = Field(0.1, ge=0, description="weight of the expected-size term (0 = the paper's form)")
-    max_ep: int | None = Field(None, ge=1, description="hard budget on the searched embedding parameters")
-    max_ep_fraction: float | None = Field(
-        None, gt=0, le=1, description="the budget as a fraction of every field at the largest size (not with max_ep)")
-    fill_budget: bool = Field(False, description="grow an export under the budget until it fills it")
-    tau_start: float = Field(1.0, gt=0)
-    tau_min: float = Field(0.01, gt=0)
-    tau_end: float = Field(0.1, gt=0, description="temperature reached at the end of the search (tau_decay auto)")
-    tau_decay: float | Literal["auto"] = Field(
-        "auto", description="per-step decrease of tau; auto = reach tau_end after the planned architecture steps")
-    # NIS and ESAPN
-    nis: NISConfig = Field(default_factory=NISConfig)
-    esapn: ESAPNConfig = Field(default_factory=ESAPNConfig)
-    control: bool = Field(
-        False, description="NIS / ESAPN: also retrain a random layout (NIS) or random policy (ESAPN) at the same EP")
-    baseline: bool = Field(True, description="also train the unsearched model with the same settings")
-    retrain_embedding_l2: float | None = Field(
-        None, ge=0, description="embedding L2 of the retrain and the control (default trainer.embedding_l2, which "
-        "the baseline keeps): narrow rows behind a learned projection can need less than the full model")
-    retrain_norm: bool = Field(
-        False, description="NIS / ESAPN: batch norm (scale starting at lift_gamma) on the retrain's and the control's "
-        "projected id embeddings, as AutoDim's lift; makes the embedding L2 scale-free")
+    embedding_l2: float | None = Field(
+        None, ge=0, description="embedding L2 of the retrain and the control (default trainer.embedding_l2): narrow "
+        "rows behind a learned projection can need less than the full model")
 
 
-class ExperimentConfig(BaseModel):
-    """A whole run: data, model, trainer, seed and threads (and, for `recnas search`, the search)."""
+class LabConfig(BaseModel):
+    """Benchmark instruments: ablations and controls the benchmarks use, not settings an everyday search needs."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = None
-    seed: int = 2026
-    threads: int = Field(2, ge=1)
+    control: bool = Field(False, description="also retrain the method's random control at the searched EP (methods "
+                          "that define one: NIS a random layout, ESAPN a random policy)")
+    retrain_norm: float | None = Field(
+        None, gt=0, description="mixed-width retrains (NIS, ESAPN): a batch norm on the projected id embeddings whose "
+        "scale starts at this value (0.15 = AutoDim's lift), so the embedding L2 cannot shrink narrow rows' signal "
+        "away; unset = no norm")
+    max_train_rows: int | None = Field(None, ge=1, description="use only the first N train rows (smoke tests)")
+
+
+class ExperimentConfig(BaseModel):
+    """A whole run: data, model, trainer, seed and threads (and, for `recnas search`, the search and its retrain).
+
+    `search` is the config class of the method it names (`search.method`), from the method registry
+    (`recnas methods`): each method's keys live in its own file.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, description="run name (default folder runs/<name>)")
+    seed: int = Field(2026, description="seed of every generator: same seed and config, same metrics")
+    threads: int = Field(2, ge=1, description="torch threads")
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
-    search: SearchConfig = Field(default_factory=SearchConfig)
+    search: SerializeAsAny[MethodConfig] | None = Field(
+        None, description="the search (`recnas search`): `method` picks the registered method and its keys")
+    retrain: RetrainConfig = Field(default_factory=RetrainConfig)
+    lab: LabConfig = Field(default_factory=LabConfig)
+
+    @field_validator("search", mode="before")
+    @classmethod
+    def _method_config(cls, raw: Any) -> Any:
+        """Validate the search section with the config class of the method it names."""
+        if raw is None or isinstance(raw, MethodConfig):
+            return raw
+        if not isinstance(raw, dict):
+            raise ValueError("search must be a mapping with a `method` key")
+        from recnas.methods import get_method, method_names
+
+        name = raw.get("method")
+        if name is None:
+            raise ValueError(f"search.method is not set; choose one of {method_names()}")
+        return get_method(str(name)).config.model_validate(raw)
 
 
 def parse_value(text: str) -> Any:

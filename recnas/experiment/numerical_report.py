@@ -7,17 +7,21 @@ the hard discretisation (`export()`) puts its edges.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
 from recnas.fileio import write_text_atomic
-from recnas.space.autodis import AutoDisEncoder
 
 
-def autodis_blocks(model: nn.Module) -> dict[str, AutoDisEncoder]:
+def autodis_blocks(model: nn.Module) -> dict[str, Any]:
     """Every AutoDis encoder inside `model`, by module path (the embedding's, the first-order part's)."""
+    if "recnas.space.autodis" not in sys.modules:  # never loaded: no model holds one (nn loads it on first use)
+        return {}
+    from recnas.space.autodis import AutoDisEncoder
+
     return {name: m for name, m in model.named_modules() if isinstance(m, AutoDisEncoder)}
 
 

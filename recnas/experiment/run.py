@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import platform
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,28 +21,20 @@ from pydantic import ValidationError
 
 import recnas
 from recnas.data.batches import BatchIterator
-from recnas.data.cache import PreparedDataset, prepare
+from recnas.data.cache import prepare
 from recnas.data.processor import EncodeReport, FeatureProcessor
 from recnas.data.readers import ReadReport
 from recnas.data.schema import Schema
 from recnas.data.source import open_dataset
+from recnas.data.splits import Splits, train_arrays
 from recnas.errors import ConfigError, DataError, describe_validation_error
 from recnas.experiment.config import ExperimentConfig
 from recnas.experiment.numerical_report import write_autodis_report
 from recnas.fileio import write_text_atomic
+from recnas.nn.frozen import build_frozen
 from recnas.nn.models import CTRModel, build_model
 from recnas.train import Trainer, binary_metrics, count_params, predict_logits
-
-
-def set_seed(seed: int, threads: int) -> None:
-    """Seed every generator and fix the thread count (same seed + config -> same metrics)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    torch.set_num_threads(threads)
-    # Denormal floats (e.g. Adam moments of rarely updated embedding rows decaying toward zero) make CPU
-    # arithmetic many times slower; flushing them to zero changes no result that matters.
-    torch.set_flush_denormal(True)
+from recnas.train.seed import set_seed
 
 
 def versions() -> dict[str, str]:
@@ -53,14 +44,6 @@ def versions() -> dict[str, str]:
 
     return {"recnas": recnas.__version__, "torch": torch.__version__, "numpy": np.__version__,
             "pyarrow": pyarrow.__version__, "sklearn": sklearn.__version__, "python": platform.python_version()}
-
-
-def train_arrays(ds: PreparedDataset, max_rows: int | None) -> dict[str, np.ndarray]:
-    """The train split, cut to its first `max_rows` rows when asked."""
-    arrays = ds.splits["train"]
-    if max_rows is None:
-        return arrays
-    return {k: v[:max_rows] for k, v in arrays.items()}
 
 
 def default_run_dir(cfg: ExperimentConfig) -> Path:
@@ -78,16 +61,6 @@ class RunResult:
     model: CTRModel
 
 
-@dataclass
-class Splits:
-    """The prepared dataset and its batch iterators, as a run uses them."""
-
-    ds: PreparedDataset
-    train: BatchIterator
-    valid: BatchIterator
-    test: BatchIterator
-
-
 def load_splits(cfg: ExperimentConfig, log: Callable[[str], None] | None = None,
                 batch_size: int | None = None) -> Splits:
     """Prepare (or reuse the cache of) `cfg.data.path` and build train/valid/test batches."""
@@ -98,7 +71,7 @@ def load_splits(cfg: ExperimentConfig, log: Callable[[str], None] | None = None,
         if split not in ds.splits:
             raise DataError(f"{cfg.data.path}: no {split} split; a dataset folder needs train, valid and test files")
     tcfg = cfg.trainer
-    train = BatchIterator(train_arrays(ds, cfg.data.max_train_rows), batch_size or tcfg.batch_size, shuffle=True,
+    train = BatchIterator(train_arrays(ds, cfg.lab.max_train_rows), batch_size or tcfg.batch_size, shuffle=True,
                           seed=cfg.seed)
     return Splits(ds, train, ds.batches("valid", tcfg.eval_batch_size, shuffle=False),
                   ds.batches("test", tcfg.eval_batch_size, shuffle=False))
@@ -192,12 +165,16 @@ def load_run(run_dir: str | Path) -> tuple[ExperimentConfig, Schema, CTRModel]:
             raise DataError(f"{run_dir}: missing {name}; is this a folder written by `recnas train`?")
     cfg = load_config_file(run_dir / "config.yaml")
     schema = Schema.load(run_dir)
-    if (run_dir / "arch.json").is_file():  # a retrained searched model: freeze the architecture, then load weights
-        from recnas.experiment.search import build_searched_model, read_arch
-
-        model = build_searched_model(cfg, schema, read_arch(run_dir / "arch.json"))
-    else:
-        model = build_model(cfg.model.name, schema, sparse=cfg.trainer.sparse, **cfg.model.build_kwargs())
+    parts = {}
+    if (run_dir / "frozen.json").is_file():  # a retrained searched model: its frozen parts first, then the weights
+        try:
+            specs = json.loads((run_dir / "frozen.json").read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise DataError(f"{run_dir / 'frozen.json'}: cannot read the frozen architecture ({e}); run "
+                            "`recnas retrain` again") from None
+        encoding = {**cfg.model.encoding_kwargs(), "sparse": cfg.trainer.sparse}
+        parts = {slot: build_frozen(spec, schema, encoding) for slot, spec in specs.items()}
+    model = build_model(cfg.model.name, schema, sparse=cfg.trainer.sparse, **cfg.model.build_kwargs(), **parts)
     try:
         model.load_state_dict(load_file(str(run_dir / "model.safetensors")))
     except (RuntimeError, OSError) as e:

@@ -58,6 +58,11 @@ def field_order(schema: Schema, numerical: NumericalSpec = "auto") -> FieldGroup
     return _group_fields(schema, numerical_kinds(schema, numerical))
 
 
+def embedded_field_names(schema: Schema, numerical: NumericalSpec = "auto") -> list[str]:
+    """Field names in the order a `FieldEmbedding` outputs them (without building one)."""
+    return [f.name for group in field_order(schema, numerical) for f in group]
+
+
 def _group_fields(schema: Schema, kinds: Mapping[str, str]) -> FieldGroups:
     bucket = [f for f in schema.numerical if kinds[f.name] == "bucket"]
     order = list(dict.fromkeys(k for k in kinds.values() if k != "bucket"))

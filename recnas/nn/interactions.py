@@ -5,12 +5,33 @@ Pairwise interactions enumerate pairs with index tensors, never Python loops ove
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import nn
 
+from recnas.data.schema import Schema
+from recnas.nn.frozen import register_frozen
 from recnas.nn.layers import pair_indices
+
+GATE_INIT = 0.6
+
+
+@runtime_checkable
+class PairwiseLayer(Protocol):
+    """What a model's pairwise-interaction slot takes: `[B, F, D]` -> `[B, out_dim]`.
+
+    FM and DeepFM take a layer with `out_dim == 1` (a logit term), IPNN one with a product per pair; AutoFIS
+    plugs its gated interactions in here.
+    """
+
+    out_dim: int
+
+    def __call__(self, e: torch.Tensor) -> torch.Tensor:
+        """`[B, F, D]` -> `[B, out_dim]`."""
+        ...
+
 
 
 class FMInteraction(nn.Module):
@@ -18,6 +39,8 @@ class FMInteraction(nn.Module):
 
     `[B, F, D]` -> `[B, 1]`.
     """
+
+    out_dim = 1  # a pairwise layer's output width (what a model sizes its next layer by)
 
     def forward(self, e: torch.Tensor) -> torch.Tensor:
         """Apply the block (shapes in the class docstring)."""
@@ -51,6 +74,11 @@ class PairwiseProducts(nn.Module):
 
 class InnerProduct(PairwiseProducts):
     """Inner products <e_i, e_j> of every pair (IPNN, Qu et al. ICDM'16): `[B, F, D]` -> `[B, P]`."""
+
+    @property
+    def out_dim(self) -> int:
+        """Output width: one product per pair."""
+        return self.num_pairs
 
     def forward(self, e: torch.Tensor) -> torch.Tensor:
         """Apply the block (shapes in the class docstring)."""
@@ -212,3 +240,62 @@ class SelfAttentionLayer(nn.Module):
         if self.residual is not None:
             out = out + self.residual(x)
         return torch.relu(out)
+
+
+class SelectedInteractions(nn.Module):
+    """alpha_ij * BN(<e_i, e_j>) over the given pairs: `[B, F, D]` -> `[B, 1]` summed, or `[B, P]` per pair.
+
+    The frozen AutoFIS block (Liu et al., KDD 2020): batch norm without affine parameters keeps the gates'
+    sizes comparable; the gates are ordinary trainable weights. `reduce=True` fits an FM slot (a logit term),
+    `reduce=False` an IPNN one (a product per pair).
+    """
+
+    def __init__(self, rows: torch.Tensor, cols: torch.Tensor, gate_init: float = GATE_INIT, reduce: bool = True,
+                 field_names: Sequence[str] | None = None) -> None:
+        super().__init__()
+        self.register_buffer("rows", rows.clone(), persistent=False)
+        self.register_buffer("cols", cols.clone(), persistent=False)
+        self.norm = nn.BatchNorm1d(max(len(rows), 1), affine=False)
+        self.gate = nn.Parameter(torch.full((len(rows),), float(gate_init)))
+        self.gate_init = float(gate_init)
+        self.reduce = reduce
+        self.field_names = list(field_names) if field_names is not None else None
+
+    @property
+    def num_pairs(self) -> int:
+        """How many interactions the block computes."""
+        return len(self.rows)
+
+    @property
+    def out_dim(self) -> int:
+        """Output width: 1 when summed, else one per pair."""
+        return 1 if self.reduce else self.num_pairs
+
+    def products(self, e: torch.Tensor) -> torch.Tensor:
+        """Normalised inner products `[B, P]` of the block's pairs."""
+        ip = (e[:, self.rows] * e[:, self.cols]).sum(-1)
+        if self.num_pairs == 0:
+            return ip
+        return self.norm(ip)
+
+    def combine(self, gated: torch.Tensor) -> torch.Tensor:
+        """`[B, P]` gated products -> the block's output."""
+        return gated.sum(1, keepdim=True) if self.reduce else gated
+
+    def forward(self, e: torch.Tensor) -> torch.Tensor:
+        """`[B, F, D]` -> `[B, out_dim]`."""
+        return self.combine(self.products(e) * self.gate)
+
+    def spec(self) -> dict[str, Any]:
+        """What rebuilds this module (`recnas.nn.frozen.build_frozen`): the pairs as field indices (and names)."""
+        names = self.field_names
+        pairs = [[names[i], names[j]] for i, j in zip(self.rows.tolist(), self.cols.tolist(), strict=True)] \
+            if names is not None else None
+        return {"kind": "selected_interactions", "rows": self.rows.tolist(), "cols": self.cols.tolist(),
+                "pairs": pairs, "gate_init": self.gate_init, "reduce": self.reduce, "field_names": names}
+
+
+@register_frozen("selected_interactions")
+def _build_selected(schema: Schema, spec: Mapping[str, Any], encoding: Mapping[str, Any]) -> SelectedInteractions:
+    rows, cols = torch.tensor(spec["rows"], dtype=torch.long), torch.tensor(spec["cols"], dtype=torch.long)
+    return SelectedInteractions(rows, cols, float(spec["gate_init"]), bool(spec["reduce"]), spec.get("field_names"))

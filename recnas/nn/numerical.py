@@ -12,6 +12,7 @@ from `recnas.space.autodis` (the model space sits above this layer).
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -223,13 +224,18 @@ register_encoder("log_square", lambda fields, dim, init_std, options: LogSquareE
 # `auto`/`bucket`: the schema's bucket ids where a field declares buckets, `scalar` elsewhere.
 SCHEMA_KINDS = ("auto", "bucket")
 BUILTIN_KINDS = ("scalar", "bucket_equal_width", "bucket_equal_freq", "log_square", "autodis")
+# Encoders that register themselves from a higher layer, loaded on first use (so a model without them imports
+# nothing above nn): AutoDis lives in the model space.
+LAZY_KINDS = {"autodis": "recnas.space.autodis"}
 
 
 def build_encoder(kind: str, fields: list[FieldSpec], dim: int, init_std: float,
                   options: Mapping[str, Any] | None = None) -> NumericalEncoder:
     """Build a registered numerical encoder, with a clear error when it is unknown or not loaded."""
+    if kind not in NUMERICAL_ENCODERS and kind in LAZY_KINDS:  # registered by a module of a higher layer
+        importlib.import_module(LAZY_KINDS[kind])
     if kind not in NUMERICAL_ENCODERS:
-        if kind in BUILTIN_KINDS:  # AutoDis registers itself from the model space, which sits above nn
+        if kind in BUILTIN_KINDS:
             raise SchemaError(f"numerical encoder {kind!r} is not loaded; `import recnas.space` first")
         raise SchemaError(f"unknown numerical encoder {kind!r}; choose one of "
                           f"{sorted({*SCHEMA_KINDS, *BUILTIN_KINDS, *NUMERICAL_ENCODERS})}")

@@ -87,7 +87,7 @@ class ESAPNSearch:
                  decision_every: int = 10, lr: float = 1e-3, embedding_l2: float = 0.0, policy_lr: float = 0.01,
                  hidden: int = 32, enlarge_init: float = 0.1, memory_lambda: float = 0.0, baseline_decay: float = 0.8,
                  entropy_weight: float = 1e-3, random_enlarge: float | None = None, warmup: float = 0.1,
-                 value_smoothing: float = 0.7, seed: int = 0,
+                 value_smoothing: float = 0.7, seed: int = 0, max_ep: int | None = None,
                  history_path: str | Path | None = None, checkpoint: str | Path | None = None,
                  checkpoint_every: int = 10, log: Callable[[str], None] | None = None) -> None:
         if passes < 1 or decision_every < 1:
@@ -104,6 +104,7 @@ class ESAPNSearch:
         self.memory_lambda = memory_lambda
         self.baseline_decay, self.entropy_weight = baseline_decay, entropy_weight
         self.random_enlarge = random_enlarge
+        self.max_ep = max_ep  # a grow that would store more floats than this is not made
         self.warmup_batches = int(warmup * len(train))
         self.optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
         with torch.random.fork_rng(devices=[]):
@@ -239,6 +240,26 @@ class ESAPNSearch:
         self.block.set_shift(None)
         return gain - self.memory_lambda * self.grow_cost()
 
+    def _within_budget(self, act: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        """The grows of `act` that fit under `max_ep`, the most valuable first (all of them without a budget).
+
+        The policy learns from what it chose; the budget only decides what is built.
+        """
+        if self.max_ep is None or not act.any():
+            return act
+        added = (self.grow_cost() * self.full)[act]  # floats each chosen grow adds
+        room = self.max_ep - sum(self.block.field_ep().values())
+        order = torch.argsort(value[act], descending=True, stable=True)
+        fits = torch.zeros(len(order), dtype=torch.bool)
+        used = 0.0
+        for k in order.tolist():
+            if used + float(added[k]) <= room:
+                fits[k] = True
+                used += float(added[k])
+        out = torch.zeros_like(act)
+        out[act] = fits
+        return out
+
     def run(self, stop_after: int | None = None) -> Sample:
         """Stream the data, deciding and growing every round; returns the final size of every bucket.
 
@@ -265,6 +286,7 @@ class ESAPNSearch:
                 state = self.state(loss)
                 act = self._decide(state, open_)
                 self._learn(state, act, open_, value)
+                act = self._within_budget(act, value)
                 self.block.grow(act, self.optimizer)
                 self.fresh |= act  # a grown bucket's next size is another one: its average starts again
                 self.decisions += int(open_.sum())

@@ -31,6 +31,7 @@ from recnas.checkpoint import resume_from, save_checkpoint
 from recnas.data.batches import BatchIterator, FieldBatch
 from recnas.errors import ConfigError, TrainingError
 from recnas.fileio import write_jsonl_atomic
+from recnas.nn.facade import id_tables
 from recnas.search.oneshot import searchable_blocks
 from recnas.search.sample import SampleStrategy
 from recnas.space.choice import Sample
@@ -46,15 +47,19 @@ def batch_stream(batches: BatchIterator, start: int = 0) -> Iterator[FieldBatch]
         epoch, offset = epoch + 1, 0
 
 
-def budget_reward(quality: float, cost: float, memory_lambda: float, max_cost: float | None) -> float:
+def budget_reward(quality: float, cost: float, memory_lambda: float, max_cost: float | None,
+                  budget_cost: float | None = None) -> float:
     """R = R_Q - lambda * C_M; above `max_cost`, 1 + the excess lower still.
+
+    The budget is checked on `budget_cost` when given (a cost normalised otherwise than the soft term's), else on C_M.
 
     The penalty of 1 exceeds any AUC difference, and any logloss difference of a supernet that is not far off
     (they are 0.005-0.03 between layouts), so a sample within the budget scores above one outside it.
     """
     reward = quality - memory_lambda * cost
-    if max_cost is not None and cost > max_cost:
-        reward -= 1.0 + (cost - max_cost)
+    used = cost if budget_cost is None else budget_cost
+    if max_cost is not None and used > max_cost:
+        reward -= 1.0 + (used - max_cost)
     return reward
 
 
@@ -65,6 +70,7 @@ class WeightSharingSearch:
         model: the supernet; its searchable blocks follow `set_sample`.
         strategy: proposes samples and learns from rewards.
         cost: C_M of a sample, in [0, 1].
+        budget_cost: the cost the hard budget `max_cost` is checked on (default `cost`), e.g. the EP share.
         train, valid: batch iterators (the validation batches are the reward's).
         steps: controller steps; warmup_steps of them train weights only.
         samples_per_step: samples scored (and told) per step, all on the same validation batch.
@@ -80,7 +86,8 @@ class WeightSharingSearch:
                  train: BatchIterator, valid: BatchIterator, steps: int, samples_per_step: int = 8,
                  train_batches: int = 1, warmup_steps: int = 0, lr: float = 1e-3, embedding_l2: float = 0.0,
                  full_share: float = 0.0, memory_lambda: float = 0.0, max_cost: float | None = None,
-                 quality: Literal["logloss", "auc"] = "logloss", history_path: str | Path | None = None,
+                 quality: Literal["logloss", "auc"] = "logloss", budget_cost: Callable[[Sample], float] | None = None,
+                 history_path: str | Path | None = None,
                  checkpoint: str | Path | None = None, checkpoint_every: int = 100, record_every: int = 10,
                  log: Callable[[str], None] | None = None) -> None:
         if steps < 1 or samples_per_step < 1 or train_batches < 0:
@@ -91,15 +98,14 @@ class WeightSharingSearch:
             raise ConfigError(f"full_share must be in [0, 1], got {full_share}")
         if quality not in ("logloss", "auc"):
             raise ConfigError(f"quality must be logloss or auc, got {quality!r}")
-        self.model, self.strategy, self.cost = model, strategy, cost
+        self.model, self.strategy, self.cost, self.budget_cost = model, strategy, cost, budget_cost
         self.blocks = searchable_blocks(model)
         self.train, self.valid = train, valid
         self.steps, self.samples_per_step, self.train_batches = steps, samples_per_step, train_batches
         self.warmup_steps, self.full_share = warmup_steps, full_share
         self.memory_lambda, self.max_cost, self.quality = memory_lambda, max_cost, quality
         self.embedding_l2 = embedding_l2
-        tables = model.embedding_tables() if hasattr(model, "embedding_tables") else []
-        self._tables = list(tables)
+        self._tables = id_tables(model)
         self.optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
         self.history_path = Path(history_path) if history_path is not None else None
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
@@ -143,7 +149,8 @@ class WeightSharingSearch:
             logloss = float(F.binary_cross_entropy_with_logits(logits, batch.y))
         quality = -logloss if self.quality == "logloss" else binary_metrics(batch.y.numpy(), logits.numpy())["auc"]
         cost = float(self.cost(sample))
-        reward = budget_reward(quality, cost, self.memory_lambda, self.max_cost)
+        budget = float(self.budget_cost(sample)) if self.budget_cost is not None else None
+        reward = budget_reward(quality, cost, self.memory_lambda, self.max_cost, budget)
         if not math.isfinite(reward):
             raise TrainingError(f"the reward of step {self.step} is {reward}; the supernet diverged (lower the lr)")
         return reward, {"logloss": logloss, "quality": quality, "cost": cost}

@@ -30,11 +30,11 @@ from recnas.data.batches import FieldBatch
 from recnas.data.schema import Schema
 from recnas.errors import ConfigError
 from recnas.nn.embedding import FieldEmbedding, NumericalSpec
+from recnas.nn.facade import EmbeddingFacade
+from recnas.nn.projected import LIFT_GAMMA, Lift, ProjectedEmbedding
 from recnas.space.choice import Choice, Sample
-from recnas.space.facade import EmbeddingFacade
 
 DEFAULT_CANDIDATES = (2, 4, 8, 16, 32)
-LIFT_GAMMA = 0.15
 
 
 def dim_label(field: str) -> str:
@@ -45,24 +45,6 @@ def dim_label(field: str) -> str:
 def sample_ep(rows: Mapping[str, int], dims: Mapping[str, int]) -> int:
     """Embedding parameters of per-field dimensions `dims`."""
     return int(sum(rows[f] * dims[f] for f in rows))
-
-
-class _Lift(nn.Module):
-    """Per-field linear maps `[B, F, d] -> [B, F, C]` followed by batch norm over the F x C outputs."""
-
-    def __init__(self, num_fields: int, in_dim: int, out_dim: int, gamma: float) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.empty(num_fields, in_dim, out_dim))
-        self.bias = nn.Parameter(torch.zeros(num_fields, out_dim))
-        bound = (6.0 / (in_dim + out_dim)) ** 0.5  # Xavier-uniform per field map
-        nn.init.uniform_(self.weight, -bound, bound)
-        self.norm = nn.BatchNorm1d(num_fields * out_dim)
-        nn.init.constant_(self.norm.weight, gamma)
-
-    def forward(self, e: torch.Tensor) -> torch.Tensor:
-        """`[B, F, d]` -> `[B, F, C]`."""
-        x = torch.einsum("bfd,fdc->bfc", e, self.weight) + self.bias
-        return self.norm(x.flatten(1)).view_as(x)
 
 
 class AutoDimEmbedding(EmbeddingFacade):
@@ -92,7 +74,7 @@ class AutoDimEmbedding(EmbeddingFacade):
         self._set_shape(list(self.base.field_names), int(common_dim or cands[-1]))
         self.rows = self.base.field_rows()
         n = self.num_fields
-        self.lifts = nn.ModuleList(_Lift(n, d, self.common_dim, lift_gamma) for d in cands)
+        self.lifts = nn.ModuleList(Lift(n, d, self.common_dim, lift_gamma) for d in cands)
         self.logits = nn.Parameter(torch.zeros(n, len(cands)))
         self.register_buffer("size_fraction", torch.tensor(cands, dtype=torch.float32) / cands[-1], persistent=False)
         self.register_buffer("fixed", torch.zeros(n, len(cands)), persistent=False)
@@ -209,7 +191,7 @@ class AutoDimEmbedding(EmbeddingFacade):
         sample = self.export() if sample is None else sample
         return {f: int(sample[dim_label(f)]) for f in self.field_names}
 
-    def freeze(self, sample: Mapping[str, Any], inherit: bool = False) -> ProjectedEmbedding:
+    def freeze(self, sample: Mapping[str, Any], inherit: bool = False, sparse: bool = False) -> ProjectedEmbedding:
         """The retrain embedding with the sampled size per field; fresh weights unless `inherit`.
 
         `inherit=True` copies the chosen slices, lift maps and batch-norm state, so the frozen module computes
@@ -222,9 +204,10 @@ class AutoDimEmbedding(EmbeddingFacade):
         bad = {f: d for f, d in dims.items() if d not in self.candidates}
         if bad:
             raise ConfigError(f"dimensions {bad} are not among the candidates {list(self.candidates)}")
-        frozen = ProjectedEmbedding(self.schema, dims, self.common_dim, lift_gamma=self.lift_gamma, **self.encoding)
+        frozen = ProjectedEmbedding(self.schema, dims, self.common_dim, lift_gamma=self.lift_gamma, sparse=sparse,
+                                    **self.encoding)
         if inherit:
-            frozen.inherit_from(self)
+            inherit_weights(frozen, self)
         return frozen
 
     def trace(self) -> dict[str, Any]:
@@ -232,80 +215,42 @@ class AutoDimEmbedding(EmbeddingFacade):
         return {"dims": self.chosen_dims()}
 
 
-class ProjectedEmbedding(EmbeddingFacade):
-    """Per-field dimensions (the AutoDim result) lifted to one common dimension: `[B, F, common_dim]`.
+@torch.no_grad()
+def inherit_weights(self: ProjectedEmbedding, search: AutoDimEmbedding) -> None:
+    """Copy into `self` (frozen from `search`) the weights `search` uses for its sizes.
 
-    Fields are grouped by size, so the lift is one batched matrix product per distinct size.
+    The rows' leading columns, the lift maps and the batch-norm state.
     """
-
-    def __init__(
-        self, schema: Schema, dims: Mapping[str, int], common_dim: int, numerical: NumericalSpec = "auto",
-        pooling: str = "mean", lift_gamma: float = LIFT_GAMMA, sparse: bool = False,
-        numerical_options: Mapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__()
-        self.base = FieldEmbedding(schema, dict(dims), numerical=numerical, pooling=pooling, sparse=sparse,
-                                   numerical_options=numerical_options)
-        self.encoding = {"numerical": numerical, "pooling": pooling, "numerical_options": numerical_options}
-        self._set_shape(list(self.base.field_names), int(common_dim))
-        self.field_dims = {f: int(dims[f]) for f in self.field_names}
-        starts = torch.tensor([0, *self.base.dims[:-1]]).cumsum(0).tolist()
-        self.sizes = sorted(set(self.base.dims))
-        self.lifts = nn.ModuleList()
-        for g, d in enumerate(self.sizes):
-            fields = [i for i, fd in enumerate(self.base.dims) if fd == d]
-            cols = torch.tensor([starts[i] + j for i in fields for j in range(d)], dtype=torch.long)
-            self.register_buffer(f"cols_{g}", cols, persistent=False)
-            self.register_buffer(f"fields_{g}", torch.tensor(fields, dtype=torch.long), persistent=False)
-            self.lifts.append(_Lift(len(fields), d, self.common_dim, lift_gamma))
-
-    def forward(self, batch: FieldBatch) -> torch.Tensor:
-        """`[B, F, common_dim]`."""
-        flat = self.base.flat(batch)
-        out = flat.new_empty(flat.shape[0], self.num_fields, self.common_dim)
-        for g, (d, lift) in enumerate(zip(self.sizes, self.lifts, strict=True)):
-            fields = getattr(self, f"fields_{g}")
-            e = flat.index_select(1, getattr(self, f"cols_{g}")).view(flat.shape[0], len(fields), d)
-            out[:, fields] = lift(e)
-        return out
-
-    def flat(self, batch: FieldBatch) -> torch.Tensor:
-        """`[B, F * C]`."""
-        return self(batch).flatten(1)
-
-    @torch.no_grad()
-    def inherit_from(self, search: AutoDimEmbedding) -> None:
-        """Copy the weights `search` uses for these sizes (rows' leading columns, lift maps, batch-norm state)."""
-        names = search.field_names
-        if names != self.field_names or search.common_dim != self.common_dim or search.encoding != self.encoding:
-            raise ConfigError("inherit_from needs the search embedding this one was frozen from (same fields, "
-                              "encoding and common dimension)")
-        src_tables = search.base.tables_weights()[0]  # the search table has one size: one shared table
-        if self.base.equal_dims:
-            d = self.base.dims[0]
-            self.base.table.weight.copy_(src_tables[:, :d])
-        else:
-            id_fields = [f.name for f in search.base.id_fields]
-            offsets = _offsets(search.base)
-            for t, f in zip(self.base.tables, id_fields, strict=True):
-                start = offsets[f]
-                t.weight.copy_(src_tables[start : start + t.num_embeddings, : t.embedding_dim])
-        src_enc = {f: (enc, j) for enc in search.base.numerical_encoders() for j, f in enumerate(enc.field_names)}
-        for enc in self.base.numerical_encoders():
-            for j, f in enumerate(enc.field_names):
-                src, k = src_enc[f]
-                for dst_t, src_t in zip(enc.field_tensors(j), src.field_tensors(k), strict=True):
-                    dst_t.copy_(src_t[..., : dst_t.shape[-1]])
-        c = self.common_dim
-        for g, d in enumerate(self.sizes):
-            src = search.lifts[search.candidates.index(d)]
-            fields = getattr(self, f"fields_{g}")
-            dst = self.lifts[g]
-            dst.weight.copy_(src.weight[fields])
-            dst.bias.copy_(src.bias[fields])
-            chans = (fields.unsqueeze(1) * c + torch.arange(c)).reshape(-1)
-            for name in ("weight", "bias", "running_mean", "running_var"):
-                getattr(dst.norm, name).copy_(getattr(src.norm, name)[chans])
+    names = search.field_names
+    if names != self.field_names or search.common_dim != self.common_dim or search.encoding != self.encoding:
+        raise ConfigError("inherit_weights needs the search embedding this one was frozen from (same fields, "
+                          "encoding and common dimension)")
+    src_tables = search.base.tables_weights()[0]  # the search table has one size: one shared table
+    if self.base.equal_dims:
+        d = self.base.dims[0]
+        self.base.table.weight.copy_(src_tables[:, :d])
+    else:
+        id_fields = [f.name for f in search.base.id_fields]
+        offsets = _offsets(search.base)
+        for t, f in zip(self.base.tables, id_fields, strict=True):
+            start = offsets[f]
+            t.weight.copy_(src_tables[start : start + t.num_embeddings, : t.embedding_dim])
+    src_enc = {f: (enc, j) for enc in search.base.numerical_encoders() for j, f in enumerate(enc.field_names)}
+    for enc in self.base.numerical_encoders():
+        for j, f in enumerate(enc.field_names):
+            src, k = src_enc[f]
+            for dst_t, src_t in zip(enc.field_tensors(j), src.field_tensors(k), strict=True):
+                dst_t.copy_(src_t[..., : dst_t.shape[-1]])
+    c = self.common_dim
+    for g, d in enumerate(self.sizes):
+        src = search.lifts[search.candidates.index(d)]
+        fields = getattr(self, f"fields_{g}")
+        dst = self.lifts[g]
+        dst.weight.copy_(src.weight[fields])
+        dst.bias.copy_(src.bias[fields])
+        chans = (fields.unsqueeze(1) * c + torch.arange(c)).reshape(-1)
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            getattr(dst.norm, name).copy_(getattr(src.norm, name)[chans])
 
 
 def _offsets(emb: FieldEmbedding) -> dict[str, int]:

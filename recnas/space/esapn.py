@@ -30,9 +30,9 @@ from recnas.data.batches import FieldBatch
 from recnas.data.schema import Schema
 from recnas.errors import ConfigError
 from recnas.nn.embedding import NumericalSpec
+from recnas.nn.facade import CategoricalSplitEmbedding
+from recnas.nn.mixed_width import MixedWidthEmbedding
 from recnas.space.choice import Choice, Sample
-from recnas.space.facade import CategoricalSplitEmbedding
-from recnas.space.mixed_width import MixedWidthEmbedding
 from recnas.space.nis import bucket_rows
 
 DEFAULT_SIZES = (2, 4, 8, 16, 64, 128)
@@ -206,7 +206,8 @@ class ESAPNEmbedding(CategoricalSplitEmbedding):
         sample = self.export()
         return {c.label: [1.0 if v == sample[c.label] else 0.0 for v in c.candidates] for c in self.choices()}
 
-    def freeze(self, sample: Mapping[str, Any], inherit: bool = False) -> MixedWidthEmbedding:
+    def freeze(self, sample: Mapping[str, Any], inherit: bool = False, sparse: bool = False,
+               norm_gamma: float | None = None) -> MixedWidthEmbedding:
         """An embedding storing each id at its bucket's size: fresh, or with `inherit` the searched weights.
 
         Inherited (serving the streamed model as it is), a group of size s_k stores T_k's rows and its
@@ -215,7 +216,8 @@ class ESAPNEmbedding(CategoricalSplitEmbedding):
         """
         widths = {n: np.repeat([int(sample[size_label(n, b)]) for b in range(self.n_buckets)], self.rows[n])
                   for n in self.fields}
-        frozen = MixedWidthEmbedding(self.schema, widths, self.sizes[-1], **self.encoding)
+        frozen = MixedWidthEmbedding(self.schema, widths, self.sizes[-1], **self.encoding, sparse=sparse,
+                                     norm_gamma=norm_gamma)
         if not inherit:
             return frozen
         with torch.no_grad():

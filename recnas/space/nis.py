@@ -32,9 +32,9 @@ from recnas.data.batches import FieldBatch
 from recnas.data.schema import Schema
 from recnas.errors import ConfigError
 from recnas.nn.embedding import FieldEmbedding, NumericalSpec
+from recnas.nn.facade import EmbeddingFacade
+from recnas.nn.mixed_width import MixedWidthEmbedding, blocks_from_widths
 from recnas.space.choice import Choice, Sample
-from recnas.space.facade import EmbeddingFacade
-from recnas.space.mixed_width import MixedWidthEmbedding, blocks_from_widths
 
 DEFAULT_ROW_SHARES = (0.1, 0.2, 0.7)
 DEFAULT_COL_BLOCKS = 4
@@ -193,14 +193,16 @@ class NISEmbedding(EmbeddingFacade):
         sample = self.export()
         return {c.label: [1.0 if v == sample[c.label] else 0.0 for v in c.candidates] for c in self.choices()}
 
-    def freeze(self, sample: Mapping[str, Any], inherit: bool = False) -> MixedWidthEmbedding:
+    def freeze(self, sample: Mapping[str, Any], inherit: bool = False, sparse: bool = False,
+               norm_gamma: float | None = None) -> MixedWidthEmbedding:
         """An embedding storing only the blocks of `sample`: fresh, or with `inherit` the supernet's weights.
 
         Inherited, each width group stores the columns its buckets keep (the buckets of one width keep the
         same column blocks, as the blocks a bucket keeps shrink from head to tail) and its projection puts
         them back in place, so the frozen module computes what `set_sample(sample)` computes.
         """
-        frozen = MixedWidthEmbedding(self.schema, self.id_widths(sample), self.common_dim, **self.encoding)
+        frozen = MixedWidthEmbedding(self.schema, self.id_widths(sample), self.common_dim, **self.encoding,
+                                     sparse=sparse, norm_gamma=norm_gamma)
         if not inherit:
             return frozen
         offsets = dict(zip(self.fields, self.base.cat_offsets.tolist(), strict=True))

@@ -13,10 +13,10 @@ class TrainerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     epochs: int = Field(30, ge=1, description="maximum epochs (early stopping usually ends sooner)")
-    batch_size: int = Field(4096, ge=1)
-    eval_batch_size: int = Field(16384, ge=1)
-    optimizer: Literal["adam", "adagrad"] = "adam"
-    lr: float = Field(1e-3, gt=0)
+    batch_size: int = Field(4096, ge=1, description="training batch size")
+    eval_batch_size: int = Field(16384, ge=1, description="batch size of validation and test scoring")
+    optimizer: Literal["adam", "adagrad"] = Field("adam", description="optimiser of embeddings and dense weights")
+    lr: float = Field(1e-3, gt=0, description="learning rate")
     embedding_lr: float | None = Field(None, gt=0, description="learning rate of embedding tables (default: lr)")
     embedding_l2: float = Field(
         0.1, ge=0, description="penalty embedding_l2/2 * ||E||^2 on the id tables, every step (0 = off)"
@@ -32,8 +32,8 @@ class TrainerConfig(BaseModel):
         0, ge=0, description="epochs in which a valid score below the best neither cuts the lr nor counts toward "
         "early stopping: a dip on an early plateau is noise, not convergence (0 = every epoch counts)"
     )
-    min_delta: float = Field(1e-6, ge=0)
-    monitor: Literal["auc", "logloss"] = "auc"
-    max_grad_norm: float | None = Field(None, gt=0)
+    min_delta: float = Field(1e-6, ge=0, description="smallest gain of the monitored score that counts as better")
+    monitor: Literal["auc", "logloss"] = Field("auc", description="valid score of early stopping and lr cuts")
+    max_grad_norm: float | None = Field(None, gt=0, description="clip the dense and embedding gradients to this norm")
     restore_best: bool = Field(True, description="end with the best-validation weights (a search keeps the last)")
     progress: bool = Field(True, description="progress bar (shown only on a terminal)")

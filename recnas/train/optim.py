@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from recnas.errors import ConfigError
+from recnas.nn.facade import id_tables
 
 OPTIMIZERS = ("adam", "adagrad")
 
@@ -15,7 +16,7 @@ OPTIMIZERS = ("adam", "adagrad")
 def split_parameters(model: nn.Module, exclude: Iterable[nn.Parameter] = ()) -> tuple[list, list]:
     """(embedding table weights, every other trainable parameter), minus `exclude`."""
     skip = {id(p) for p in exclude}
-    tables = getattr(model, "embedding_tables", lambda: [])()
+    tables = id_tables(model)
     table_ids = {id(p) for p in tables}
     emb = [p for p in tables if id(p) not in skip]
     dense = [p for p in model.parameters() if p.requires_grad and id(p) not in table_ids and id(p) not in skip]

@@ -23,6 +23,7 @@ from recnas.checkpoint import resume_from, save_checkpoint
 from recnas.data.batches import BatchIterator
 from recnas.errors import DataError, TrainingError
 from recnas.nn.embedding import FieldEmbedding
+from recnas.nn.facade import id_tables
 from recnas.train.config import TrainerConfig
 from recnas.train.hooks import Hook
 from recnas.train.metrics import binary_metrics
@@ -101,7 +102,7 @@ class Trainer:
             for m in embeddings:
                 m.track_rows = True
             return lambda: 0.5 * l2 * sum(m.touched_squared_norm() for m in embeddings)
-        tables = model.embedding_tables() if hasattr(model, "embedding_tables") else []
+        tables = id_tables(model)
         return lambda: 0.5 * l2 * sum(w.pow(2).sum() for w in tables)
 
     def _reduce_lr(self) -> None:

@@ -14,7 +14,7 @@ from recnas.nn.models import build_model
 from recnas.search.reinforce import ReinforceController
 from recnas.search.weight_sharing import WeightSharingSearch
 from recnas.space import Space
-from recnas.space.mixed_width import MixedWidthEmbedding
+from recnas.nn.mixed_width import MixedWidthEmbedding
 from recnas.space.nis import NISEmbedding, bucket_rows, fill_layout, random_layout
 from recnas.train import Trainer, TrainerConfig
 from recnas.train.trainer import evaluate

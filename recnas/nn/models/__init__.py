@@ -17,11 +17,11 @@ from recnas.nn.models import (  # noqa: F401  (importing registers each model)
     widedeep,
     xdeepfm,
 )
-from recnas.nn.models.base import MODELS, CTRModel, FirstOrder, build_model, register
+from recnas.nn.models.base import MODELS, CTRModel, FirstOrder, build_model, model_options, register
 
 ZOO = [
     "lr", "fm", "fwfm", "ffm", "afm", "nfm", "widedeep", "deepfm", "ipnn", "dcn", "dcnv2", "xdeepfm", "autoint",
     "autoint+",
 ]
 
-__all__ = ["MODELS", "ZOO", "CTRModel", "FirstOrder", "build_model", "register"]
+__all__ = ["MODELS", "ZOO", "CTRModel", "FirstOrder", "build_model", "model_options", "register"]

@@ -6,6 +6,7 @@ logits `[batch]`; it knows nothing of loss, optimiser or epochs.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -16,6 +17,9 @@ from recnas.data.batches import FieldBatch
 from recnas.data.schema import Schema
 from recnas.errors import ConfigError, SchemaError
 from recnas.nn.embedding import FieldEmbedding, NumericalSpec, field_order
+from recnas.nn.facade import FieldEmbeddingLayer, OwnIdTables, id_tables
+from recnas.nn.frozen import FrozenModule
+from recnas.nn.interactions import PairwiseLayer
 
 MODELS: dict[str, type[CTRModel]] = {}
 
@@ -46,18 +50,29 @@ class CTRModel(nn.Module):
     has_embedding: ClassVar[bool] = True  # False: first-order weights only (LR)
     field_aware: ClassVar[bool] = False  # True: several vectors per id (FFM), so no one-vector-per-field embedding
     paper: ClassVar[str] = ""
+    # The model's pairwise-interaction slot (constructor argument `pairwise`): "logit" takes a layer whose
+    # output is one logit term (`out_dim == 1`, FM's), "products" one product per pair (IPNN's); None: no slot.
+    pairwise_slot: ClassVar[str | None] = None
 
     def __init__(
         self, schema: Schema, embedding_dim: int | Mapping[str, int] = 10, mlp: Sequence[int] = (400, 400, 400),
         dropout: float = 0.0, batch_norm: bool = False, numerical: NumericalSpec = "auto", pooling: str = "mean",
-        sparse: bool = False, numerical_options: Mapping[str, Any] | None = None, **options: Any,
+        sparse: bool = False, numerical_options: Mapping[str, Any] | None = None,
+        embedding: FieldEmbeddingLayer | None = None, **options: Any,
     ) -> None:
         super().__init__()
         self.schema = schema
+        self._composed: dict[str, nn.Module] = {}  # parts given to the constructor, by argument name
         self.encoding = {"numerical": numerical, "pooling": pooling, "sparse": sparse,
                          "numerical_options": dict(numerical_options or {})}
         if not self.has_embedding:
+            if embedding is not None:
+                raise ConfigError(f"model {self.model_name!r} has no embeddings; it cannot take one")
             self.num_fields = sum(len(group) for group in field_order(schema, numerical))
+        elif embedding is not None:  # composed by the caller (a search block or a frozen one)
+            self.embedding = embedding
+            self._composed["embedding"] = embedding
+            self._check_equal_dims()
         else:
             self._build_embedding(schema, embedding_dim, **self.encoding)
         self.mlp_sizes = list(mlp)
@@ -71,6 +86,9 @@ class CTRModel(nn.Module):
     ) -> None:
         self.embedding = FieldEmbedding(schema, embedding_dim, numerical=numerical, pooling=pooling, sparse=sparse,
                                         numerical_options=numerical_options)
+        self._check_equal_dims()
+
+    def _check_equal_dims(self) -> None:
         if self.needs_equal_dims and not self.embedding.equal_dims:
             dims = dict(zip(self.embedding.field_names, self.embedding.dims, strict=True))
             raise SchemaError(
@@ -79,6 +97,26 @@ class CTRModel(nn.Module):
             )
         self.num_fields = self.embedding.num_fields
 
+    def _pairwise(self, pairwise: PairwiseLayer | None, default: nn.Module) -> nn.Module:
+        """The pairwise layer given to the constructor (checked against this model's slot), else `default`."""
+        if pairwise is None:
+            return default
+        if self.pairwise_slot == "logit" and pairwise.out_dim != 1:
+            raise ConfigError(f"model {self.model_name!r} adds its pairwise layer to the logit, so the layer must "
+                              f"output one value per row, not {pairwise.out_dim}")
+        self._composed["pairwise"] = pairwise  # type: ignore[assignment]
+        return pairwise  # type: ignore[return-value]
+
+    def frozen_spec(self) -> dict[str, Any]:
+        """{constructor argument: spec} of the frozen parts this model was composed with (`recnas.nn.frozen`)."""
+        out = {}
+        for slot, part in self._composed.items():
+            if not isinstance(part, FrozenModule):
+                raise ConfigError(f"the {slot} of this {self.model_name} model is not frozen (it has no spec()); "
+                                  "freeze() the searched block first")
+            out[slot] = part.spec()
+        return out
+
     def make_first_order(self) -> FirstOrder:
         """A first-order (LR) part encoding fields the same way as the model's embedding."""
         return FirstOrder(self.schema, **self.encoding)
@@ -86,7 +124,7 @@ class CTRModel(nn.Module):
     def embedding_params(self) -> int:
         """Embedding parameters (EP): the floats of every embedding table, first-order weights included."""
         fields = sum(m.embedding_params() for m in self.modules() if isinstance(m, FieldEmbedding))
-        return fields + sum(m.own_embedding_params() for m in self.modules() if hasattr(m, "own_embedding_params"))
+        return fields + sum(m.own_embedding_params() for m in self.modules() if isinstance(m, OwnIdTables))
 
     def embedding_tables(self) -> list[torch.Tensor]:
         """Weights of every id table (targets of embedding L2 and sparse optimisers).
@@ -94,8 +132,7 @@ class CTRModel(nn.Module):
         Those of `FieldEmbedding`s, plus `own_tables()` of embedding modules that store ids their own way
         (NIS and ESAPN's mixed-width tables).
         """
-        fields = [w for m in self.modules() if isinstance(m, FieldEmbedding) for w in m.tables_weights()]
-        return fields + [w for m in self.modules() if hasattr(m, "own_tables") for w in m.own_tables()]
+        return id_tables(self)
 
     def forward(self, batch: FieldBatch) -> torch.Tensor:  # pragma: no cover - abstract
         """Logits `[batch]`."""
@@ -117,6 +154,17 @@ class FirstOrder(nn.Module):
     def forward(self, batch: FieldBatch) -> torch.Tensor:
         """`[B, 1]` first-order logit."""
         return self.weights(batch).sum(1) + self.bias
+
+
+def model_options(cls: type[CTRModel]) -> set[str]:
+    """The model-specific constructor options `cls` reads (its own and its zoo parents' `__init__` arguments)."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if klass is CTRModel or not (isinstance(klass, type) and issubclass(klass, CTRModel)):
+            break
+        params = inspect.signature(klass.__init__).parameters.values()
+        names |= {p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD or p.kind is p.KEYWORD_ONLY}
+    return names - {"self", "schema"}
 
 
 def build_model(name: str, schema: Schema, **kwargs: Any) -> CTRModel:

@@ -1,0 +1,141 @@
+"""AutoDim: an embedding size per field, chosen by gradient descent (Zhao et al., WWW 2021).
+
+The supernet's embedding (`AutoDimEmbedding`) mixes every candidate size of each field with Gumbel-softmax
+weights, lifted to a common dimension; a bi-level search (first-order DARTS) moves the weights on validation
+batches, with an optional memory term toward small sizes. The export is the argmax per field, cut to the
+budget (`max_ep` / `max_ep_fraction`) and, with `fill_budget`, grown back up to it; the retrain model is the
+same zoo model with a `ProjectedEmbedding` of the found sizes. Any zoo model with one vector per field works.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field, model_validator
+from torch import nn
+
+from recnas.data.schema import Schema
+from recnas.methods.base import BudgetConfig, model_kwargs, refuse_field_aware, register_method
+from recnas.methods.oneshot import OneShotConfig, OneShotMethod
+from recnas.methods.render import bars, search_curve, table
+from recnas.nn.models import CTRModel, build_model
+from recnas.space.autodim import AutoDimEmbedding, sample_ep
+
+if TYPE_CHECKING:
+    from recnas.experiment.config import ExperimentConfig
+
+
+class AutoDimConfig(OneShotConfig, BudgetConfig):
+    """AutoDim: candidate sizes per field, mixed by Gumbel-softmax, chosen on validation batches (bi-level)."""
+
+    method: Literal["autodim"] = Field("autodim", description="an embedding size per field (AutoDim)")
+    mode: Literal["one_level", "bi_level"] = Field(
+        "bi_level", description="one_level: architecture and weights step on the same batch; bi_level: first-order "
+        "DARTS, architecture steps on validation batches")
+    warmup_epochs: int = Field(2, ge=0, description="weight-only epochs before architecture steps")
+    candidates: list[int] = Field(default_factory=lambda: [2, 4, 8, 16, 32], min_length=1,
+                                  description="candidate sizes (size d uses the first d columns of one table)")
+    common_dim: int | None = Field(None, ge=1, description="interaction dimension every size is lifted to (default: "
+                                   "the largest candidate)")
+    lift_gamma: float = Field(0.15, gt=0, description="initial batch-norm scale of the lifts: at 1 the FM logits "
+                              "start huge and every field collapses to the smallest size")
+    memory_lambda: float = Field(0.1, ge=0, description="weight of the expected-size term (the expected size of each "
+                                 "field as a share of the largest, averaged over fields) in the architecture loss; "
+                                 "0 = the paper's form")
+    fill_budget: bool = Field(False, description="grow an export under the budget until it fills it")
+
+    @model_validator(mode="after")
+    def _fill_needs_budget(self) -> AutoDimConfig:
+        if self.fill_budget and self.max_ep is None and self.max_ep_fraction is None:
+            raise ValueError("fill_budget grows the export up to a budget; set max_ep or max_ep_fraction")
+        return self
+
+
+@register_method("autodim")
+class AutoDim(OneShotMethod):
+    """The method of the module docstring."""
+
+    paper = "Zhao et al., Memory-efficient Embedding for Recommendations / AutoDim, WWW 2021"
+    decides = "an embedding size per field"
+    config = AutoDimConfig
+    trace_keys = ("dims",)
+
+    def check(self) -> None:
+        """One vector per field."""
+        super().check()
+        refuse_field_aware(self.cfg, "AutoDim")
+
+    @property
+    def common_dim(self) -> int:
+        """The interaction dimension: `common_dim`, else the largest candidate."""
+        return int(self.s.common_dim or max(self.s.candidates))
+
+    def block(self, schema: Schema) -> AutoDimEmbedding:
+        """The search embedding."""
+        s = self.s
+        return AutoDimEmbedding(schema, s.candidates, self.common_dim, **self.cfg.model.encoding_kwargs(),
+                                lift_gamma=s.lift_gamma, max_ep=s.max_ep, max_ep_fraction=s.max_ep_fraction,
+                                fill_budget=s.fill_budget)
+
+    def supernet(self, schema: Schema) -> CTRModel:
+        """The configured model with the AutoDim embedding."""
+        kw = {**model_kwargs(self.cfg), "sparse": False, "embedding_dim": self.common_dim}
+        return build_model(self.cfg.model.name, schema, embedding=self.block(schema), **kw)
+
+    def memory_lambda(self) -> float:
+        """The expected-size term's weight."""
+        return float(self.s.memory_lambda)
+
+    def describe(self, model: CTRModel, sample: dict[str, Any]) -> dict[str, Any]:
+        """Size per field, with the EP against every field at the largest size."""
+        block = model.embedding
+        assert isinstance(block, AutoDimEmbedding)
+        dims = block.chosen_dims(sample)
+        return {"dims": dims, "common_dim": block.common_dim, "candidates": list(block.candidates),
+                "lift_gamma": block.lift_gamma, "max_ep": block.max_ep, "fill_budget": block.fill_budget,
+                "field_rows": block.rows, "ep": sample_ep(block.rows, dims), "full_ep": block.full_ep}
+
+    def frozen_parts(self, schema: Schema, arch: dict[str, Any]) -> dict[str, nn.Module]:
+        """The found sizes, frozen from the search embedding (fresh weights)."""
+        return {"embedding": self.block(schema).freeze(arch["sample"], sparse=self.cfg.trainer.sparse)}
+
+    def baseline_config(self) -> ExperimentConfig:
+        """Every field at the common dimension."""
+        base = self.cfg.model_copy(deep=True)
+        base.model.embedding_dim = self.common_dim
+        return base
+
+    def summary(self, arch: dict[str, Any]) -> list[str]:
+        """The size of each field."""
+        return ["dimensions: " + ", ".join(f"{f}={d}" for f, d in arch["dims"].items())
+                + f" ({arch['ep']:,} of {arch['full_ep']:,} searched embedding parameters)"]
+
+    def architecture(self, arch: dict[str, Any], schema: Schema) -> dict[str, Any]:
+        """Size per field with its cardinality and probabilities; EP against full size."""
+        card = {f.name: f.cardinality for f in schema.fields}
+        return {"dims": [{"field": f, "cardinality": card.get(f), "rows": arch["field_rows"][f], "dim": d,
+                          "probs": arch["probs"].get(f"dim/{f}")} for f, d in arch["dims"].items()],
+                "candidates": arch["candidates"], "common_dim": arch["common_dim"],
+                # the searched tables against the same tables with every field at the largest candidate
+                "ep": arch["ep"], "full_ep": arch["full_ep"], "ep_fraction": arch["ep"] / max(arch["full_ep"], 1)}
+
+    def html(self, rep: dict[str, Any], arch: dict[str, Any]) -> list[str]:
+        """The size table."""
+        a = rep["architecture"]
+        return [f"<h2>Dimension per field</h2><p>candidates {a['candidates']}, common dimension "
+                f"{a['common_dim']}; searched embedding parameters {a['ep']:,} of {a['full_ep']:,} at full "
+                f"dimension ({a['ep_fraction']:.1%})</p>",
+                table([[d["field"], d["cardinality"], d["dim"], " ".join(f"{p:.2f}" for p in d["probs"] or [])]
+                       for d in a["dims"]], ["field", "cardinality", "dimension", "probabilities over candidates"])]
+
+    def plots(self, rep: dict[str, Any], arch: dict[str, Any]) -> list[tuple[str, Any]]:
+        """The search curve with the mean chosen size, and the size per field."""
+        out = []
+        curve = rep["search"]["curve"]
+        if curve:
+            mean = [{**c, "mean_dim": sum(c["dims"].values()) / max(len(c["dims"]), 1)} for c in curve]
+            out.append(("Search curve", search_curve(mean, "mean_dim", "mean chosen dimension")))
+        dims = rep["architecture"]["dims"]
+        out.append(("Embedding dimension per field",
+                    bars([d["field"] for d in dims], [d["dim"] for d in dims], "chosen dimension", log2=True)))
+        return out

@@ -1,0 +1,230 @@
+"""The method registry: one file per search method, each a `SearchMethod` subclass registered by name.
+
+A method owns its config class (the `search:` section when `search.method` names it), how it builds and
+searches its supernet, what it writes to `search/arch.json`, how the retrain model is frozen from the found
+sample, the baseline it is measured against, an optional random control, and how its result reads in the
+CLI, the report and its plots. The generic runner (`recnas.experiment.search`), the report and the CLI read
+this registry and never name a method.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from torch import nn
+
+from recnas.data.batches import BatchIterator
+from recnas.data.schema import Schema
+from recnas.data.splits import Splits, train_arrays
+from recnas.errors import ConfigError
+from recnas.nn.models import MODELS, CTRModel, build_model
+from recnas.train.hooks import Hook
+
+if TYPE_CHECKING:
+    from recnas.experiment.config import ExperimentConfig
+
+Log = Callable[[str], None]
+
+
+class MethodConfig(BaseModel):
+    """Settings every search method has; a method's config class adds its own keys (and its `method` literal)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: str = Field(description="the registered search method (`recnas methods`)")
+    batch_size: int | None = Field(None, ge=1, description="search batch size (default trainer.batch_size)")
+    lr: float | None = Field(None, gt=0, description="weight learning rate during the search (default trainer.lr)")
+    embedding_l2: float | None = Field(None, ge=0, description="embedding L2 during the search (default "
+                                       "trainer.embedding_l2)")
+    baseline: bool = Field(True, description="also train the unsearched model with the same settings")
+
+
+class BudgetConfig(BaseModel):
+    """The one budget vocabulary of every embedding search (AutoDim, NIS, ESAPN)."""
+
+    max_ep: int | None = Field(None, ge=1, description="hard budget: floats the searched embedding tables may store")
+    max_ep_fraction: float | None = Field(
+        None, gt=0, le=1, description="the budget as a fraction of the searched fields' tables at full width "
+        "(not with max_ep)")
+
+    @model_validator(mode="after")
+    def _one_budget(self) -> BudgetConfig:
+        if self.max_ep is not None and self.max_ep_fraction is not None:
+            raise ValueError("give max_ep or max_ep_fraction, not both")
+        return self
+
+    def budget(self, full_ep: int) -> int | None:
+        """The budget in floats, given the searched fields' EP at full width (None: no budget)."""
+        if self.max_ep_fraction is not None:
+            return int(self.max_ep_fraction * full_ep)
+        return self.max_ep
+
+
+class SearchMethod:
+    """One search method (subclass, set the class variables, register with `@register_method`).
+
+    Constructed on a validated `ExperimentConfig` whose `search` is this method's config class.
+    """
+
+    name: ClassVar[str] = ""
+    paper: ClassVar[str] = ""
+    decides: ClassVar[str] = ""  # what the method chooses, in a few words (`recnas methods`)
+    config: ClassVar[type[MethodConfig]] = MethodConfig
+
+    def __init__(self, cfg: ExperimentConfig) -> None:
+        if not isinstance(cfg.search, self.config):
+            raise ConfigError(f"method {self.name!r} needs a search section of its own config class")
+        self.cfg = cfg
+        self.s: Any = cfg.search
+
+    # ---- what the runner calls ---------------------------------------------------------------
+    def check(self) -> None:
+        """Refuse settings this method cannot search with (before any work); a `ConfigError` naming the key."""
+        if self.cfg.model.name.lower() not in MODELS:
+            raise ConfigError(f"unknown model {self.cfg.model.name!r}; choose one of {sorted(MODELS)} (see "
+                              "`recnas models`)")
+
+    def search(self, splits: Splits, search_dir: Path, log: Log, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
+        """Run the search (resuming from `search_dir/checkpoint.pt`) and return the arch.json content.
+
+        It holds at least `sample` and `space_fingerprint`; the runner adds `method` and `model`.
+        """
+        raise NotImplementedError
+
+    def frozen_parts(self, schema: Schema, arch: dict[str, Any]) -> dict[str, nn.Module]:
+        """The retrain model's searched parts by constructor argument (`embedding`, `pairwise`).
+
+        Each is frozen from `arch["sample"]` by its block's `freeze()`, with fresh weights.
+        """
+        raise NotImplementedError
+
+    def retrain_model(self, schema: Schema, arch: dict[str, Any]) -> CTRModel:
+        """The found architecture with fresh weights: the zoo model composed with the frozen parts."""
+        parts = self.frozen_parts(schema, arch)
+        return build_model(str(arch["model"]), schema, **{**model_kwargs(self.cfg), **parts})
+
+    def baseline_config(self) -> ExperimentConfig:
+        """The unsearched model's config (the full width the found EP is measured against)."""
+        return self.cfg.model_copy(deep=True)
+
+    def control_arch(self, splits: Splits, arch: dict[str, Any], control_dir: Path, log: Log) -> dict[str, Any] | None:
+        """A random architecture at the searched one's EP (`lab.control`), or None when the method has none."""
+        return None
+
+    # ---- how the result reads ----------------------------------------------------------------
+    def summary(self, arch: dict[str, Any]) -> list[str]:
+        """Lines the CLI prints about the found architecture."""
+        return []
+
+    def architecture(self, arch: dict[str, Any], schema: Schema) -> dict[str, Any]:
+        """The report's `architecture` section: the found architecture in human terms."""
+        return {}
+
+    def curve(self, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The report's search trace from `search/history.jsonl`."""
+        return history
+
+    def html(self, rep: dict[str, Any], arch: dict[str, Any]) -> list[str]:
+        """HTML fragments of the report's architecture section."""
+        return []
+
+    def plots(self, rep: dict[str, Any], arch: dict[str, Any]) -> list[tuple[str, Any]]:
+        """(caption, matplotlib figure) of each plot of the report."""
+        return []
+
+
+METHODS: dict[str, type[SearchMethod]] = {}
+BUILTIN_METHODS = ("recnas.methods.autofis", "recnas.methods.autodim", "recnas.methods.nis", "recnas.methods.esapn")
+
+
+def load_builtin_methods() -> dict[str, type[SearchMethod]]:
+    """Import (so register) the built-in methods; the registry."""
+    import importlib
+
+    for module in BUILTIN_METHODS:
+        importlib.import_module(module)
+    return METHODS
+
+
+def register_method(name: str) -> Callable[[type[SearchMethod]], type[SearchMethod]]:
+    """Class decorator adding a search method to the registry (its config class must name it in `method`)."""
+
+    def wrap(cls: type[SearchMethod]) -> type[SearchMethod]:
+        if name in METHODS:
+            raise ValueError(f"search method {name!r} is registered twice")
+        default = cls.config.model_fields["method"].default
+        if default != name:
+            raise ValueError(f"{cls.config.__name__}.method must default to {name!r}, got {default!r}")
+        cls.name = name
+        METHODS[name] = cls
+        return cls
+
+    return wrap
+
+
+def method_names() -> list[str]:
+    """Registered method names."""
+    return sorted(load_builtin_methods())
+
+
+def get_method(name: str) -> type[SearchMethod]:
+    """The registered method class, with a clear error for an unknown name."""
+    if name not in load_builtin_methods():
+        raise ConfigError(f"unknown search method {name!r}; choose one of {method_names()} (see `recnas methods`)")
+    return METHODS[name]
+
+
+def method_of(cfg: ExperimentConfig) -> SearchMethod:
+    """The method object of a config with a search section."""
+    if cfg.search is None:
+        raise ConfigError("the config has no search section; set search.method (see `recnas methods`)")
+    method = get_method(cfg.search.method)(cfg)
+    method.check()
+    return method
+
+
+# ---- helpers the methods share ----------------------------------------------------------------
+def model_kwargs(cfg: ExperimentConfig) -> dict[str, Any]:
+    """`build_model` keyword arguments of the configured model (sparse gradients from the trainer)."""
+    return {"sparse": cfg.trainer.sparse, **cfg.model.build_kwargs()}
+
+
+def weight_settings(cfg: ExperimentConfig) -> tuple[float, float]:
+    """(lr, embedding L2) of the supernet's weights: `search.*`, else the trainer's."""
+    s = cfg.search
+    assert s is not None
+    lr = s.lr if s.lr is not None else cfg.trainer.lr
+    l2 = s.embedding_l2 if s.embedding_l2 is not None else cfg.trainer.embedding_l2
+    return lr, l2
+
+
+def search_batches(cfg: ExperimentConfig, splits: Splits) -> BatchIterator:
+    """The search's train batches; full batches only (a small remainder would be the noisiest step)."""
+    assert cfg.search is not None
+    size = cfg.search.batch_size or splits.train.batch_size
+    arrays = train_arrays(splits.ds, cfg.lab.max_train_rows)
+    return BatchIterator(arrays, size, shuffle=True, seed=cfg.seed, drop_last=len(arrays["y"]) >= size)
+
+
+def fingerprint(blocks: Sequence[Any]) -> str:
+    """The space fingerprint of some searchable blocks."""
+    from recnas.space.choice import Space
+
+    return Space([c for b in blocks for c in b.choices()]).fingerprint()
+
+
+def refuse_field_aware(cfg: ExperimentConfig, method: str) -> None:
+    """Embedding searches give each field one vector: refuse field-aware and embedding-free models."""
+    cls = MODELS.get(cfg.model.name.lower())
+    if cls is not None and (cls.field_aware or not cls.has_embedding):
+        what = "keeps several vectors per id (field-aware)" if cls.field_aware else "has no embeddings"
+        raise ConfigError(f"{method} gives each field one embedding vector; {cfg.model.name!r} {what}; "
+                          "search another model (e.g. deepfm, fm, widedeep, dcnv2)")
+
+
+__all__ = ["BUILTIN_METHODS", "METHODS", "BudgetConfig", "Log", "MethodConfig", "SearchMethod", "fingerprint",
+           "get_method", "load_builtin_methods", "method_names", "method_of", "model_kwargs", "refuse_field_aware",
+           "register_method", "search_batches", "weight_settings"]
