@@ -45,14 +45,15 @@ def parse_layout(spec: str) -> tuple[str, dict[str, dict[int, int]]]:
 
 
 def layout_arch(cfg, schema, arch: dict, grow: dict[str, dict[int, int]]) -> dict:  # noqa: ANN001
-    """The arch.json of a hand-made layout, written as the search writes one (`_esapn_arch`).
+    """The arch.json of a hand-made layout, written as the search writes one (`ESAPN.arch`).
 
     Every bucket is at the smallest size except the grown cells.
     """
-    from recnas.experiment.sampled_search import _esapn_arch, build_sampled_supernet
+    from recnas.methods import method_of
     from recnas.space.esapn import size_label
 
-    block = build_sampled_supernet(cfg, schema).embedding
+    method = method_of(cfg)
+    block = method.block(schema)
     sizes, n_buckets = block.sizes, block.n_buckets
     sample = {size_label(f, b): sizes[0] for f in block.fields for b in range(n_buckets)}
     for field, cells in grow.items():
@@ -63,7 +64,7 @@ def layout_arch(cfg, schema, arch: dict, grow: dict[str, dict[int, int]]) -> dic
                 raise SystemExit(f"layout cell {field}:{b}={s}: sizes are {sizes}, buckets 0-{n_buckets - 1}")
             sample[size_label(field, b)] = s
     block.set_sample(sample)
-    out = _esapn_arch(cfg, block, sample)
+    out = {"method": arch["method"], "model": arch["model"], **method.arch(block, sample)}
     if out["space_fingerprint"] != arch["space_fingerprint"]:
         raise SystemExit("the run's config builds another ESAPN space than its search had; was it edited?")
     out["layout"] = "hand-made (bench/layout_probe.py)"
@@ -81,6 +82,7 @@ def main() -> None:
 
     from recnas.experiment.run import load_config_file, load_splits
     from recnas.experiment.search import read_arch, retrain_stage
+    from recnas.methods import method_of
 
     arch = read_arch(args.run / "search" / "arch.json")
     if arch["method"] != "esapn":
@@ -99,7 +101,7 @@ def main() -> None:
     for spec in args.layout:
         name, grow = parse_layout(spec)
         hand = layout_arch(cfg, splits.ds.schema, arch, grow)
-        res = retrain_stage(cfg, splits, hand, args.run / "layouts" / name)
+        res = retrain_stage(method_of(cfg), splits, hand, args.run / "layouts" / name)
         rows[name] = {"spec": spec, "valid_auc": res["valid_auc"], "test_auc": res["test_auc"],
                       "ep_fraction": hand["ep_fraction"], "best_epoch": res["best_epoch"]}
         print(f"{name}: valid AUC {res['valid_auc']:.4f}, test AUC {res['test_auc']:.4f}, EP "

@@ -34,22 +34,22 @@ from recnas.fileio import write_text_atomic
 ROOT = Path(__file__).resolve().parents[1]
 METHOD_SETTING = {
     "nis": ["search.method=nis", "model.embedding_dim=16", "search.batch_size=4096", "search.lr=0.001",
-            "search.embedding_l2=0.1", "search.nis.steps=1200", "search.nis.warmup_steps=300",
-            "search.nis.full_share=0.5", "search.nis.min_blocks=1", "search.nis.cost=total",
-            "search.nis.max_cost=0.4", "search.nis.memory_lambda=0", "search.retrain_norm=true",
-            "search.control=true"],
-    "esapn": ["search.method=esapn", "search.esapn.sizes=[2,4,8,16,32]", "search.batch_size=256", "search.lr=0.001",
-              "search.embedding_l2=0", "search.esapn.valid_rows=10000", "search.esapn.memory_lambda=0.01",
-              "search.retrain_norm=true", "search.control=true"],
+            "search.embedding_l2=0.1", "search.steps=1200", "search.warmup_steps=300",
+            "search.full_share=0.5", "search.min_blocks=1", "search.cost=total",
+            "search.max_ep_fraction=0.4", "search.memory_lambda=0", "lab.retrain_norm=0.15",
+            "lab.control=true"],
+    "esapn": ["search.method=esapn", "search.sizes=[2,4,8,16,32]", "search.batch_size=256", "search.lr=0.001",
+              "search.embedding_l2=0", "search.valid_rows=10000", "search.memory_lambda=0.01",
+              "lab.retrain_norm=0.15", "lab.control=true"],
 }
 # Chosen per dataset on seed 2026's valid split (BENCHMARKS.md): the retrain's and the control's embedding L2,
 # whether NIS fills its budget, and ESAPN's smallest size (on frappe_full every id keeps 8 of 32 columns, as NIS's
 # min_blocks keeps 4 of 16). Datasets not listed take the method setting alone.
 DATASET_SETTING = {
-    ("nis", "frappe_full"): ["search.retrain_embedding_l2=0.1", "search.nis.fill_budget=true"],
-    ("esapn", "frappe_full"): ["search.retrain_embedding_l2=0.1", "search.esapn.sizes=[8,16,32]"],
-    ("nis", "ml100k"): ["search.retrain_embedding_l2=0.01"],
-    ("esapn", "ml100k"): ["search.retrain_embedding_l2=0.01"],
+    ("nis", "frappe_full"): ["retrain.embedding_l2=0.1", "search.fill_budget=true"],
+    ("esapn", "frappe_full"): ["retrain.embedding_l2=0.1", "search.sizes=[8,16,32]"],
+    ("nis", "ml100k"): ["retrain.embedding_l2=0.01"],
+    ("esapn", "ml100k"): ["retrain.embedding_l2=0.01"],
 }
 # Settings that change only the retrain and the control, never the search or its export.
 RETRAIN_ONLY = {("search", "retrain_embedding_l2"), ("search", "retrain_norm")}
@@ -95,26 +95,27 @@ def reuse_search(earlier: Path | None, run_dir: Path, cfg_raw: dict) -> None:
         shutil.copy(source / "control" / "arch.json", run_dir / "control" / "arch.json")
 
 
-def full_layout(arch: dict) -> dict:
-    """`arch` with every id at the full width: the unsearched model built and trained as the retrain is."""
-    out = json.loads(json.dumps(arch))
-    if arch["method"] == "nis":
-        out["blocks"] = {f: [[sum(r for r, _ in b), arch["common_dim"]]] for f, b in arch["blocks"].items()}
-    else:
-        out["bucket_sizes"] = {f: [arch["common_dim"]] * len(b) for f, b in arch["bucket_sizes"].items()}
-    out["full_layout"] = "every id at the full width, retrained with the retrain's settings"
-    return out
+def full_layout(method, schema, arch: dict) -> dict:  # noqa: ANN001
+    """Every id at the full width, as the search would write it: the unsearched model built and trained as the
+    retrain is (every choice of the method's block at its largest candidate)."""
+    block = method.block(schema)
+    sample = {c.label: c.candidates[-1] for c in block.choices()}
+    block.set_sample(sample)
+    return {"method": arch["method"], "model": arch["model"], **method.arch(block, sample),
+            "full_layout": "every id at the full width, retrained with the retrain's settings"}
 
 
 def full_retrain(cfg, run_dir: Path, arch: dict) -> dict:  # noqa: ANN001
     """Train (once) the full layout with the retrain's settings into run_dir/full_retrain; its metrics."""
     from recnas.experiment.run import load_splits
     from recnas.experiment.search import retrain_stage
+    from recnas.methods import method_of
 
     done = run_dir / "full_retrain" / "metrics.json"
     if done.is_file():
         return json.loads(done.read_text())
-    return retrain_stage(cfg, load_splits(cfg), full_layout(arch), run_dir / "full_retrain")
+    method, splits = method_of(cfg), load_splits(cfg)
+    return retrain_stage(method, splits, full_layout(method, splits.ds.schema, arch), run_dir / "full_retrain")
 
 
 def run(dataset: str, method: str, seed: int, epochs: int, threads: int, work: Path, extra: list[str],

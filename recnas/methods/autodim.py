@@ -59,6 +59,7 @@ class AutoDim(OneShotMethod):
     decides = "an embedding size per field"
     config = AutoDimConfig
     trace_keys = ("dims",)
+    smoke = ("search.epochs=3", "search.warmup_epochs=1", "search.candidates=[2,4,8]")
 
     def check(self) -> None:
         """One vector per field."""

@@ -43,6 +43,7 @@ class AutoFIS(OneShotMethod):
     decides = "which pairwise interactions to keep"
     config = AutoFISConfig
     trace_keys = ("nonzero_gates",)
+    smoke = ("search.epochs=3",)
 
     def check(self) -> None:
         """The model needs a pairwise slot (FM, DeepFM, IPNN)."""

@@ -73,6 +73,9 @@ class SearchMethod:
     paper: ClassVar[str] = ""
     decides: ClassVar[str] = ""  # what the method chooses, in a few words (`recnas methods`)
     config: ClassVar[type[MethodConfig]] = MethodConfig
+    # `--set` overrides that make a run of a few seconds on a few thousand rows: the method conformance suite
+    # (tests/methods) runs every registered method with them, search -> retrain -> report and kills.
+    smoke: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: ExperimentConfig) -> None:
         if not isinstance(cfg.search, self.config):

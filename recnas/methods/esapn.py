@@ -54,6 +54,7 @@ class ESAPN(MixedWidthMethod):
     config = ESAPNConfig
     curve_keys = ("round", "mean_value", "ep_fraction", "decision round", "mean value of growing")
     curve_y2_label = "EP share"
+    smoke = ("search.sizes=[2,4,8]", "search.decision_every=2", "search.valid_rows=300", "search.batch_size=128")
 
     def full_dim(self) -> int:
         """The largest candidate size."""
@@ -81,12 +82,15 @@ class ESAPN(MixedWidthMethod):
         n_valid = len(splits.ds.splits["valid"]["y"])
         valid = next(splits.ds.batches("valid", min(s.valid_rows, n_valid), shuffle=True, seed=cfg.seed).iter_epoch(0))
         block = model.embedding
+        train = search_batches(cfg, splits)
+        rounds = (s.passes * len(train) - int(s.warmup * len(train))) // s.decision_every
         return ESAPNSearch(
-            model, search_batches(cfg, splits), valid, passes=s.passes, decision_every=s.decision_every, lr=lr,
+            model, train, valid, passes=s.passes, decision_every=s.decision_every, lr=lr,
             embedding_l2=l2, policy_lr=s.policy_lr, hidden=s.hidden, enlarge_init=s.enlarge_init,
             memory_lambda=s.memory_lambda, entropy_weight=s.entropy_weight, random_enlarge=random_enlarge,
             warmup=s.warmup, seed=cfg.seed, max_ep=s.budget(sum(block.full_field_ep().values())),
-            history_path=search_dir / "history.jsonl", checkpoint=search_dir / "checkpoint.pt", log=log)
+            history_path=search_dir / "history.jsonl", checkpoint=search_dir / "checkpoint.pt",
+            checkpoint_every=max(min(10, rounds // 5), 1), log=log)
 
     def search(self, splits: Splits, search_dir: Path, log: Log, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
         """Stream the data while the policy grows buckets."""

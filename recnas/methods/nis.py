@@ -75,6 +75,7 @@ class NIS(MixedWidthMethod):
     paper = "Joglekar et al., Neural Input Search for Large Scale Recommendation Models, KDD 2020"
     decides = "column blocks per frequency bucket of every field"
     config = NISConfig
+    smoke = ("search.steps=40", "search.warmup_steps=5", "search.samples_per_step=4", "model.embedding_dim=8")
 
     def check(self) -> None:
         """The grid must divide the width; a control needs multi-size layouts."""
@@ -131,7 +132,8 @@ class NIS(MixedWidthMethod):
             full_share=s.full_share, warmup_steps=s.warmup_steps, lr=lr, embedding_l2=l2,
             memory_lambda=s.memory_lambda, max_cost=max_cost, quality=s.quality,
             budget_cost=lambda x: block.memory_cost(x, "total"), history_path=search_dir / "history.jsonl",
-            checkpoint=search_dir / "checkpoint.pt", record_every=max(s.steps // 100, 1), log=log)
+            checkpoint=search_dir / "checkpoint.pt", checkpoint_every=max(min(100, s.steps // 10), 1),
+            record_every=max(s.steps // 100, 1), log=log)
         sample, probs = search.run(), controller.probs()
         argmax_cost = block.memory_cost(sample, "total")
         if s.fill_budget and max_cost is not None:

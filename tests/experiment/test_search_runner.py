@@ -110,7 +110,7 @@ def test_a_run_folder_refuses_a_different_config_and_autofis_a_model_it_cannot_g
     other = config(synth_dir, tmp_path / "cache", "autofis", "search.baseline=false", "search.epochs=2")
     with pytest.raises(ConfigError, match="different config"):
         run_search(other, tmp_path / "run")
-    with pytest.raises(ConfigError, match="fm or deepfm"):
+    with pytest.raises(ConfigError, match="no pairwise slot"):
         run_search(config(synth_dir, tmp_path / "cache", "autofis", "model.name=dcn"), tmp_path / "run2")
     with pytest.raises(ConfigError, match="field-aware"):
         run_search(config(synth_dir, tmp_path / "cache", "autodim", "model.name=ffm"), tmp_path / "run4")
