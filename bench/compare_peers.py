@@ -14,7 +14,7 @@ time with evaluation timed apart. The bare loop (DeepFM only) is the speed ceili
     .venv/bin/python bench/compare_peers.py --max-train-rows 20000 --epochs 1 --seeds 2026   # smoke test
 
 Writes bench/results/compare_peers.json (after every run, so a stopped benchmark keeps what it measured) and
-prints a markdown table; --write-md appends it to BENCHMARKS.md. The driver needs only the standard library;
+prints a markdown table; --write-md appends it to bench/log/unsorted.md. The driver needs only the standard library;
 peers run in bench/.peers/venv, recnas through `.venv/bin/recnas train`, the bare loop in `.venv/bin/python`.
 """
 
@@ -41,7 +41,7 @@ RECNAS_PY = ROOT / ".venv" / "bin" / "python"
 RECNAS_CLI = ROOT / ".venv" / "bin" / "recnas"
 DEFAULT_DATA = Path("/work/shared/data/derived/frappe_full")
 DEFAULT_OUT = BENCH / "results" / "compare_peers.json"
-BENCH_MD = ROOT / "BENCHMARKS.md"
+BENCH_MD = ROOT / "bench" / "log" / "unsorted.md"
 MD_HEADING = "## Peer comparison (bench/compare_peers.py)"
 
 sys.path.insert(0, str(PEERS_SRC))
@@ -69,7 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--max-train-rows", type=int, default=None, help="use only the first N train rows (smoke tests)")
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with train.csv, valid.csv, test.csv")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results JSON")
-    ap.add_argument("--write-md", action="store_true", help=f"append the table to BENCHMARKS.md under {MD_HEADING!r}")
+    ap.add_argument("--write-md", action="store_true", help=f"append to bench/log/unsorted.md ({MD_HEADING!r})")
     args = ap.parse_args(argv)
     args.data = args.data.resolve()
     args.models = _choices(args.models, MODELS, "--models")

@@ -2,7 +2,7 @@
 
 1,000,000 rows, 39 fields (13 numerical, 26 categorical with Criteo-like cardinalities capped at
 1e6). Each phase runs in its own process so its peak RSS is its own. Writes
-bench/results/data_bench.json and appends a line to BENCHMARKS.md.
+bench/results/data_bench.json and appends a line to bench/log/unsorted.md.
 
     .venv/bin/python bench/data_bench.py [--rows 1000000] [--work bench/work]
 """
@@ -137,7 +137,7 @@ def main() -> None:
             f"batches@4096 shuffled {it['shuffled'] / 1e6:.1f} M rows/s, "
             f"sequential {it['sequential'] / 1e6:.1f} M rows/s "
             f"(iterate peak RSS {results['iterate']['peak_rss_mib']:.0f} MiB) |\n")
-    bench_md = ROOT / "BENCHMARKS.md"
+    bench_md = ROOT / "bench" / "log" / "unsorted.md"
     if not bench_md.exists():
         bench_md.write_text("# Benchmarks\n\n")
     text = bench_md.read_text()

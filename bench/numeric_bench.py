@@ -11,7 +11,7 @@ form, tau = 1, weighted average, log1p input for skewed counts).
 
 Each finished run is a record file under <work>/records/<dataset>/ (resumable; several copies started side by
 side share the queue through claim files). Writes bench/results/numeric_<dataset>.json and, with --write-md, a
-table in BENCHMARKS.md.
+table in bench/log/unsorted.md.
 
     .venv/bin/python bench/numeric_bench.py [--datasets ml100k,synth_counts_1m] [--seeds 2026,2027,2028]
                                             [--encoders scalar,autodis] [--epochs 50] [--threads 1] [--write-md]
@@ -156,7 +156,7 @@ def main() -> None:
     if args.write_md and md:
         import torch
 
-        path = ROOT / "BENCHMARKS.md"
+        path = ROOT / "bench" / "log" / "unsorted.md"
         body = path.read_text() if path.exists() else "# Benchmarks\n"
         body += (f"\n## Numerical encoders (`bench/numeric_bench.py`)\n\n{dt.date.today().isoformat()}, "
                  f"`{' '.join(['python', *sys.argv])}`; {platform.machine()}, 2 cpus, "

@@ -9,7 +9,7 @@ is a random NIS layout of the searched EP, or the ESAPN stream with a coin inste
 probability set for the searched EP. EP is counted over the searched (categorical) fields and over the whole model
 (first-order weights and unsearched numerical fields included). Goal (issue 6): test AUC >= full - 0.001 at <= 40%
 of the searched fields' EP, and above the control. Writes bench/results/rl_<dataset>[<tag>].json and, with
---write-md, a table in BENCHMARKS.md.
+--write-md, a table in bench/log/unsorted.md.
 
     .venv/bin/python bench/rl_bench.py [--datasets frappe_full,ml100k] [--methods nis,esapn]
                                        [--seeds 2026,2027,2028] [--threads 1] [--write-md]
@@ -42,7 +42,7 @@ METHOD_SETTING = {
               "search.embedding_l2=0", "search.valid_rows=10000", "search.memory_lambda=0.01",
               "lab.retrain_norm=0.15", "lab.control=true"],
 }
-# Chosen per dataset on seed 2026's valid split (BENCHMARKS.md): the retrain's and the control's embedding L2,
+# Chosen per dataset on seed 2026's valid split (bench/log/unsorted.md): the retrain's and the control's embedding L2,
 # whether NIS fills its budget, and ESAPN's smallest size (on frappe_full every id keeps 8 of 32 columns, as NIS's
 # min_blocks keeps 4 of 16). Datasets not listed take the method setting alone.
 DATASET_SETTING = {
@@ -205,7 +205,7 @@ def main() -> None:
     ap.add_argument("--set", dest="overrides", action="append", default=[],
                     help="extra config override for every run (repeatable)")
     ap.add_argument("--tag", default="", help="suffix of the results file (parallel invocations)")
-    ap.add_argument("--write-md", action="store_true", help="append the table of the saved results to BENCHMARKS.md")
+    ap.add_argument("--write-md", action="store_true", help="append the saved results table to bench/log/unsorted.md")
     ap.add_argument("--reuse-baselines", type=Path, default=None,
                     help="an earlier --work folder whose finished baselines (same setting and seed) are copied")
     ap.add_argument("--reuse-searches", type=Path, default=None,
@@ -249,7 +249,7 @@ def main() -> None:
     text = "\n".join(md)
     print(text)
     if args.write_md:
-        path = ROOT / "BENCHMARKS.md"
+        path = ROOT / "bench" / "log" / "unsorted.md"
         body = path.read_text() if path.exists() else "# Benchmarks\n"
         body += (f"\n## RL embedding search (`bench/rl_bench.py`)\n\n{dt.date.today().isoformat()}, `{command}`, "
                  f"{machine}; setting: {', '.join(SETTING)}; methods: {METHOD_SETTING}.\n\n{text}")

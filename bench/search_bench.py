@@ -17,7 +17,7 @@ searched, that is under 30% of the full model's EP): its argmax alone (user 4, i
 0.9806 (with a 30% budget of the tables); on ml100k the export is not filled (AUTODIM_FILL). Goals (issue 4):
 AutoDim AUC >= baseline - 0.001 at <= 30% of its EP; AutoFIS AUC >= baseline keeping <= 50% of the interactions;
 search + retrain wall time <= 3x one baseline training.
-Writes bench/results/search_<dataset>[<tag>].json and, with --write-md, a table in BENCHMARKS.md.
+Writes bench/results/search_<dataset>[<tag>].json and, with --write-md, a table in bench/log/unsorted.md.
 
     .venv/bin/python bench/search_bench.py [--datasets frappe_full,ml100k] [--methods autodim,autofis]
                                            [--seeds 2026,2027,2028] [--epochs 50] [--threads 2] [--write-md]
@@ -218,7 +218,7 @@ def main() -> None:
     text = "\n".join(md)
     print(text)
     if args.write_md:
-        path = ROOT / "BENCHMARKS.md"
+        path = ROOT / "bench" / "log" / "unsorted.md"
         body = path.read_text() if path.exists() else "# Benchmarks\n"
         body += (f"\n## Search (`bench/search_bench.py`)\n\n{dt.date.today().isoformat()}, `{command}`, {machine}; "
                  f"seeds {seeds}, retrain/baseline up to {args.epochs} epochs; setting: {', '.join(SETTING)}; "

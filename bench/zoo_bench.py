@@ -5,7 +5,7 @@ dropout, early stopping on valid AUC (patience 2, lr x0.1 on plateau), up to 50 
 is recnas's default 0.1 (FuxiCTR's Frappe value) except for the models named by --tune-l2 (by default the shallow
 ones, which that L2 collapses): for those it is chosen from --l2-grid by valid AUC of the first seed, and the other
 seeds reuse the choice. Models are chosen on valid, reported on test. Writes bench/results/zoo_<dataset>.json and, with
---write-md, a table in BENCHMARKS.md.
+--write-md, a table in bench/log/unsorted.md.
 
 Each finished run is kept as a record under <work>/records/<dataset>/, so an interrupted benchmark resumes where it
 stopped, runs of an earlier results file with the same setting are reused, and several invocations started side by
@@ -237,7 +237,7 @@ def main() -> None:
     text = "\n".join(md)
     print(text)
     if args.write_md:
-        path = ROOT / "BENCHMARKS.md"
+        path = ROOT / "bench" / "log" / "unsorted.md"
         body = path.read_text() if path.exists() else "# Benchmarks\n"
         body += (f"\n## Model zoo (`bench/zoo_bench.py`)\n\n{dt.date.today().isoformat()}, `{command}`, {machine}; "
                  f"max {args.epochs} epochs, seeds {seeds}; setting: {', '.join(SETTING)}; embedding L2 {DEFAULT_L2} "

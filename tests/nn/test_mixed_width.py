@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from recnas.errors import ConfigError
-from recnas.nn.models import build_model
 from recnas.nn.mixed_width import MixedWidthEmbedding, blocks_from_widths, size_counts, widths_from_blocks
+from recnas.nn.models import build_model
 
 
 def test_blocks_and_widths_convert_both_ways() -> None:

@@ -10,12 +10,12 @@ from recnas.data.batches import FieldBatch
 from recnas.data.cache import prepare
 from recnas.data.source import open_dataset
 from recnas.data.synthetic import SynthConfig, write_synthetic
-from recnas.search.grda import c_for_threshold
-from recnas.search.oneshot import OneShotStrategy, arch_parameters
-from recnas.space import Space
 from recnas.nn.embedding import embedded_field_names
 from recnas.nn.frozen import build_frozen
 from recnas.nn.models import MODELS, CTRModel, build_model
+from recnas.search.grda import c_for_threshold
+from recnas.search.oneshot import OneShotStrategy, arch_parameters
+from recnas.space import Space
 from recnas.space.gated_interactions import GatedInteractions
 from recnas.train import Trainer, TrainerConfig
 

@@ -10,11 +10,11 @@ from recnas.data.cache import prepare
 from recnas.data.source import open_dataset
 from recnas.data.synthetic import Interaction, SynthConfig, write_synthetic
 from recnas.errors import CacheError, ConfigError
+from recnas.nn.mixed_width import MixedWidthEmbedding
 from recnas.nn.models import build_model
 from recnas.search.reinforce import ReinforceController
 from recnas.search.weight_sharing import WeightSharingSearch
 from recnas.space import Space
-from recnas.nn.mixed_width import MixedWidthEmbedding
 from recnas.space.nis import NISEmbedding, bucket_rows, fill_layout, random_layout
 from recnas.train import Trainer, TrainerConfig
 from recnas.train.trainer import evaluate
