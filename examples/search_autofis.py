@@ -1,6 +1,6 @@
 """autofis on the built-in synthetic data: search -> retrain -> baseline -> report, from Python.
 
-Run from the repository root: `.venv/bin/python examples/search_autofis.py` (about a minute on 2 cores).
+Run from the repository root: `.venv/bin/python examples/search_autofis.py` (a few minutes on 2 cores).
 """
 
 import recnas

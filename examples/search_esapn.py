@@ -1,6 +1,6 @@
 """esapn on the built-in synthetic data: search -> retrain -> baseline -> report, from Python.
 
-Run from the repository root: `.venv/bin/python examples/search_esapn.py` (about a minute on 2 cores).
+Run from the repository root: `.venv/bin/python examples/search_esapn.py` (a few minutes on 2 cores).
 """
 
 import recnas

@@ -1,6 +1,6 @@
 """nis on the built-in synthetic data: search -> retrain -> baseline -> report, from Python.
 
-Run from the repository root: `.venv/bin/python examples/search_nis.py` (about a minute on 2 cores).
+Run from the repository root: `.venv/bin/python examples/search_nis.py` (a few minutes on 2 cores).
 """
 
 import recnas
