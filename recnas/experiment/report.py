@@ -33,14 +33,14 @@ def _history(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def build_report(run_dir: str | Path) -> dict[str, Any]:
+def build_report(run_dir: str | Path, method: SearchMethod | None = None) -> dict[str, Any]:
     """Every figure of the report, from the files of `run_dir`."""
     run_dir = Path(run_dir)
     arch = _load_json(run_dir / "search" / "arch.json")
     if arch is None:
         raise DataError(f"{run_dir}: no search/arch.json; the search has not finished (run `recnas search` again)")
     schema = Schema.load(run_dir)
-    method = _method(run_dir, arch)
+    method = method or _method(run_dir, arch)
     retrain = _load_json(run_dir / "retrain" / "metrics.json")
     baseline = _load_json(run_dir / "baseline" / "metrics.json")
     history = _history(run_dir / "search" / "history.jsonl")
@@ -133,9 +133,10 @@ def render_html(rep: dict[str, Any], arch: dict[str, Any], method: SearchMethod)
 def write_report(run_dir: str | Path) -> Path:
     """Write report.json and report.html into `run_dir`; returns the HTML path."""
     run_dir = Path(run_dir)
-    rep = build_report(run_dir)
     arch = json.loads((run_dir / "search" / "arch.json").read_text())
+    method = _method(run_dir, arch)
+    rep = build_report(run_dir, method)
     (run_dir / "report.json").write_text(json.dumps(rep, indent=2))
     path = run_dir / "report.html"
-    path.write_text(render_html(rep, arch, _method(run_dir, arch)))
+    path.write_text(render_html(rep, arch, method))
     return path

@@ -31,6 +31,7 @@ from recnas.errors import ConfigError, DataError, describe_validation_error
 from recnas.experiment.config import ExperimentConfig
 from recnas.experiment.numerical_report import write_autodis_report
 from recnas.fileio import write_text_atomic
+from recnas.methods.base import model_kwargs
 from recnas.nn.frozen import build_frozen
 from recnas.nn.models import CTRModel, build_model
 from recnas.train import Trainer, binary_metrics, count_params, predict_logits
@@ -136,7 +137,7 @@ def run_train(cfg: ExperimentConfig, out: str | Path | None = None,
     """Prepare the data, train `cfg.model` with early stopping on valid AUC, score test, write the run folder."""
     set_seed(cfg.seed, cfg.threads)
     splits = load_splits(cfg, log)
-    model = build_model(cfg.model.name, splits.ds.schema, sparse=cfg.trainer.sparse, **cfg.model.build_kwargs())
+    model = build_model(cfg.model.name, splits.ds.schema, **model_kwargs(cfg))
     run_dir = Path(out) if out is not None else default_run_dir(cfg)
     metrics = fit_and_score(cfg, model, splits, run_dir, log)
     return RunResult(run_dir, metrics, model)
@@ -174,7 +175,7 @@ def load_run(run_dir: str | Path) -> tuple[ExperimentConfig, Schema, CTRModel]:
                             "`recnas retrain` again") from None
         encoding = {**cfg.model.encoding_kwargs(), "sparse": cfg.trainer.sparse}
         parts = {slot: build_frozen(spec, schema, encoding) for slot, spec in specs.items()}
-    model = build_model(cfg.model.name, schema, sparse=cfg.trainer.sparse, **cfg.model.build_kwargs(), **parts)
+    model = build_model(cfg.model.name, schema, **model_kwargs(cfg), **parts)
     try:
         model.load_state_dict(load_file(str(run_dir / "model.safetensors")))
     except (RuntimeError, OSError) as e:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 from torch import nn
 
 from recnas.data.schema import Schema
-from recnas.methods.base import BudgetConfig, model_kwargs, refuse_field_aware, register_method
+from recnas.methods.base import FillBudgetConfig, model_kwargs, refuse_field_aware, register_method
 from recnas.methods.oneshot import OneShotConfig, OneShotMethod
 from recnas.methods.render import bars, search_curve, table
 from recnas.nn.models import CTRModel, build_model
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from recnas.experiment.config import ExperimentConfig
 
 
-class AutoDimConfig(OneShotConfig, BudgetConfig):
+class AutoDimConfig(OneShotConfig, FillBudgetConfig):
     """AutoDim: candidate sizes per field, mixed by Gumbel-softmax, chosen on validation batches (bi-level)."""
 
     method: Literal["autodim"] = Field("autodim", description="an embedding size per field (AutoDim)")
@@ -42,13 +42,6 @@ class AutoDimConfig(OneShotConfig, BudgetConfig):
     memory_lambda: float = Field(0.1, ge=0, description="weight of the expected-size term (the expected size of each "
                                  "field as a share of the largest, averaged over fields) in the architecture loss; "
                                  "0 = the paper's form")
-    fill_budget: bool = Field(False, description="grow an export under the budget until it fills it")
-
-    @model_validator(mode="after")
-    def _fill_needs_budget(self) -> AutoDimConfig:
-        if self.fill_budget and self.max_ep is None and self.max_ep_fraction is None:
-            raise ValueError("fill_budget grows the export up to a budget; set max_ep or max_ep_fraction")
-        return self
 
 
 @register_method("autodim")
@@ -80,7 +73,7 @@ class AutoDim(OneShotMethod):
 
     def supernet(self, schema: Schema) -> CTRModel:
         """The configured model with the AutoDim embedding."""
-        kw = {**model_kwargs(self.cfg), "sparse": False, "embedding_dim": self.common_dim}
+        kw = {**model_kwargs(self.cfg), "sparse": False}
         return build_model(self.cfg.model.name, schema, embedding=self.block(schema), **kw)
 
     def memory_lambda(self) -> float:

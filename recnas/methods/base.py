@@ -63,6 +63,19 @@ class BudgetConfig(BaseModel):
         return self.max_ep
 
 
+class FillBudgetConfig(BudgetConfig):
+    """A budget the export can be grown into (AutoDim, NIS)."""
+
+    fill_budget: bool = Field(False, description="grow the export under the budget until no larger step fits, taking "
+                              "first the step that loses the least log-probability per unit of memory")
+
+    @model_validator(mode="after")
+    def _fill_needs_budget(self) -> FillBudgetConfig:
+        if self.fill_budget and self.max_ep is None and self.max_ep_fraction is None:
+            raise ValueError("fill_budget grows the export up to the budget; set max_ep_fraction (e.g. 0.4) or max_ep")
+        return self
+
+
 class SearchMethod:
     """One search method (subclass, set the class variables, register with `@register_method`).
 
@@ -228,6 +241,6 @@ def refuse_field_aware(cfg: ExperimentConfig, method: str) -> None:
                           "search another model (e.g. deepfm, fm, widedeep, dcnv2)")
 
 
-__all__ = ["BUILTIN_METHODS", "METHODS", "BudgetConfig", "Log", "MethodConfig", "SearchMethod", "fingerprint",
-           "get_method", "load_builtin_methods", "method_names", "method_of", "model_kwargs", "refuse_field_aware",
-           "register_method", "search_batches", "weight_settings"]
+__all__ = ["BUILTIN_METHODS", "METHODS", "BudgetConfig", "FillBudgetConfig", "Log", "MethodConfig", "SearchMethod",
+           "fingerprint", "get_method", "load_builtin_methods", "method_names", "method_of", "model_kwargs",
+           "refuse_field_aware", "register_method", "search_batches", "weight_settings"]

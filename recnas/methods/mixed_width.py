@@ -13,7 +13,7 @@ from torch import nn
 
 from recnas.data.schema import Schema
 from recnas.errors import ConfigError
-from recnas.methods.base import SearchMethod, model_kwargs, refuse_field_aware
+from recnas.methods.base import SearchMethod, refuse_field_aware
 from recnas.methods.render import ep_against_auc, search_curve, table, width_grid
 from recnas.nn.models import CTRModel, build_model
 
@@ -41,8 +41,7 @@ class MixedWidthMethod(SearchMethod):
 
     def supernet(self, schema: Schema) -> CTRModel:
         """The configured zoo model with the search embedding."""
-        kw = {**self.cfg.model.build_kwargs(), "embedding_dim": self.full_dim()}
-        return build_model(self.cfg.model.name, schema, embedding=self.block(schema), **kw)
+        return build_model(self.cfg.model.name, schema, embedding=self.block(schema), **self.cfg.model.build_kwargs())
 
     def frozen_parts(self, schema: Schema, arch: dict[str, Any]) -> dict[str, nn.Module]:
         """Every id at its width, frozen from the search embedding (fresh weights)."""
@@ -50,12 +49,6 @@ class MixedWidthMethod(SearchMethod):
             block = self.block(schema)
         return {"embedding": block.freeze(arch["sample"], sparse=self.cfg.trainer.sparse,
                                           norm_gamma=self.cfg.lab.retrain_norm)}
-
-    def retrain_model(self, schema: Schema, arch: dict[str, Any]) -> CTRModel:
-        """The zoo model at the full width, with the frozen mixed-width embedding."""
-        parts = self.frozen_parts(schema, arch)
-        return build_model(str(arch["model"]), schema, **{**model_kwargs(self.cfg), "embedding_dim": self.full_dim(),
-                                                           **parts})
 
     def baseline_config(self) -> Any:
         """Every id at the full width."""

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from recnas.data.schema import Schema
 from recnas.data.splits import Splits
 from recnas.errors import ConfigError
-from recnas.methods.base import BudgetConfig, Log, MethodConfig, register_method, search_batches, weight_settings
+from recnas.methods.base import FillBudgetConfig, Log, MethodConfig, register_method, search_batches, weight_settings
 from recnas.methods.mixed_width import MixedWidthMethod
 from recnas.search.reinforce import ReinforceController
 from recnas.search.weight_sharing import WeightSharingSearch
@@ -31,7 +31,7 @@ from recnas.train.seed import set_seed
 CONTROLLER_LR = {"logits": 0.05, "lstm": 0.01}
 
 
-class NISConfig(MethodConfig, BudgetConfig):
+class NISConfig(MethodConfig, FillBudgetConfig):
     """NIS: the block grid, the controller and the reward."""
 
     method: Literal["nis"] = Field("nis", description="multi-size embedding blocks (NIS)")
@@ -57,15 +57,7 @@ class NISConfig(MethodConfig, BudgetConfig):
     cost: Literal["field_mean", "total"] = Field(
         "field_mean", description="C_M of the reward: the stored share averaged over fields, or of all fields together "
         "(the budget is always on the EP share of all searched fields)")
-    fill_budget: bool = Field(False, description="grow the controller's layout until no larger step fits under the "
-                              "budget (least log-probability lost per unit of C_M first)")
     quality: Literal["logloss", "auc"] = Field("logloss", description="R_Q: -logloss or AUC")
-
-    @model_validator(mode="after")
-    def _fill_needs_budget(self) -> NISConfig:
-        if self.fill_budget and self.max_ep is None and self.max_ep_fraction is None:
-            raise ValueError("fill_budget grows the layout up to the budget; set max_ep_fraction (e.g. 0.4) or max_ep")
-        return self
 
 
 @register_method("nis")
@@ -125,13 +117,15 @@ class NIS(MixedWidthMethod):
         valid = splits.ds.batches("valid", s.valid_batch_size, shuffle=True, seed=cfg.seed,
                                   drop_last=n_valid >= s.valid_batch_size)
         max_cost = self.max_cost(block)
+        # the hard budget is on the EP share; with cost=total that is C_M itself, computed once
+        ep_share = None if s.cost == "total" else (lambda x: block.memory_cost(x, "total"))
         log(f"searching NIS ({s.layout}) layouts for {s.steps} controller steps, {s.samples_per_step} per step")
         search = WeightSharingSearch(
             model, controller, lambda x: block.memory_cost(x, s.cost), search_batches(cfg, splits), valid,
             steps=s.steps, samples_per_step=s.samples_per_step, train_batches=s.train_batches,
             full_share=s.full_share, warmup_steps=s.warmup_steps, lr=lr, embedding_l2=l2,
             memory_lambda=s.memory_lambda, max_cost=max_cost, quality=s.quality,
-            budget_cost=lambda x: block.memory_cost(x, "total"), history_path=search_dir / "history.jsonl",
+            budget_cost=ep_share, history_path=search_dir / "history.jsonl",
             checkpoint=search_dir / "checkpoint.pt", checkpoint_every=max(min(100, s.steps // 10), 1),
             record_every=max(s.steps // 100, 1), log=log)
         sample, probs = search.run(), controller.probs()
