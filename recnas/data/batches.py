@@ -67,13 +67,14 @@ class BatchIterator:
         """Row order of `epoch`."""
         return torch.from_numpy(np.random.default_rng([self.seed, epoch]).permutation(self.n))
 
-    def iter_epoch(self, epoch: int) -> Iterator[FieldBatch]:
-        """Batches of one epoch."""
+    def iter_epoch(self, epoch: int, start: int = 0) -> Iterator[FieldBatch]:
+        """Batches of one epoch, from batch number `start` on (a resumed fit continues mid-epoch)."""
         t = self.tensors
         stop = self.n - (self.n % self.batch_size if self.drop_last else 0)
+        first = start * self.batch_size
         if self.shuffle:
             perm = self.permutation(epoch)
-            for i in range(0, stop, self.batch_size):
+            for i in range(first, stop, self.batch_size):
                 idx = perm[i : i + self.batch_size]
                 yield FieldBatch(
                     cat=t["cat"].index_select(0, idx), num=t["num"].index_select(0, idx),
@@ -81,7 +82,7 @@ class BatchIterator:
                     mv_len=t["mv_len"].index_select(0, idx), y=t["y"].index_select(0, idx),
                 )
         else:
-            for i in range(0, stop, self.batch_size):
+            for i in range(first, stop, self.batch_size):
                 j = i + self.batch_size
                 yield FieldBatch(
                     cat=t["cat"][i:j], num=t["num"][i:j], num_bucket=t["num_bucket"][i:j],

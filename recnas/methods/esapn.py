@@ -89,7 +89,8 @@ class ESAPN(MixedWidthMethod):
             embedding_l2=l2, policy_lr=s.policy_lr, hidden=s.hidden, enlarge_init=s.enlarge_init,
             memory_lambda=s.memory_lambda, entropy_weight=s.entropy_weight, random_enlarge=random_enlarge,
             warmup=s.warmup, seed=cfg.seed, max_ep=s.budget(sum(block.full_field_ep().values())),
-            history_path=search_dir / "history.jsonl", checkpoint=search_dir / "checkpoint.pt",
+            history_path=search_dir / "history.jsonl", trainer=self.cfg.trainer,
+            checkpoint=search_dir / "checkpoint.pt",
             checkpoint_every=max(min(10, rounds // 5), 1), log=log)
 
     def search(self, splits: Splits, search_dir: Path, log: Log, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
@@ -99,7 +100,7 @@ class ESAPN(MixedWidthMethod):
         search_dir.mkdir(parents=True, exist_ok=True)
         log(f"searching ESAPN sizes over {self.s.passes} pass(es) of the training stream")
         esapn = self.stream(splits, model, search_dir, log)
-        sample = esapn.run()
+        sample = esapn.run(hooks)
         block = model.embedding
         assert isinstance(block, ESAPNEmbedding)
         return {**self.arch(block, sample), "probs": block.export_probs(), "rounds": esapn.rounds,

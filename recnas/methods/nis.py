@@ -45,7 +45,7 @@ class NISConfig(MethodConfig, FillBudgetConfig):
     steps: int = Field(1200, ge=1, description="controller steps")
     warmup_steps: int = Field(100, ge=0, description="first steps that train only the weights")
     samples_per_step: int = Field(8, ge=1, description="layouts scored per step on one validation batch")
-    train_batches: int = Field(1, ge=0, description="weight steps per controller step")
+    train_batches: int = Field(1, ge=1, description="weight steps per controller step")
     full_share: float = Field(0.0, ge=0, le=1, description="share of the weight steps on the whole supernet "
                               "(every block stored) instead of a sampled layout, so no block goes untrained")
     valid_batch_size: int = Field(2048, ge=1, description="rows of the validation batch of each step")
@@ -125,10 +125,10 @@ class NIS(MixedWidthMethod):
             steps=s.steps, samples_per_step=s.samples_per_step, train_batches=s.train_batches,
             full_share=s.full_share, warmup_steps=s.warmup_steps, lr=lr, embedding_l2=l2,
             memory_lambda=s.memory_lambda, max_cost=max_cost, quality=s.quality,
-            budget_cost=ep_share, history_path=search_dir / "history.jsonl",
+            budget_cost=ep_share, history_path=search_dir / "history.jsonl", trainer=cfg.trainer,
             checkpoint=search_dir / "checkpoint.pt", checkpoint_every=max(min(100, s.steps // 10), 1),
             record_every=max(s.steps // 100, 1), log=log)
-        sample, probs = search.run(), controller.probs()
+        sample, probs = search.run(hooks), controller.probs()
         argmax_cost = block.memory_cost(sample, "total")
         if s.fill_budget and max_cost is not None:
             sample = fill_layout(block, sample, probs, max_cost, "total")

@@ -22,13 +22,17 @@ does not depend on the action) and is divided by a running standard deviation.
 
 A random control (`random_enlarge=p`) takes each decision by a coin of probability p instead, and learns
 nothing: it is what the learned policy must beat at the same memory.
+
+The search is a `Hook` of the one training loop (`Trainer`, `passes` epochs): the trainer makes the weight
+steps and saves the checkpoints; the hook counts the stream, runs the decision rounds before a step and adds
+the shifted passes to the step's loss.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +41,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recnas.checkpoint import resume_from, save_checkpoint
 from recnas.data.batches import BatchIterator, FieldBatch
 from recnas.errors import ConfigError
 from recnas.fileio import write_jsonl_atomic
-from recnas.search.weight_sharing import batch_stream
 from recnas.space.choice import Sample
 from recnas.space.esapn import ESAPNEmbedding
+from recnas.train.config import TrainerConfig
+from recnas.train.hooks import Hook
+from recnas.train.trainer import Trainer
 
 
 class SizePolicy(nn.Module):
@@ -71,8 +76,8 @@ def _esapn_block(model: nn.Module) -> ESAPNEmbedding:
     return blocks[0]
 
 
-class ESAPNSearch:
-    """The loop of the module docstring.
+class ESAPNSearch(Hook):
+    """The search of the module docstring: a trainer hook, and `run()` to drive it.
 
     Args:
         model: a model whose embedding is an `ESAPNEmbedding`.
@@ -81,6 +86,8 @@ class ESAPNSearch:
         decision_every: training batches per round.
         memory_lambda: weight of the memory share a grow adds.
         random_enlarge: None for the learned policy, else the enlarge probability of the random control.
+        trainer: how the weights train (optimiser, clipping, ...); `lr` and `embedding_l2` override its own.
+        checkpoint_every: decision rounds between checkpoints.
     """
 
     def __init__(self, model: nn.Module, train: BatchIterator, valid_batch: FieldBatch, passes: int = 1,
@@ -88,7 +95,8 @@ class ESAPNSearch:
                  hidden: int = 32, enlarge_init: float = 0.1, memory_lambda: float = 0.0, baseline_decay: float = 0.8,
                  entropy_weight: float = 1e-3, random_enlarge: float | None = None, warmup: float = 0.1,
                  value_smoothing: float = 0.7, seed: int = 0, max_ep: int | None = None,
-                 history_path: str | Path | None = None, checkpoint: str | Path | None = None,
+                 history_path: str | Path | None = None, trainer: TrainerConfig | None = None,
+                 checkpoint: str | Path | None = None,
                  checkpoint_every: int = 10, log: Callable[[str], None] | None = None) -> None:
         if passes < 1 or decision_every < 1:
             raise ConfigError("ESAPN needs passes >= 1 and decision_every >= 1")
@@ -100,13 +108,15 @@ class ESAPNSearch:
         self.block = _esapn_block(model)
         self.train, self.valid_batch = train, valid_batch
         self.passes, self.decision_every = passes, decision_every
-        self.embedding_l2 = embedding_l2
+        self.trainer_config = (trainer or TrainerConfig()).model_copy(update={
+            "lr": lr, "embedding_l2": embedding_l2, "epochs": passes, "restore_best": False,
+            "checkpoint_every": max(int(checkpoint_every), 1) * decision_every})
         self.memory_lambda = memory_lambda
         self.baseline_decay, self.entropy_weight = baseline_decay, entropy_weight
         self.random_enlarge = random_enlarge
         self.max_ep = max_ep  # a grow that would store more floats than this is not made
         self.warmup_batches = int(warmup * len(train))
-        self.optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+        self.optimizers: list[torch.optim.Optimizer] = []  # the trainer's, which a grow carries the moments of
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.policy = SizePolicy(len(self.block.fields), len(self.block.sizes), hidden, enlarge_init)
@@ -114,7 +124,6 @@ class ESAPNSearch:
         self.generator = torch.Generator().manual_seed(seed)
         self.history_path = Path(history_path) if history_path is not None else None
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
-        self.checkpoint_every = max(int(checkpoint_every), 1)
         self.log = log or (lambda _m: None)
         self.log_every = 10
         self.history: list[dict[str, Any]] = []
@@ -172,24 +181,60 @@ class ESAPNSearch:
         k = self.block.bucket_size_index()
         return (sizes[k + 1] - sizes[k]) * self.bucket_rows / self.full
 
-    # ---- the loop -----------------------------------------------------------------------------
-    def _train_batch(self, batch: FieldBatch) -> float:
+    # ---- Hook: the stream --------------------------------------------------------------------
+    def _open(self) -> torch.Tensor:
+        """`[F, B]` buckets that can still grow (below the largest size, with rows)."""
+        return (self.block.bucket_size_index() < len(self.block.sizes) - 1) & (self.bucket_rows > 0)
+
+    def on_fit_start(self, trainer: Any, model: nn.Module) -> None:
+        """Take the trainer's optimisers (a grow carries their moments) and start the clock."""
+        self.optimizers = trainer.optimizers
+        self._t0 = time.perf_counter() - self.seconds
+
+    def before_step(self, trainer: Any, batch: FieldBatch, step: int) -> None:
+        """A decision round when one is due before stream batch `step`; then count the batch's ids."""
+        if step >= self.warmup_batches and (step - self.warmup_batches) % self.decision_every == 0:
+            self._round()
         self.seen.index_add_(0, (batch.cat + self.block.offsets).reshape(-1), torch.ones(batch.cat.numel()))
-        loss = F.binary_cross_entropy_with_logits(self.model(batch), batch.y)
-        open_ = (self.block.bucket_size_index() < len(self.block.sizes) - 1) & (self.bucket_rows > 0)
-        total = loss
-        if open_.any():  # also train the sizes the open buckets would grow to: a random half of the fields, then
-            coin = torch.rand(open_.shape[0], 1, generator=self.generator) < 0.5  # the other half
-            for half in (coin, ~coin):
-                self.block.set_shift(open_ & half)
-                total = total + 0.5 * F.binary_cross_entropy_with_logits(self.model(batch), batch.y)
-            self.block.set_shift(None)
-        if self.embedding_l2:
-            total = total + 0.5 * self.embedding_l2 * sum(w.pow(2).sum() for w in self.model.embedding_tables())
-        self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        self.optimizer.step()
-        return loss.item()
+
+    def extra_loss(self, trainer: Any, batch: FieldBatch) -> torch.Tensor | None:
+        """Also train the sizes the open buckets would grow to: a random half of the fields, then the other half."""
+        open_ = self._open()
+        if not open_.any():
+            return None
+        coin = torch.rand(open_.shape[0], 1, generator=self.generator) < 0.5
+        extra = torch.zeros(())
+        for half in (coin, ~coin):
+            self.block.set_shift(open_ & half)
+            extra = extra + 0.5 * F.binary_cross_entropy_with_logits(self.model(batch), batch.y)
+        self.block.set_shift(None)
+        return extra
+
+    def after_step(self, trainer: Any, batch: FieldBatch, step: int) -> None:
+        """Keep the step's loss for the next round's record."""
+        self._losses.append(trainer.last_loss.item())
+
+    def on_fit_end(self, trainer: Any, model: nn.Module) -> None:
+        """Stop the clock and write the history."""
+        self.seconds = time.perf_counter() - self._t0
+        self.write_history()
+
+    def _round(self) -> None:
+        """Measure, decide, learn and grow."""
+        loss = self.bucket_loss()
+        open_ = self._open()
+        value = self._smooth(self.grow_value(loss, open_))
+        state = self.state(loss)
+        act = self._decide(state, open_)
+        self._learn(state, act, open_, value)
+        act = self._within_budget(act, value)
+        self.block.grow(act, self.optimizers)
+        self.fresh |= act  # a grown bucket's next size is another one: its average starts again
+        self.decisions += int(open_.sum())
+        self.enlarged += int(act.sum())
+        self.rounds += 1
+        self._record(self.rounds, self._losses, value, act, open_)
+        self._losses = []
 
     def _decide(self, state: torch.Tensor, open_: torch.Tensor) -> torch.Tensor:
         """Enlarge (True) or keep for every bucket; closed buckets (largest size) always keep."""
@@ -260,79 +305,40 @@ class ESAPNSearch:
         out[act] = fits
         return out
 
-    def run(self, stop_after: int | None = None) -> Sample:
-        """Stream the data, deciding and growing every round; returns the final size of every bucket.
+    def run(self, hooks: Sequence[Hook] = ()) -> Sample:
+        """Stream the data under the trainer, deciding and growing every round; the final size of every bucket.
 
-        With `checkpoint`, the whole state is saved every `checkpoint_every` rounds and a run that finds the
-        file continues from it; `stop_after` rounds ends the run early, as a kill would (tests).
+        With `checkpoint`, the trainer saves the whole state every `checkpoint_every` rounds and a run that finds
+        the file continues from it. `hooks` run after this one.
         """
-        start = self._resume()
-        t0 = self._t0 = time.perf_counter() - self.seconds
-        total = self.passes * len(self.train)
-        stream = batch_stream(self.train, start)
-        losses = self._losses
-        for g in range(start, total):
-            batch = next(stream)
-            if g >= self.warmup_batches and (g - self.warmup_batches) % self.decision_every == 0:
-                if self.checkpoint is not None and g > start and self.rounds % self.checkpoint_every == 0:
-                    self.seconds = time.perf_counter() - t0
-                    self._losses = losses
-                    self._save(g)
-                if stop_after is not None and self.rounds >= stop_after:
-                    return self.block.export()
-                loss = self.bucket_loss()
-                open_ = (self.block.bucket_size_index() < len(self.block.sizes) - 1) & (self.bucket_rows > 0)
-                value = self._smooth(self.grow_value(loss, open_))
-                state = self.state(loss)
-                act = self._decide(state, open_)
-                self._learn(state, act, open_, value)
-                act = self._within_budget(act, value)
-                self.block.grow(act, self.optimizer)
-                self.fresh |= act  # a grown bucket's next size is another one: its average starts again
-                self.decisions += int(open_.sum())
-                self.enlarged += int(act.sum())
-                self.rounds += 1
-                self._record(self.rounds, losses, value, act, open_)
-                losses = []
-            losses.append(self._train_batch(batch))
-        self.seconds = time.perf_counter() - t0
-        self.write_history()
+        Trainer(self.trainer_config, log=self.log).fit(self.model, self.train, None, hooks=[self, *hooks],
+                                                        checkpoint=self.checkpoint)
         if self.checkpoint is not None:
             self.checkpoint.unlink(missing_ok=True)
         return self.block.export()
 
-    def _save(self, position: int) -> None:
-        assert self.checkpoint is not None
-        blob = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "policy": self.policy.state_dict(), "policy_optimizer": self.policy_optimizer.state_dict(),
-                "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(), "seen": self.seen,
-                "value_avg": self.value_avg, "fresh": self.fresh,
-                "position": position, "scalars": json.dumps([self.adv_var, self.decisions, self.enlarged, self.rounds,
-                                                             self.seconds, self._losses]),
+    # ---- resumption ---------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The policy, its optimiser, the generator, the stream counts, the value averages and the counters."""
+        return {"policy": self.policy.state_dict(), "policy_optimizer": self.policy_optimizer.state_dict(),
+                "generator": self.generator.get_state(), "seen": self.seen, "value_avg": self.value_avg,
+                "fresh": self.fresh, "scalars": json.dumps([self.adv_var, self.decisions, self.enlarged, self.rounds,
+                                                            time.perf_counter() - self._t0, self._losses]),
                 "history": json.dumps(self.history)}
-        save_checkpoint(self.checkpoint, blob)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore `state_dict` (after `on_fit_start`)."""
+        self.policy.load_state_dict(state["policy"])
+        self.policy_optimizer.load_state_dict(state["policy_optimizer"])
+        self.generator.set_state(state["generator"])
+        self.seen = state["seen"]
+        self.value_avg, self.fresh = state["value_avg"], state["fresh"]
+        self.adv_var, self.decisions, self.enlarged, self.rounds, self.seconds, self._losses = json.loads(
+            state["scalars"])
+        self.history = json.loads(state["history"])
+        self._t0 = time.perf_counter() - self.seconds
         self.write_history()
-
-    def _resume(self) -> int:
-        if self.checkpoint is None or not self.checkpoint.is_file():
-            return 0
-        def restore(blob: dict) -> int:
-            self.model.load_state_dict(blob["model"])
-            self.optimizer.load_state_dict(blob["optimizer"])
-            self.policy.load_state_dict(blob["policy"])
-            self.policy_optimizer.load_state_dict(blob["policy_optimizer"])
-            self.generator.set_state(blob["generator"])
-            torch.set_rng_state(blob["torch_rng"])
-            self.seen = blob["seen"]
-            self.value_avg, self.fresh = blob["value_avg"], blob["fresh"]
-            self.adv_var, self.decisions, self.enlarged, self.rounds, self.seconds, self._losses = json.loads(
-                blob["scalars"])
-            self.history = json.loads(blob["history"])
-            return int(blob["position"])
-
-        position = resume_from(self.checkpoint, restore, "ESAPN search")
-        self.log(f"resumed the ESAPN search from {self.checkpoint} at round {self.rounds}")
-        return position
+        self.log(f"resumed the ESAPN search at round {self.rounds}")
 
     @property
     def enlarge_rate(self) -> float:

@@ -7,9 +7,12 @@ validation batch (-logloss by default; AUC on request) and C_M the sample's memo
 a budget, a sample above it loses 1 + its excess (`budget_reward`). The first `warmup_steps` steps
 only train the weights: rewards of an untrained supernet say nothing.
 
-The loop is resumable: with `checkpoint`, the supernet, its optimiser, the strategy, the random
-generators and the batch positions are saved every `checkpoint_every` steps, and a search started again
-on the same folder continues from there and ends with the same export as an uninterrupted one.
+The search is a `Hook` of the one training loop (`Trainer`): the trainer makes the weight steps (its
+optimiser, sparse gradients, clipping, embedding L2, progress and checkpoints), the hook picks each step's
+architecture and runs the controller after every `train_batches` of them. With `checkpoint`, the trainer
+saves the whole state (supernet, optimisers, strategy, random generators, batch position) every
+`checkpoint_every` controller steps, and a search started again on the same folder continues from there
+and ends with the same export as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import itertools
 import json
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,15 +30,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recnas.checkpoint import resume_from, save_checkpoint
 from recnas.data.batches import BatchIterator, FieldBatch
 from recnas.errors import ConfigError, TrainingError
 from recnas.fileio import write_jsonl_atomic
-from recnas.nn.facade import id_tables
 from recnas.search.oneshot import searchable_blocks
 from recnas.search.sample import SampleStrategy
 from recnas.space.choice import Sample
+from recnas.train.config import TrainerConfig
+from recnas.train.hooks import Hook
 from recnas.train.metrics import binary_metrics
+from recnas.train.trainer import Trainer
 
 
 def batch_stream(batches: BatchIterator, start: int = 0) -> Iterator[FieldBatch]:
@@ -63,8 +67,8 @@ def budget_reward(quality: float, cost: float, memory_lambda: float, max_cost: f
     return reward
 
 
-class WeightSharingSearch:
-    """The loop of the module docstring.
+class WeightSharingSearch(Hook):
+    """The search of the module docstring: a trainer hook, and `run()` to drive it.
 
     Args:
         model: the supernet; its searchable blocks follow `set_sample`.
@@ -80,6 +84,7 @@ class WeightSharingSearch:
             already favours, so options it left early (a field's tail rows) stay untrained and keep looking bad;
             the full steps keep every weight trained (the "largest child" of the sandwich rule). 0 = ENAS/NIS.
         quality: `logloss` (R_Q = -logloss) or `auc`.
+        trainer: how the weights train (optimiser, clipping, ...); `lr` and `embedding_l2` override its own.
     """
 
     def __init__(self, model: nn.Module, strategy: SampleStrategy, cost: Callable[[Sample], float],
@@ -87,11 +92,11 @@ class WeightSharingSearch:
                  train_batches: int = 1, warmup_steps: int = 0, lr: float = 1e-3, embedding_l2: float = 0.0,
                  full_share: float = 0.0, memory_lambda: float = 0.0, max_cost: float | None = None,
                  quality: Literal["logloss", "auc"] = "logloss", budget_cost: Callable[[Sample], float] | None = None,
-                 history_path: str | Path | None = None,
+                 history_path: str | Path | None = None, trainer: TrainerConfig | None = None,
                  checkpoint: str | Path | None = None, checkpoint_every: int = 100, record_every: int = 10,
                  log: Callable[[str], None] | None = None) -> None:
-        if steps < 1 or samples_per_step < 1 or train_batches < 0:
-            raise ConfigError("steps and samples_per_step must be >= 1 and train_batches >= 0")
+        if steps < 1 or samples_per_step < 1 or train_batches < 1:
+            raise ConfigError("steps, samples_per_step and train_batches must be >= 1")
         if not 0 <= warmup_steps < steps:
             raise ConfigError(f"warmup_steps ({warmup_steps}) must be in [0, steps={steps})")
         if not 0 <= full_share <= 1:
@@ -104,17 +109,20 @@ class WeightSharingSearch:
         self.steps, self.samples_per_step, self.train_batches = steps, samples_per_step, train_batches
         self.warmup_steps, self.full_share = warmup_steps, full_share
         self.memory_lambda, self.max_cost, self.quality = memory_lambda, max_cost, quality
-        self.embedding_l2 = embedding_l2
-        self._tables = id_tables(model)
-        self.optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+        weight_steps = steps * train_batches
+        self.trainer_config = (trainer or TrainerConfig()).model_copy(update={
+            "lr": lr, "embedding_l2": embedding_l2, "epochs": math.ceil(weight_steps / max(len(train), 1)),
+            "restore_best": False, "checkpoint_every": max(checkpoint_every, 1) * train_batches})
         self.history_path = Path(history_path) if history_path is not None else None
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
-        self.checkpoint_every, self.record_every = checkpoint_every, record_every
+        self.record_every = record_every
         self.log = log or (lambda _m: None)
         self.history: list[dict[str, Any]] = []
         self.step = 0
         self.seconds = 0.0
         self._losses: list[float] = []  # weight-step losses since the last record (kept across a resume)
+        self._valid: Iterator[FieldBatch] | None = None
+        self._t0 = 0.0
 
     # ---- one step -----------------------------------------------------------------------------
     def _set(self, sample: Mapping[str, Any] | None) -> None:
@@ -127,18 +135,6 @@ class WeightSharingSearch:
         The full steps are spread evenly and drawn without randomness, so a resumed search makes the same choices.
         """
         return math.floor((index + 1) * self.full_share) > math.floor(index * self.full_share)
-
-    def _train_batch(self, batch: FieldBatch, index: int) -> float:
-        self.model.train()
-        self._set(None if self._trains_full(index) else self.strategy.ask())
-        loss = F.binary_cross_entropy_with_logits(self.model(batch), batch.y)
-        total = loss
-        if self.embedding_l2 and self._tables:
-            total = loss + 0.5 * self.embedding_l2 * sum(w.pow(2).sum() for w in self._tables)
-        self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        self.optimizer.step()
-        return loss.item()
 
     def score(self, sample: Mapping[str, Any], batch: FieldBatch) -> tuple[float, dict[str, float]]:
         """Reward of `sample` on one validation batch, with its parts."""
@@ -155,37 +151,51 @@ class WeightSharingSearch:
             raise TrainingError(f"the reward of step {self.step} is {reward}; the supernet diverged (lower the lr)")
         return reward, {"logloss": logloss, "quality": quality, "cost": cost}
 
-    # ---- the loop -----------------------------------------------------------------------------
-    def run(self, stop_after: int | None = None) -> Sample:
-        """Search to the end (or stop after `stop_after` steps, as a kill would); returns the strategy's export."""
-        self._resume()
-        train = batch_stream(self.train, self.step * self.train_batches)
-        valid = batch_stream(self.valid, max(self.step - self.warmup_steps, 0))
-        t0 = time.perf_counter() - self.seconds
-        losses = self._losses
-        while self.step < self.steps:
-            first = self.step * self.train_batches
-            losses.extend(self._train_batch(next(train), first + j) for j in range(self.train_batches))
-            told: list[tuple[float, dict[str, float]]] = []
-            if self.step >= self.warmup_steps:
-                batch = next(valid)
-                for _ in range(self.samples_per_step):
-                    sample = self.strategy.ask()
-                    reward, parts = self.score(sample, batch)
-                    self.strategy.tell(sample, reward, parts)
-                    told.append((reward, parts))
-            self.step += 1
-            self.seconds = time.perf_counter() - t0
-            if self.step % self.record_every == 0 or self.step == self.steps:
-                self._record(losses, told)
-                losses = []
-            if self.checkpoint is not None and (self.step % self.checkpoint_every == 0):
-                self._losses = losses
-                self._save()
-            if stop_after is not None and self.step >= stop_after and self.step < self.steps:
-                return self.strategy.export()
+    # ---- Hook ---------------------------------------------------------------------------------
+    def on_fit_start(self, trainer: Any, model: nn.Module) -> None:
+        """Start the clock and the validation stream (moved on by `load_state_dict` on a resume)."""
+        self._t0 = time.perf_counter() - self.seconds
+        self._valid = batch_stream(self.valid, max(self.step - self.warmup_steps, 0))
+
+    def before_step(self, trainer: Any, batch: FieldBatch, step: int) -> None:
+        """Train this step's architecture: the whole supernet, or a fresh sample of the strategy."""
+        self.model.train()
+        self._set(None if self._trains_full(step) else self.strategy.ask())
+
+    def after_step(self, trainer: Any, batch: FieldBatch, step: int) -> None:
+        """After every `train_batches` weight steps, one controller step: score samples, tell their rewards."""
+        self._losses.append(trainer.last_loss.item())
+        if step % self.train_batches:
+            return
+        told: list[tuple[float, dict[str, float]]] = []
+        if self.step >= self.warmup_steps:
+            assert self._valid is not None
+            vb = next(self._valid)
+            for _ in range(self.samples_per_step):
+                sample = self.strategy.ask()
+                reward, parts = self.score(sample, vb)
+                self.strategy.tell(sample, reward, parts)
+                told.append((reward, parts))
+        self.step += 1
+        self.seconds = time.perf_counter() - self._t0
+        if self.step % self.record_every == 0 or self.step == self.steps:
+            self._record(self._losses, told)
+            self._losses = []
+        if self.step >= self.steps:
+            trainer.stop = True
+
+    def on_fit_end(self, trainer: Any, model: nn.Module) -> None:
+        """Leave the supernet whole and write the history."""
         self._set(None)
         self.write_history()
+
+    def run(self, hooks: Sequence[Hook] = ()) -> Sample:
+        """Search to the end under the trainer (resuming from `checkpoint` if there is one); the strategy's export.
+
+        `hooks` run after this one (e.g. a logger).
+        """
+        Trainer(self.trainer_config, log=self.log).fit(self.model, self.train, None, hooks=[self, *hooks],
+                                                        checkpoint=self.checkpoint)
         if self.checkpoint is not None:
             self.checkpoint.unlink(missing_ok=True)
         return self.strategy.export()
@@ -211,26 +221,17 @@ class WeightSharingSearch:
             write_jsonl_atomic(self.history_path, self.history)
 
     # ---- resumption ---------------------------------------------------------------------------
-    def _save(self) -> None:
-        assert self.checkpoint is not None
-        blob = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "strategy": self.strategy.state_dict(), "step": self.step, "seconds": self.seconds,
-                "torch_rng": torch.get_rng_state(), "history": json.dumps(self.history),
-                "losses": json.dumps(self._losses)}
-        save_checkpoint(self.checkpoint, blob)
+    def state_dict(self) -> dict[str, Any]:
+        """The strategy, the controller step, the clock, the history and the losses not yet recorded."""
+        return {"strategy": self.strategy.state_dict(), "step": self.step, "seconds": self.seconds,
+                "history": json.dumps(self.history), "losses": json.dumps(self._losses)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore `state_dict` (after `on_fit_start`) and move the validation stream to where it was."""
+        self.strategy.load_state_dict(state["strategy"])
+        self.step, self.seconds = int(state["step"]), float(state["seconds"])
+        self.history = json.loads(state["history"])
+        self._losses = json.loads(state["losses"])
+        self.on_fit_start(None, self.model)
         self.write_history()
-
-    def _resume(self) -> None:
-        if self.checkpoint is None or not self.checkpoint.is_file():
-            return
-        def restore(blob: dict) -> None:
-            self.model.load_state_dict(blob["model"])
-            self.optimizer.load_state_dict(blob["optimizer"])
-            self.strategy.load_state_dict(blob["strategy"])
-            self.step, self.seconds = int(blob["step"]), float(blob["seconds"])
-            torch.set_rng_state(blob["torch_rng"])
-            self.history = json.loads(blob["history"])
-            self._losses = json.loads(blob["losses"])
-
-        resume_from(self.checkpoint, restore, "search")
-        self.log(f"resumed the search from {self.checkpoint} at step {self.step}")
+        self.log(f"resumed the search at controller step {self.step}")

@@ -122,10 +122,10 @@ class ESAPNEmbedding(CategoricalSplitEmbedding):
         """Floats per field with every id at the largest size."""
         return {n: self.cardinality[n] * self.sizes[-1] for n in self.fields}
 
-    def _materialise(self, rows: torch.Tensor, optimizer: torch.optim.Optimizer | None) -> None:
+    def _materialise(self, rows: torch.Tensor, optimizers: Sequence[torch.optim.Optimizer]) -> None:
         """For ids at size k: T_k+1[id] <- T_k[id] W_k + R[id] (R: the residual row), and a fresh zero residual.
 
-        With an Adam `optimizer`, the moment estimates are carried over the same way (the lifted moments of the
+        With Adam `optimizers`, the moment estimates are carried over the same way (the lifted moments of the
         smaller row plus the residual's; squared maps for the second moment). This is a heuristic: the residual's
         moments already hold the shifted passes' gradients, so on the first s_k columns some gradient signal is
         counted twice; what matters is that the grown row does not start from a zero second moment.
@@ -138,8 +138,8 @@ class ESAPNEmbedding(CategoricalSplitEmbedding):
                 lift = self.lifts[k][self.row_field[sel]]  # [n, s_k, s_k+1]
                 src, dst = self.tables[k].weight, self.tables[k + 1].weight
                 dst[sel] = torch.bmm(src[sel].unsqueeze(1), lift).squeeze(1) + dst[sel]
-                state = optimizer.state.get(src) if optimizer is not None else None
-                target = optimizer.state.get(dst) if optimizer is not None else None
+                state = next((o.state[src] for o in optimizers if src in o.state), None)
+                target = next((o.state[dst] for o in optimizers if dst in o.state), None)
                 if state and target and "exp_avg" in state:
                     target["exp_avg"][sel] += torch.bmm(state["exp_avg"][sel].unsqueeze(1), lift).squeeze(1)
                     target["exp_avg_sq"][sel] += torch.bmm(state["exp_avg_sq"][sel].unsqueeze(1),
@@ -147,20 +147,25 @@ class ESAPNEmbedding(CategoricalSplitEmbedding):
                 if k + 2 < len(self.sizes):  # the new size's residual starts at zero
                     nxt = self.tables[k + 2].weight
                     nxt[sel] = 0.0
-                    nstate = optimizer.state.get(nxt) if optimizer is not None else None
+                    nstate = next((o.state[nxt] for o in optimizers if nxt in o.state), None)
                     if nstate and "exp_avg" in nstate:
                         nstate["exp_avg"][sel] = 0.0
                         nstate["exp_avg_sq"][sel] = 0.0
 
-    def grow(self, buckets: torch.Tensor, optimizer: torch.optim.Optimizer | None = None) -> int:
+    def grow(self, buckets: torch.Tensor,
+             optimizer: torch.optim.Optimizer | Sequence[torch.optim.Optimizer] | None = None) -> int:
         """Grow every id of the `[fields, buckets]` boolean selection by one size; returns how many ids grew.
+
+        `optimizer`: the one (or those) holding the tables' Adam moments, carried over with the rows.
 
         The grown row is T_k[id] W_k plus the id's residual row (zero unless the search trained it), so
         growing an untrained id leaves the model's output unchanged.
         """
         selected = buckets[self.row_field, self.row_bucket] & (self.size_index < len(self.sizes) - 1)
         rows = torch.nonzero(selected).squeeze(1)
-        self._materialise(rows, optimizer)
+        optimizers = [] if optimizer is None else [optimizer] if isinstance(optimizer, torch.optim.Optimizer) \
+            else list(optimizer)
+        self._materialise(rows, optimizers)
         with torch.no_grad():
             self.size_index[rows] += 1
         return len(rows)

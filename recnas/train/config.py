@@ -36,4 +36,8 @@ class TrainerConfig(BaseModel):
     monitor: Literal["auc", "logloss"] = Field("auc", description="valid score of early stopping and lr cuts")
     max_grad_norm: float | None = Field(None, gt=0, description="clip the dense and embedding gradients to this norm")
     restore_best: bool = Field(True, description="end with the best-validation weights (a search keeps the last)")
+    checkpoint_every: int | None = Field(
+        None, ge=1, description="with a checkpoint, also save it every this many steps inside an epoch, so a kill "
+        "loses at most that many steps of a long epoch (None = at epoch ends only)"
+    )
     progress: bool = Field(True, description="progress bar (shown only on a terminal)")

@@ -21,8 +21,21 @@ class Hook:
         """Parameters the trainer's own optimisers must not touch (e.g. architecture weights)."""
         return []
 
+    def before_step(self, trainer: Trainer, batch: FieldBatch, step: int) -> None:
+        """Before the forward pass of weight step `step` (counted from 0 over the fit; e.g. sample an architecture)."""
+
+    def extra_loss(self, trainer: Trainer, batch: FieldBatch) -> torch.Tensor | None:
+        """A term added to the loss this step trains on (e.g. the loss of other architectures on the same batch).
+
+        The reported train loss stays the model's own.
+        """
+        return None
+
     def after_step(self, trainer: Trainer, batch: FieldBatch, step: int) -> None:
-        """After each weight update (e.g. an architecture step on a validation batch)."""
+        """After each weight update (e.g. an architecture step); `step` counts the updates made, from 1.
+
+        `trainer.last_loss` holds this step's training loss; setting `trainer.stop` ends the fit after this step.
+        """
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, Any]) -> None:
         """After validation of each epoch (e.g. anneal a temperature, log probabilities)."""

@@ -92,6 +92,7 @@ class Trainer:
         self.optimizers: list[torch.optim.Optimizer] = []
         self.stop = False
         self.epoch = 0  # the epoch being trained (hooks read it)
+        self.last_loss = torch.zeros(())  # the training loss of the last step (hooks read it)
 
     def _embedding_penalty(self, model: nn.Module) -> Callable[[], torch.Tensor] | None:
         l2 = self.config.embedding_l2
@@ -175,18 +176,22 @@ class Trainer:
             h.on_fit_start(self, model)
         result = FitResult()
         sign = 1.0 if cfg.monitor == "auc" else -1.0
-        best = -math.inf
+        loop = {"best": -math.inf, "bad": 0, "step": 0, "stop": False}
         best_state: dict[str, torch.Tensor] | None = None
-        bad = 0
-        step = 0
-        start = 1
+        start, position, running, n_batches = 1, 0, 0.0, 0
         self.stop = False
         if checkpoint is not None and checkpoint.is_file():
             blob = self._load_checkpoint(checkpoint, model, hooks)
-            best, bad, step, start, self.stop = blob["best"], blob["bad"], blob["step"], blob["epoch"] + 1, blob["stop"]
+            loop = {k: blob[k] for k in loop}
+            self.stop = loop["stop"]
             best_state = blob["best_state"]
             result = FitResult(**blob["result"])
-            self.log(f"resumed from {checkpoint} after epoch {blob['epoch']}")
+            if "position" in blob:  # saved inside an epoch: continue that epoch where it was
+                start, position, running, n_batches = blob["epoch"], blob["position"], blob["running"], blob["batches"]
+                self.log(f"resumed from {checkpoint} in epoch {start}, after batch {position}")
+            else:
+                start = blob["epoch"] + 1
+                self.log(f"resumed from {checkpoint} after epoch {blob['epoch']}")
         model.train()
         for epoch in range(start, cfg.epochs + 1):
             if self.stop:
@@ -194,14 +199,23 @@ class Trainer:
             self.epoch = epoch
             prog = self._progress(len(train), epoch)
             t0 = time.perf_counter()
-            running = torch.zeros(())
-            n_batches = 0
-            for batch in train.iter_epoch(epoch - 1):  # by epoch number, so a resumed fit sees the same order
+            total_loss = torch.tensor(running)
+            # by epoch number, so a resumed fit sees the same order
+            for batch in train.iter_epoch(epoch - 1, start=position):
+                position += 1
                 if len(batch) < 2 and n_batches > 0:  # a 1-row remainder: batch norm cannot train on it
                     continue
+                for h in hooks:
+                    h.before_step(self, batch, loop["step"])
                 logits = model(batch)
                 loss = F.binary_cross_entropy_with_logits(logits, batch.y)
-                total = loss + penalty() if penalty is not None else loss
+                total = loss
+                for h in hooks:
+                    extra = h.extra_loss(self, batch)
+                    if extra is not None:
+                        total = total + extra
+                if penalty is not None:
+                    total = total + penalty()
                 for opt in self.optimizers:
                     opt.zero_grad(set_to_none=True)
                 total.backward()
@@ -209,24 +223,37 @@ class Trainer:
                     nn.utils.clip_grad_norm_(weights, cfg.max_grad_norm)  # not the architecture parameters
                 for opt in self.optimizers:
                     opt.step()
-                running += loss.detach()
+                self.last_loss = loss.detach()
+                total_loss += self.last_loss
                 n_batches += 1
-                step += 1
+                loop["step"] += 1
                 result.train_samples += len(batch)
                 for h in hooks:
-                    h.after_step(self, batch, step)
+                    h.after_step(self, batch, loop["step"])
                 if prog is not None and n_batches % 20 == 0:
                     rate = result.train_samples / (result.train_seconds + time.perf_counter() - t0)
-                    prog.update(prog.task_ids[0], completed=n_batches,
-                                info=f"{rate:,.0f} samples/s, loss {running.item() / n_batches:.4f}")
+                    prog.update(prog.task_ids[0], completed=position,
+                                info=f"{rate:,.0f} samples/s, loss {total_loss.item() / n_batches:.4f}")
+                if self.stop:  # a hook ended the fit
+                    loop["stop"] = True
+                    break
+                if checkpoint is not None and cfg.checkpoint_every and loop["step"] % cfg.checkpoint_every == 0:
+                    now = time.perf_counter()
+                    result.train_seconds += now - t0
+                    t0 = now
+                    self._save_checkpoint(checkpoint, model, hooks, {
+                        **loop, "epoch": epoch, "position": position, "running": total_loss.item(),
+                        "batches": n_batches, "best_state": best_state, "result": asdict(result)})
             result.train_seconds += time.perf_counter() - t0
             if prog is not None:
                 prog.stop()
-            if not math.isfinite(running.item()):
-                raise TrainingError(f"training diverged in epoch {epoch}: the loss is {running.item()}; "
+            running = total_loss.item()
+            if not math.isfinite(running):
+                raise TrainingError(f"training diverged in epoch {epoch}: the loss is {running}; "
                                     "lower trainer.lr or set trainer.max_grad_norm")
-            record: dict[str, Any] = {"epoch": epoch, "train_loss": running.item() / max(n_batches, 1),
+            record: dict[str, Any] = {"epoch": epoch, "train_loss": running / max(n_batches, 1),
                                       "lr": self.optimizers[0].param_groups[0]["lr"]}
+            position, running, n_batches = 0, 0.0, 0
             result.epochs = epoch
             if valid is not None:
                 t1 = time.perf_counter()
@@ -234,16 +261,17 @@ class Trainer:
                 result.eval_seconds += time.perf_counter() - t1
                 record.update({f"valid_{k}": v for k, v in metrics.items()})
                 value = sign * metrics[cfg.monitor]
-                if value > best + cfg.min_delta:
-                    best, bad = value, 0
+                if value > loop["best"] + cfg.min_delta:
+                    loop["best"], loop["bad"] = value, 0
                     result.best_epoch, result.best_valid = epoch, metrics
                     if cfg.restore_best:  # a search keeps its last state: no copy needed
                         best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 elif epoch > cfg.min_epochs:
-                    bad += 1
+                    loop["bad"] += 1
                     self._reduce_lr()
-                    if bad >= cfg.patience:
+                    if loop["bad"] >= cfg.patience:
                         self.stop = True
+            loop["stop"] = self.stop
             record["seconds"] = round(result.train_seconds, 3)
             result.history.append(record)
             self.log(" ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
@@ -251,8 +279,7 @@ class Trainer:
                 h.on_epoch_end(self, epoch, record)
             if checkpoint is not None:
                 self._save_checkpoint(checkpoint, model, hooks, {
-                    "epoch": epoch, "best": best, "bad": bad, "step": step, "stop": self.stop,
-                    "best_state": best_state, "result": asdict(result)})
+                    **loop, "epoch": epoch, "best_state": best_state, "result": asdict(result)})
         if best_state is not None and cfg.restore_best:
             model.load_state_dict(best_state)
         for h in hooks:

@@ -13,6 +13,7 @@ from recnas.errors import ConfigError
 from recnas.experiment.cli import app
 from recnas.experiment.config import load_config
 from recnas.experiment.search import run_search
+from tests.killing import KillAt, Killed
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = {"nis": ["search.steps=30", "search.warmup_steps=5", "search.samples_per_step=4",
@@ -88,21 +89,8 @@ def test_a_killed_nis_run_resumes_to_the_same_layout(synth_dir: Path, tmp_path: 
             "search.baseline=false", "lab.control=false", "search.steps=40"]
     cfg = load_config(ROOT / "configs" / "nis_synth.yaml", over)
     whole = run_search(cfg, tmp_path / "whole")
-    from recnas.search import weight_sharing
-
-    original = weight_sharing.WeightSharingSearch.run
-
-    def killed(self, stop_after=None):  # noqa: ANN001, ANN202
-        self.checkpoint_every = 10
-        original(self, stop_after=25)
-        raise KeyboardInterrupt
-
-    weight_sharing.WeightSharingSearch.run = killed
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            run_search(cfg, tmp_path / "killed")
-    finally:
-        weight_sharing.WeightSharingSearch.run = original
+    with pytest.raises(Killed):  # checkpoints every 4 controller steps: killed after step 25
+        run_search(cfg, tmp_path / "killed", fit_hooks=(KillAt(25),))
     assert (tmp_path / "killed" / "search" / "checkpoint.pt").is_file()
     resumed = run_search(cfg, tmp_path / "killed")
     assert resumed.arch["sample"] == whole.arch["sample"] and resumed.arch["blocks"] == whole.arch["blocks"]

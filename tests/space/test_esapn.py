@@ -10,6 +10,7 @@ from recnas.errors import CacheError, ConfigError
 from recnas.nn.models import build_model
 from recnas.search.esapn import ESAPNSearch, random_rate_for_ep, simulated_ep_fraction
 from recnas.space.esapn import ESAPNEmbedding, size_label
+from tests.killing import KillAt, Killed
 
 SIZES = (2, 4, 8, 16)
 
@@ -118,7 +119,8 @@ def test_a_field_with_fewer_ids_than_buckets_leaves_its_empty_buckets_closed(pre
                          log=lines.append)
     search.log_every = 1
     search.run()
-    assert lines and all("ep_fraction=" in m and "value_per_sample" not in m for m in lines)  # the table: history only
+    rounds = [m for m in lines if m.startswith("round=")]  # the trainer logs its epoch lines too
+    assert rounds and all("ep_fraction=" in m and "value_per_sample" not in m for m in rounds)  # table: history only
     empty = int((search.bucket_rows == 0).sum())
     assert empty > 0
     assert all(h["open"] <= search.bucket_rows.numel() - empty for h in search.history)
@@ -154,27 +156,31 @@ def test_the_random_control_rate_is_set_for_the_requested_memory(prepared) -> No
     assert abs(simulated_ep_fraction(block, 10, p) - 0.4) < 0.02
 
 
-def _search(ds, checkpoint=None, stop_after=None, random_enlarge=None):  # noqa: ANN001, ANN202
+def _search(ds, checkpoint=None, kill_at=None, random_enlarge=None):  # noqa: ANN001, ANN202
     model = esapn_fm(ds.schema)
     vb = next(ds.batches("valid", 400, shuffle=True, seed=0).iter_epoch(0))
     search = ESAPNSearch(model, ds.batches("train", 128, seed=0), vb, passes=1, decision_every=2, lr=3e-3,
                          memory_lambda=0.01, seed=0, checkpoint=checkpoint, checkpoint_every=3,
                          random_enlarge=random_enlarge)
-    return search, search.run(stop_after=stop_after)
+    if kill_at is not None:
+        with pytest.raises(Killed):
+            search.run(hooks=[KillAt(kill_at)])
+        return search, None
+    return search, search.run()
 
 
 def test_a_killed_esapn_search_resumes_and_ends_with_the_same_sizes(prepared, tmp_path) -> None:  # noqa: ANN001
     whole, sizes = _search(prepared)
     ckpt = tmp_path / "esapn.pt"
-    _search(prepared, checkpoint=ckpt, stop_after=6)
+    _search(prepared, checkpoint=ckpt, kill_at=len(prepared.batches("train", 128)) // 2)
     assert ckpt.is_file()
     resumed, sizes2 = _search(prepared, checkpoint=ckpt)
     assert sizes2 == sizes and resumed.rounds == whole.rounds
     assert [h["ep_fraction"] for h in resumed.history] == [h["ep_fraction"] for h in whole.history]
     assert not ckpt.exists()
-    _search(prepared, checkpoint=ckpt, stop_after=3)
+    _search(prepared, checkpoint=ckpt, kill_at=len(prepared.batches("train", 128)) // 3)
     ckpt.write_bytes(ckpt.read_bytes()[:200])  # truncated: one clear error naming the file
-    with pytest.raises(CacheError, match=r"esapn\.pt: cannot resume the ESAPN search .*delete it"):
+    with pytest.raises(CacheError, match=r"esapn\.pt: cannot resume the fit .*delete it"):
         _search(prepared, checkpoint=ckpt)
 
 

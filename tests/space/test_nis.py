@@ -18,6 +18,7 @@ from recnas.space import Space
 from recnas.space.nis import NISEmbedding, bucket_rows, fill_layout, random_layout
 from recnas.train import Trainer, TrainerConfig
 from recnas.train.trainer import evaluate
+from tests.killing import KillAt, Killed
 
 DIM = 16
 
@@ -169,20 +170,24 @@ def test_freeze_with_inherited_weights_computes_what_set_sample_computes(prepare
     assert not torch.allclose(fresh(batch), block(batch))
 
 
-def _search(ds, seed: int, steps: int, lam: float, checkpoint=None, stop_after=None):  # noqa: ANN001, ANN202
+def _search(ds, seed: int, steps: int, lam: float, checkpoint=None, kill_at=None):  # noqa: ANN001, ANN202
     model = nis_fm(ds.schema, seed=seed)
     ctrl = ReinforceController(Space.collect(model), seed=seed, lr=0.05, batch=8)
     search = WeightSharingSearch(model, ctrl, model.embedding.memory_cost, ds.batches("train", 512, seed=seed),
                                  ds.batches("valid", 2048, shuffle=True, seed=seed), steps=steps, samples_per_step=8,
                                  warmup_steps=min(100, steps // 3), lr=3e-3, memory_lambda=lam,
                                  checkpoint=checkpoint, checkpoint_every=10, record_every=10)
-    return model, ctrl, search, search.run(stop_after=stop_after)
+    if kill_at is not None:
+        with pytest.raises(Killed):
+            search.run(hooks=[KillAt(kill_at)])
+        return model, ctrl, search, None
+    return model, ctrl, search, search.run()
 
 
 def test_a_killed_search_resumes_and_ends_with_the_same_layout(prepared, tmp_path) -> None:  # noqa: ANN001
     _, ctrl, _, whole = _search(prepared, 0, 60, 0.01)
     ckpt = tmp_path / "checkpoint.pt"
-    _search(prepared, 0, 60, 0.01, checkpoint=ckpt, stop_after=30)
+    _search(prepared, 0, 60, 0.01, checkpoint=ckpt, kill_at=35)  # checkpoints at 10, 20, 30: killed after 35
     assert ckpt.is_file()
     _, ctrl2, search, resumed = _search(prepared, 0, 60, 0.01, checkpoint=ckpt)
     assert resumed == whole
@@ -190,7 +195,7 @@ def test_a_killed_search_resumes_and_ends_with_the_same_layout(prepared, tmp_pat
     assert [h["step"] for h in search.history] == list(range(10, 61, 10))
     assert not ckpt.exists()
     ckpt.write_bytes(b"not a checkpoint")  # a damaged file is one clear error naming it, not a traceback
-    with pytest.raises(CacheError, match=r"checkpoint\.pt: cannot resume the search .*delete it"):
+    with pytest.raises(CacheError, match=r"checkpoint\.pt: cannot resume the fit .*delete it"):
         _search(prepared, 0, 60, 0.01, checkpoint=ckpt)
 
 

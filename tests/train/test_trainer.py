@@ -181,3 +181,33 @@ def test_gradient_clipping_leaves_excluded_parameters_out(prepared) -> None:  # 
     cfg = TrainerConfig(epochs=1, batch_size=512, max_grad_norm=1e-6, embedding_l2=0.0, progress=False)
     Trainer(cfg).fit(model, prepared.batches("train", 512, seed=0), hooks=[Exclude()])
     assert seen["bias_grad"] > 1e-4  # left as computed, not clipped to the tiny norm
+
+
+@pytest.mark.parametrize("kill_at", [3, 7, 18])
+def test_a_fit_killed_inside_an_epoch_resumes_from_its_step_checkpoint_to_the_same_end(
+        prepared, tmp_path, kill_at: int) -> None:  # noqa: ANN001
+    from tests.killing import KillAt, Killed
+
+    cfg = TrainerConfig(epochs=3, batch_size=256, progress=False, checkpoint_every=2, patience=3)
+
+    def fit(checkpoint=None, hooks=()):  # noqa: ANN001, ANN202
+        torch.manual_seed(3)
+        model = build_model("deepfm", prepared.schema, **{**SMALL, "dropout": 0.3})  # dropout: the RNG must resume
+        res = Trainer(cfg).fit(model, BatchIterator(prepared.splits["train"], 256, seed=3),
+                               prepared.batches("valid", 4096), hooks=hooks, checkpoint=checkpoint)
+        return model, res
+
+    whole, res = fit()
+    per_epoch = len(BatchIterator(prepared.splits["train"], 256))
+    assert 2 * per_epoch > 18 > per_epoch > 7, "the kill points must fall inside the first and second epochs"
+    ckpt = tmp_path / "fit.pt"
+    with pytest.raises(Killed):
+        fit(ckpt, [KillAt(kill_at)])
+    blob = torch.load(ckpt, weights_only=True)
+    assert "position" in blob and blob["step"] == kill_at - 1 - (kill_at - 1) % 2  # the last even step, mid-epoch
+    resumed, res2 = fit(ckpt)
+    assert [h["valid_auc"] for h in res2.history] == [h["valid_auc"] for h in res.history]
+    assert [h["train_loss"] for h in res2.history] == [h["train_loss"] for h in res.history]
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert res2.train_samples == res.train_samples
