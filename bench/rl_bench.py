@@ -1,14 +1,15 @@
 """RL embedding-search benchmark: NIS and ESAPN against the full-dimension DeepFM and a random control at the same EP.
 
 For each dataset, seed and method, `recnas search` runs search -> retrain -> random control -> baseline in one run
-folder, with the zoo benchmark's setting for the retrain, the control and the baseline (batch 4,096, Adam lr 1e-3,
-MLP 400-400-400, embedding L2 0.1, early stopping on valid AUC, up to 50 epochs: the regularised, early-stopped
-full model). The baseline is DeepFM with every id at the full width: 16 for NIS (4 column blocks of 4), 32 for
-ESAPN (sizes 2-4-8-16-32; the paper's 64 and 128 would make every baseline 4x wider on these CPUs). The control
-is a random NIS layout of the searched EP, or the ESAPN stream with a coin instead of the policy, its enlarge
-probability set for the searched EP. EP is counted over the searched (categorical) fields and over the whole model
-(first-order weights and unsearched numerical fields included). Goal (issue 6): test AUC >= full - 0.001 at <= 40%
-of the searched fields' EP, and above the control. Writes bench/results/rl_<dataset>[<tag>].json and, with
+folder. Every setting is in bench/configs/<method>_<dataset>.yaml, each saying why: the zoo benchmark's setting for
+the retrain, the control and the baseline (batch 4,096, Adam lr 1e-3, MLP 400-400-400, embedding L2 0.1, early
+stopping on valid AUC, up to 50 epochs: the regularised, early-stopped full model). The baseline is DeepFM with
+every id at the full width: 16 for NIS (4 column blocks of 4), 32 for ESAPN (sizes 2-4-8-16-32; the paper's 64 and
+128 would make every baseline 4x wider on these CPUs). The control is a random NIS layout of the searched EP, or
+the ESAPN stream with a coin instead of the policy, its enlarge probability set for the searched EP. EP is counted
+over the searched (categorical) fields and over the whole model (first-order weights and unsearched numerical
+fields included). Goal (issue 6): test AUC >= full - 0.001 at <= 40% of the searched fields' EP, and above the
+control. Writes bench/results/rl_<dataset>[<tag>].json and, with
 --write-md, a table in bench/log/unsorted.md.
 
     .venv/bin/python bench/rl_bench.py [--datasets frappe_full,ml100k] [--methods nis,esapn]
@@ -26,39 +27,14 @@ import shutil
 import sys
 from pathlib import Path
 
-from search_bench import DATA, SETTING, reuse_baseline
+from bench_configs import ROOT, bench_config, config_path, setting_record
+from search_bench import reuse_baseline
 from zoo_bench import grouped, mean_sd
 
 from recnas.fileio import write_text_atomic
 
-ROOT = Path(__file__).resolve().parents[1]
-METHOD_SETTING = {
-    "nis": ["search.method=nis", "model.embedding_dim=16", "search.batch_size=4096", "search.lr=0.001",
-            "search.embedding_l2=0.1", "search.steps=1200", "search.warmup_steps=300",
-            "search.full_share=0.5", "search.min_blocks=1", "search.cost=total",
-            "search.max_ep_fraction=0.4", "search.memory_lambda=0", "lab.retrain_norm=0.15",
-            "lab.control=true"],
-    "esapn": ["search.method=esapn", "search.sizes=[2,4,8,16,32]", "search.batch_size=256", "search.lr=0.001",
-              "search.embedding_l2=0", "search.valid_rows=10000", "search.memory_lambda=0.01",
-              "lab.retrain_norm=0.15", "lab.control=true"],
-}
-# Chosen per dataset on seed 2026's valid split (bench/log/unsorted.md): the retrain's and the control's embedding L2,
-# whether NIS fills its budget, and ESAPN's smallest size (on frappe_full every id keeps 8 of 32 columns, as NIS's
-# min_blocks keeps 4 of 16). Datasets not listed take the method setting alone.
-DATASET_SETTING = {
-    ("nis", "frappe_full"): ["retrain.embedding_l2=0.1", "search.fill_budget=true"],
-    ("esapn", "frappe_full"): ["retrain.embedding_l2=0.1", "search.sizes=[8,16,32]"],
-    ("nis", "ml100k"): ["retrain.embedding_l2=0.01"],
-    ("esapn", "ml100k"): ["retrain.embedding_l2=0.01"],
-}
 # Settings that change only the retrain and the control, never the search or its export.
-RETRAIN_ONLY = {("search", "retrain_embedding_l2"), ("search", "retrain_norm")}
-
-
-def method_setting(method: str, dataset: str) -> list[str]:
-    """The method's overrides plus the ones chosen for this dataset."""
-    return [*METHOD_SETTING[method], *DATASET_SETTING.get((method, dataset), [])]
-
+RETRAIN_ONLY = {("retrain", "embedding_l2"), ("lab", "retrain_norm")}
 
 def _search_settings(raw: dict) -> dict:
     """A run's config without what cannot change its search: the runner's own resume comparison (`_settings`: no
@@ -120,14 +96,10 @@ def full_retrain(cfg, run_dir: Path, arch: dict) -> dict:  # noqa: ANN001
 
 def run(dataset: str, method: str, seed: int, epochs: int, threads: int, work: Path, extra: list[str],
         baselines: Path | None = None, searches: Path | None = None, with_full_retrain: bool = False) -> dict:
-    from recnas.experiment.config import load_config
     from recnas.experiment.search import run_search
 
-    overrides = [*SETTING, *method_setting(method, dataset), f"seed={seed}", f"threads={threads}",
-                 f"trainer.epochs={epochs}", f"data.path={DATA / dataset}", f"data.cache_dir={work / 'cache'}",
-                 f"name={dataset}-{method}-{seed}", *extra]
     run_dir = work / "runs" / f"{dataset}-{method}-{seed}"
-    cfg = load_config(None, overrides)
+    cfg = bench_config(method, dataset, seed, threads, epochs, work, extra)
     reuse_baseline(baselines, run_dir)
     reuse_search(searches, run_dir, cfg.model_dump(mode="json"))
     res = run_search(cfg, run_dir)
@@ -222,7 +194,8 @@ def main() -> None:
                f"torch {torch.__version__}, {args.threads} threads")
     command = "python bench/rl_bench.py " + " ".join(sys.argv[1:])
     md = []
-    for dataset in args.datasets.split(","):
+    datasets = args.datasets.split(",")
+    for dataset in datasets:
         out = ROOT / "bench" / "results" / f"rl_{dataset}{args.tag}.json"
         earlier = json.loads(out.read_text()).get("runs", []) if out.is_file() else []
         rows = [r for r in earlier if not (r["method"] in methods and r["seed"] in seeds)]
@@ -236,10 +209,9 @@ def main() -> None:
                           f"{row['control_test_auc']:.4f} vs full {row['base_test_auc']:.4f}, searched EP "
                           f"{row['searched_ep_fraction']:.1%}", flush=True)
                     write_text_atomic(out, json.dumps({"date": dt.date.today().isoformat(), "command": command,
-                                                       "machine": machine, "setting": SETTING,
-                                                       "methods": METHOD_SETTING,
-                                                       "dataset_settings": {f"{m} {d}": v for (m, d), v
-                                                                            in DATASET_SETTING.items()},
+                                                       "machine": machine,
+                                                       "methods": setting_record(methods, dataset),
+                                                       "overrides": args.overrides,
                                                        "runs": rows,
                                                        "summary": summarize(rows)}, indent=2))
         else:
@@ -252,7 +224,9 @@ def main() -> None:
         path = ROOT / "bench" / "log" / "unsorted.md"
         body = path.read_text() if path.exists() else "# Benchmarks\n"
         body += (f"\n## RL embedding search (`bench/rl_bench.py`)\n\n{dt.date.today().isoformat()}, `{command}`, "
-                 f"{machine}; setting: {', '.join(SETTING)}; methods: {METHOD_SETTING}.\n\n{text}")
+                 f"{machine}; settings: "
+                 f"{', '.join(str(config_path(m, d).relative_to(ROOT)) for d in datasets for m in methods)}"
+                 f"{' with ' + ', '.join(args.overrides) if args.overrides else ''}.\n\n{text}")
         path.write_text(body)
 
 

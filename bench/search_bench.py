@@ -1,22 +1,13 @@
 """Search benchmark: AutoDim-DeepFM and AutoFIS-DeepFM against DeepFM on the team's real splits.
 
-For each dataset, seed and method, `recnas search` runs search -> retrain -> baseline in one run folder, with the
-zoo benchmark's setting for the retrain and the baseline (batch 4,096, Adam lr 1e-3, MLP 400-400-400, embedding
-L2 0.1, early stopping on valid AUC, up to 50 epochs; on frappe_full bad epochs count from epoch 11 on, see
-DATASET_SETTING). AutoFIS's baseline is DeepFM at dimension 10; AutoDim's
-is DeepFM with every field at the largest candidate (32), the "full dimension" its EP is measured against.
-AutoDim's memory_lambda (0.03) was chosen on frappe_full's validation split, seed 2026, from {0, 0.01, 0.03, 0.1}
-(retrained valid AUC 0.9756, 0.9758, 0.9758, 0.9734); AutoFIS's grda_threshold per dataset, on seed 2026's valid:
-frappe_full 1.0 of {0.5, 1.0, 2.0} (kept 44, 6, 0 of 45 pairs; valid AUC 0.9801, 0.9801, 0.9797, retrain gates then
-at 0.6), ml100k 0.8 of {0.6, 0.7, 0.8, 1.0} (kept 45, 11, 4, 1 of 55; valid AUC 0.6961 and 0.6979 with retrain gates
-at 0.1, 0.6966 and 0.6981 at min(0.6, 1/sqrt(pairs)) for 0.7 and 0.8); on frappe_full AutoFIS searches past the
-models' early plateau (AUTOFIS_SEARCH). AutoDim's export fills a budget of 27% of the
-searched tables at full dimension (max_ep_fraction 0.27, fill_budget; with the first-order weights, which are not
-searched, that is under 30% of the full model's EP): its argmax alone (user 4, item 4-8, most context fields 2, about
-20% of the EP) retrained to valid AUC 0.9758 on frappe_full seed 2026, the filled export (user 16, item 8) to
-0.9806 (with a 30% budget of the tables); on ml100k the export is not filled (AUTODIM_FILL). Goals (issue 4):
-AutoDim AUC >= baseline - 0.001 at <= 30% of its EP; AutoFIS AUC >= baseline keeping <= 50% of the interactions;
-search + retrain wall time <= 3x one baseline training.
+For each dataset, seed and method, `recnas search` runs search -> retrain -> baseline in one run folder. Every
+setting is in bench/configs/<method>_<dataset>.yaml (or <method>.yaml for a dataset none was chosen on), each file
+saying why: the zoo benchmark's retrain and baseline (batch 4,096, Adam lr 1e-3, MLP 400-400-400, embedding L2 0.1,
+early stopping on valid AUC), AutoDim's memory_lambda and budget, AutoFIS's GRDA threshold and search length, and
+what differs per dataset. AutoFIS's baseline is DeepFM at dimension 10; AutoDim's is DeepFM with every field at the
+largest candidate (32), the "full dimension" its EP is measured against. Goals (issue 4): AutoDim AUC >= baseline -
+0.001 at <= 30% of its EP; AutoFIS AUC >= baseline keeping <= 50% of the interactions; search + retrain wall time <=
+3x one baseline training.
 Writes bench/results/search_<dataset>[<tag>].json and, with --write-md, a table in bench/log/unsorted.md.
 
     .venv/bin/python bench/search_bench.py [--datasets frappe_full,ml100k] [--methods autodim,autofis]
@@ -35,50 +26,7 @@ import statistics
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "derived"
-SETTING = ["model.name=deepfm", "model.embedding_dim=10", "model.mlp=[400,400,400]", "trainer.batch_size=4096",
-           "trainer.optimizer=adam", "trainer.lr=0.001", "trainer.embedding_l2=0.1", "trainer.patience=2",
-           "trainer.reduce_lr_factor=0.1", "trainer.progress=false", "search.batch_size=4096"]
-METHOD_SETTING = {
-    "autofis": ["search.method=autofis", "search.epochs=6"],
-    "autodim": ["search.method=autodim", "search.epochs=6", "search.warmup_epochs=2", "search.memory_lambda=0.03",
-                "search.candidates=[2,4,8,16,32]", "search.max_ep_fraction=0.27"],
-}
-
-# GRDA's final threshold per dataset, chosen on the validation split of seed 2026 (retrain valid AUC): frappe_full
-# 1.0 of {0.5, 1.0, 2.0}, ml100k 0.8 of {0.6, 0.7, 0.8, 1.0}; gates start at 0.6, so ~0.6 keeps nearly every pair.
-AUTOFIS_THRESHOLD = {"frappe_full": 1.0, "ml100k": 0.8}
-
-# AutoFIS's search per dataset, chosen on seed 2026's valid split. On frappe_full a model sits on a plateau (valid
-# AUC ~0.93) for its first ~8 epochs, so the default 6-epoch search ranks the gates before the model has learned
-# user x item; 10 weight-only epochs first, then 10 with the gates, reach past it. The gates' gradients are then small
-# next to GRDA's growing threshold (at arch_lr 1 every gate fell to 0 together), so arch_lr is 10. Retrain valid AUC:
-# 0.9819 keeping 3 pairs, against 0.9813 keeping 6 with the default search (test 0.9821 and 0.9817).
-AUTOFIS_SEARCH = {"frappe_full": ["search.epochs=20", "search.warmup_epochs=10", "search.arch_lr=10"]}
-
-# Whether AutoDim's export fills the budget, per dataset, chosen on the retrain valid AUC: frappe_full filled (seed
-# 2026, second run: 0.9806 against 0.9758 for the argmax alone), ml100k not filled (mean over seeds 2026-2035:
-# 0.6956 against 0.6950; seeds 2026-2028 alone had preferred filled, 0.6962 against 0.6951). The paper's export is
-# the argmax.
-AUTODIM_FILL = {"frappe_full": True, "ml100k": False}
-
-
-# Schedule per dataset, for the retrain and the baseline alike (the search keeps its lr): on frappe_full every model
-# sits on a plateau near valid AUC 0.93 for its first ~8 epochs, and a one-epoch dip there cut the lr 10x for good
-# (AutoFIS seed 2030: retrain test AUC 0.9421), so bad epochs count from epoch 11 on. The baselines' first cut came
-# after epoch 13 in every frappe_full run, so this leaves them as they were. ml100k stops after 4-9 epochs: no warm-up.
-DATASET_SETTING = {"frappe_full": ["trainer.min_epochs=10"]}
-
-
-def method_setting(method: str, dataset: str) -> list[str]:
-    """The method's overrides, with AutoFIS's per-dataset threshold (1.0 on datasets not chosen for) and search, and
-    AutoDim's per-dataset fill (filled on datasets not chosen for)."""
-    if method == "autofis":
-        extra = [f"search.grda_threshold={AUTOFIS_THRESHOLD.get(dataset, 1.0)}", *AUTOFIS_SEARCH.get(dataset, [])]
-    else:
-        extra = [f"search.fill_budget={str(AUTODIM_FILL.get(dataset, True)).lower()}"]
-    return [*METHOD_SETTING[method], *extra]
+from bench_configs import ROOT, bench_config, config_path, setting_record
 
 
 def reuse_baseline(earlier: Path | None, run_dir: Path) -> None:
@@ -94,15 +42,12 @@ def reuse_baseline(earlier: Path | None, run_dir: Path) -> None:
 
 def run(dataset: str, method: str, seed: int, epochs: int, threads: int, work: Path, extra: list[str],
         baselines: Path | None = None) -> dict:
-    from recnas.experiment.config import load_config
     from recnas.experiment.search import run_search
 
-    overrides = [*SETTING, *DATASET_SETTING.get(dataset, []), *method_setting(method, dataset), f"seed={seed}",
-                 f"threads={threads}", f"trainer.epochs={epochs}", f"data.path={DATA / dataset}",
-                 f"data.cache_dir={work / 'cache'}", f"name={dataset}-{method}-{seed}", *extra]
+    cfg = bench_config(method, dataset, seed, threads, epochs, work, extra)
     run_dir = work / "runs" / f"{dataset}-{method}-{seed}"
     reuse_baseline(baselines, run_dir)
-    res = run_search(load_config(None, overrides), run_dir)
+    res = run_search(cfg, run_dir)
     rep = json.loads((res.path / "report.json").read_text())
     r = rep["results"]
     row = {"dataset": dataset, "method": method, "seed": seed,
@@ -192,7 +137,8 @@ def main() -> None:
                f"torch {torch.__version__}, {args.threads} threads")
     command = "python bench/search_bench.py " + " ".join(sys.argv[1:])
     md = []
-    for dataset in args.datasets.split(","):
+    datasets = args.datasets.split(",")
+    for dataset in datasets:
         out = ROOT / "bench" / "results" / f"search_{dataset}{args.tag}.json"
         # runs of other methods from an earlier invocation stay (e.g. --methods autodim, then --methods autofis)
         earlier = json.loads(out.read_text()).get("runs", []) if out.is_file() else []
@@ -208,11 +154,9 @@ def main() -> None:
                       f"{extra}, time x{row['time_vs_baseline']:.2f}", flush=True)
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_text(json.dumps({"date": dt.date.today().isoformat(), "command": command,
-                                           "machine": machine, "setting": SETTING, "methods": METHOD_SETTING,
-                                           "autofis_threshold": AUTOFIS_THRESHOLD,
-                                           "autofis_search": AUTOFIS_SEARCH, "autodim_fill": AUTODIM_FILL,
+                                           "machine": machine, "methods": setting_record(methods, dataset),
+                                           "overrides": args.overrides,
                                            "reused_baselines": str(args.reuse_baselines or ""),
-                                           "dataset_setting": DATASET_SETTING.get(dataset, []),
                                            "runs": rows, "summary": summarize(rows)}, indent=2))
         md.append(table(dataset, summarize(rows)))
     text = "\n".join(md)
@@ -221,9 +165,9 @@ def main() -> None:
         path = ROOT / "bench" / "log" / "unsorted.md"
         body = path.read_text() if path.exists() else "# Benchmarks\n"
         body += (f"\n## Search (`bench/search_bench.py`)\n\n{dt.date.today().isoformat()}, `{command}`, {machine}; "
-                 f"seeds {seeds}, retrain/baseline up to {args.epochs} epochs; setting: {', '.join(SETTING)}; "
-                 f"per dataset: {DATASET_SETTING}; methods: {METHOD_SETTING}, AutoFIS thresholds "
-                 f"{AUTOFIS_THRESHOLD}, AutoFIS search {AUTOFIS_SEARCH}, AutoDim fill {AUTODIM_FILL}.\n\n{text}")
+                 f"seeds {seeds}, retrain/baseline up to {args.epochs} epochs; settings: "
+                 f"{', '.join(str(config_path(m, d).relative_to(ROOT)) for d in datasets for m in methods)}"
+                 f"{' with ' + ', '.join(args.overrides) if args.overrides else ''}.\n\n{text}")
         path.write_text(body)
 
 

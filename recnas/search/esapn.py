@@ -357,6 +357,7 @@ class ESAPNSearch(Hook):
                   "value_per_sample": self._value_per_sample(value, open_)}
         self.history.append(record)
         if rounds % self.log_every == 0:
+            self.write_history()  # readable while the search runs
             self.log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()
                               if not isinstance(v, dict)))  # the line shows scalars; tables stay in history.jsonl
 

@@ -181,6 +181,7 @@ class WeightSharingSearch(Hook):
         if self.step % self.record_every == 0 or self.step == self.steps:
             self._record(self._losses, told)
             self._losses = []
+            self.write_history()  # readable while the search runs
         if self.step >= self.steps:
             trainer.stop = True
 
