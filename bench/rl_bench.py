@@ -36,12 +36,13 @@ from recnas.fileio import write_text_atomic
 # Settings that change only the retrain and the control, never the search or its export.
 RETRAIN_ONLY = {("retrain", "embedding_l2"), ("lab", "retrain_norm")}
 
-def _search_settings(raw: dict) -> dict:
-    """A run's config without what cannot change its search: the runner's own resume comparison (`_settings`: no
-    progress bar, data path or cache folder), less the retrain-only keys and the run name."""
-    from recnas.experiment.search import _settings
 
-    raw = _settings(raw)  # a copy
+def _search_settings(raw: dict) -> dict:
+    """A run's config without what cannot change its search: the runner's own resume comparison
+    (`comparable_settings`: no progress bar, data path or cache folder), less the retrain-only keys and the name."""
+    from recnas.experiment.folder import comparable_settings
+
+    raw = comparable_settings(raw)  # a copy
     for section, key in RETRAIN_ONLY:
         raw.get(section, {}).pop(key, None)
     raw.pop("name", None)

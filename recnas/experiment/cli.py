@@ -167,8 +167,13 @@ def train_cmd(
         help="numerical encoder of every numerical field (sets model.numerical_encoder): auto, scalar, "
              "bucket_equal_width, bucket_equal_freq, log_square or autodis")] = None,
     quiet: Annotated[bool, typer.Option(help="no progress bar and no per-epoch lines")] = False,
+    force: Annotated[bool, typer.Option(help="replace a run of another config in --out (a killed run of the same "
+                                             "config resumes without it)")] = False,
 ) -> None:
-    """Train a zoo model with early stopping on valid AUC; writes config, schema, weights and metrics."""
+    """Train a zoo model with early stopping on valid AUC; writes config, schema, weights and metrics.
+
+    A killed run resumes from its last finished epoch when the same command is run again.
+    """
     from recnas.experiment.config import load_config
     from recnas.experiment.run import run_train
 
@@ -182,7 +187,7 @@ def train_cmd(
         cfg.model.name = model
     if quiet:
         cfg.trainer.progress = False
-    res = run_train(cfg, out, log=(lambda _m: None) if quiet else console.print)
+    res = run_train(cfg, out, log=(lambda _m: None) if quiet else console.print, force=force)
     m = res.metrics
     console.print(f"run: {res.path}")
     console.print(f"test AUC {m['test_auc']:.4f}, test logloss {m['test_logloss']:.4f} "

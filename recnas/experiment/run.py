@@ -29,13 +29,16 @@ from recnas.data.source import open_dataset
 from recnas.data.splits import Splits, train_arrays
 from recnas.errors import ConfigError, DataError, describe_validation_error
 from recnas.experiment.config import ExperimentConfig
+from recnas.experiment.folder import claim_folder, make_run_dir, run_folder_lock
 from recnas.experiment.numerical_report import write_autodis_report
-from recnas.fileio import write_text_atomic
+from recnas.fileio import write_atomic, write_jsonl_atomic, write_text_atomic
 from recnas.methods.base import model_kwargs
 from recnas.nn.frozen import build_frozen
 from recnas.nn.models import CTRModel, build_model
 from recnas.train import Trainer, binary_metrics, count_params, predict_logits
 from recnas.train.seed import set_seed
+
+CHECKPOINT = "checkpoint.pt"
 
 
 def versions() -> dict[str, str]:
@@ -86,22 +89,22 @@ def fit_and_score(cfg: ExperimentConfig, model: CTRModel, splits: Splits, run_di
     (and whatever the caller wrote before, e.g. the arch.json of a searched model).
     """
     log = log or (lambda _m: None)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    make_run_dir(run_dir)
+    write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     splits.ds.schema.save(run_dir)
     log(f"training {cfg.model.name} on {splits.train.n:,} rows ({count_params(model):,} parameters)")
     t_wall = time.perf_counter()
-    result = Trainer(cfg.trainer, log=log).fit(model, splits.train, splits.valid)
+    checkpoint = run_dir / CHECKPOINT  # every epoch: a killed fit resumes from its last finished epoch
+    result = Trainer(cfg.trainer, log=log).fit(model, splits.train, splits.valid, checkpoint=checkpoint)
     t0 = time.perf_counter()
     y_test, logits = predict_logits(model, splits.test)
     infer_s = time.perf_counter() - t0
-    test_metrics = binary_metrics(y_test, logits)
+    test_metrics = binary_metrics(y_test, logits, "test")
     from safetensors.torch import save_file
 
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(run_dir / "model.safetensors"))
-    with open(run_dir / "train_log.jsonl", "w") as fh:
-        for rec in result.history:
-            fh.write(json.dumps(rec) + "\n")
+    weights = {k: v.contiguous() for k, v in model.state_dict().items()}
+    write_atomic(run_dir / "model.safetensors", lambda tmp: save_file(weights, str(tmp)))
+    write_jsonl_atomic(run_dir / "train_log.jsonl", result.history)
     metrics = {
         "model": cfg.model.name,
         "dataset": str(cfg.data.path),
@@ -129,18 +132,42 @@ def fit_and_score(cfg: ExperimentConfig, model: CTRModel, splits: Splits, run_di
     if autodis is not None:
         metrics["autodis"] = autodis
     write_text_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2))
+    checkpoint.unlink(missing_ok=True)
     return metrics
 
 
 def run_train(cfg: ExperimentConfig, out: str | Path | None = None,
-              log: Callable[[str], None] | None = None) -> RunResult:
-    """Prepare the data, train `cfg.model` with early stopping on valid AUC, score test, write the run folder."""
-    set_seed(cfg.seed, cfg.threads)
-    splits = load_splits(cfg, log)
-    model = build_model(cfg.model.name, splits.ds.schema, **model_kwargs(cfg))
+              log: Callable[[str], None] | None = None, force: bool = False) -> RunResult:
+    """Prepare the data, train `cfg.model` with early stopping on valid AUC, score test, write the run folder.
+
+    The folder is held by this process alone. A killed run started again with the same config resumes from its
+    last finished epoch and ends as an uninterrupted one; a finished one is returned as it is; a folder holding a
+    run of another config or data is refused, unless `force` clears it first.
+    """
     run_dir = Path(out) if out is not None else default_run_dir(cfg)
-    metrics = fit_and_score(cfg, model, splits, run_dir, log)
-    return RunResult(run_dir, metrics, model)
+    with run_folder_lock(run_dir, log):
+        set_seed(cfg.seed, cfg.threads)
+        splits = load_splits(cfg, log)
+        if force:
+            clear_run(run_dir)
+        claim_folder(run_dir, cfg, splits.ds.path.name, "train another model (or pass --force to replace it)")
+        if (run_dir / "metrics.json").is_file() and (run_dir / "model.safetensors").is_file():
+            if log is not None:
+                log(f"{run_dir} already holds this run, finished; pass --force to train it again")
+            return RunResult(run_dir, json.loads((run_dir / "metrics.json").read_text()), load_run(run_dir)[2])
+        model = build_model(cfg.model.name, splits.ds.schema, **model_kwargs(cfg))
+        metrics = fit_and_score(cfg, model, splits, run_dir, log)
+        return RunResult(run_dir, metrics, model)
+
+
+RUN_FILES = ("config.yaml", "data_key.txt", CHECKPOINT, "model.safetensors", "metrics.json", "train_log.jsonl",
+             "predictions.csv")
+
+
+def clear_run(run_dir: Path) -> None:
+    """Delete what `recnas train` wrote in `run_dir` (nothing else), so the folder can take another run."""
+    for name in RUN_FILES:
+        (run_dir / name).unlink(missing_ok=True)
 
 
 def load_config_file(path: Path) -> ExperimentConfig:
@@ -158,6 +185,7 @@ def load_config_file(path: Path) -> ExperimentConfig:
 
 def load_run(run_dir: str | Path) -> tuple[ExperimentConfig, Schema, CTRModel]:
     """Rebuild a trained model from its run folder (config -> architecture, then safetensors weights)."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     run_dir = Path(run_dir)
@@ -176,10 +204,21 @@ def load_run(run_dir: str | Path) -> tuple[ExperimentConfig, Schema, CTRModel]:
         encoding = {**cfg.model.encoding_kwargs(), "sparse": cfg.trainer.sparse}
         parts = {slot: build_frozen(spec, schema, encoding) for slot, spec in specs.items()}
     model = build_model(cfg.model.name, schema, **model_kwargs(cfg), **parts)
+    weights_path = run_dir / "model.safetensors"
     try:
-        model.load_state_dict(load_file(str(run_dir / "model.safetensors")))
+        weights = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError) as e:
+        reason = (str(e).splitlines() or ["damaged"])[0][:120]
+        raise DataError(f"{weights_path}: not a readable weights file ({reason}); it is truncated or damaged: "
+                        "train again") from None
+    bad = [k for k, v in weights.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise DataError(f"{weights_path}: the weights {bad[0]!r} hold NaN or infinite values ({len(bad)} tensors); "
+                        "the file is damaged or the training diverged: train again")
+    try:
+        model.load_state_dict(weights)
     except (RuntimeError, OSError) as e:
-        raise DataError(f"{run_dir / 'model.safetensors'}: the weights do not fit the model of config.yaml "
+        raise DataError(f"{weights_path}: the weights do not fit the model of config.yaml "
                         f"({str(e).splitlines()[0]}); train again") from None
     model.eval()
     return cfg, schema, model
@@ -191,6 +230,9 @@ def predict_file(run_dir: str | Path, data: str | Path, out: str | Path,
 
     CSV/Parquet files may lack the label column (new data to score); then no metrics are computed.
     """
+    out = Path(out)
+    if out.is_dir():
+        raise DataError(f"{out}: is a folder; pass a file path for the scores (e.g. {out / 'predictions.csv'})")
     cfg, schema, model = load_run(run_dir)
     torch.set_num_threads(cfg.threads)
     data = Path(data)
@@ -207,15 +249,23 @@ def predict_file(run_dir: str | Path, data: str | Path, out: str | Path,
         ys.append(y)
         outs.append(logits)
     y_all, logits_all = np.concatenate(ys), np.concatenate(outs)
+    bad = ~np.isfinite(logits_all)
+    if bad.any():  # never write scores that are not numbers
+        raise DataError(f"{path}: the model's scores are not finite for {int(bad.sum()):,} of {len(bad):,} rows "
+                        f"(first: data row {int(np.argmax(bad)) + 1}); a numerical value there is out of range for the "
+                        f"model; nothing was written to {out}")
     p_all = 1.0 / (1.0 + np.exp(-logits_all.astype(np.float64)))
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise DataError(f"{out}: a part of this path is a file, not a folder; pass another output path") from None
     import pyarrow as pa
     import pyarrow.csv as pv
 
     columns = {"score": p_all, "label": y_all.astype(np.int64)} if read.labeled else {"score": p_all}
-    pv.write_csv(pa.table(columns), out)
+    table = pa.table(columns)
+    write_atomic(out, lambda tmp: pv.write_csv(table, str(tmp)))
     summary = {"rows": len(p_all), "path": str(path), "out": str(out), "labeled": read.labeled}
     if read.labeled and 0 < y_all.sum() < len(y_all):
-        summary.update(binary_metrics(y_all, logits_all))
+        summary.update(binary_metrics(y_all, logits_all, str(path)))
     return summary, report

@@ -26,10 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from recnas.errors import ConfigError, DataError
 from recnas.experiment.config import ExperimentConfig
+from recnas.experiment.folder import claim_folder, run_folder_lock
 from recnas.experiment.run import Splits, fit_and_score, load_config_file, load_splits, set_seed
 from recnas.fileio import write_text_atomic
 from recnas.methods import SearchMethod, method_of
@@ -106,50 +105,6 @@ def default_search_dir(cfg: ExperimentConfig) -> Path:
     return Path("runs") / name.replace("+", "plus")
 
 
-def _settings(raw: dict[str, Any]) -> dict[str, Any]:
-    """A config without what does not change results.
-
-    That is the progress bar, and the data path and cache folder as spelled (the data itself is checked by its
-    cache key).
-    """
-    raw = json.loads(json.dumps(raw))
-    raw.get("trainer", {}).pop("progress", None)
-    raw.get("data", {}).pop("path", None)
-    raw.get("data", {}).pop("cache_dir", None)
-    return raw
-
-
-def _saved_config(path: Path, run_dir: Path) -> dict[str, Any]:
-    """A run folder's config.yaml, read through the current config model.
-
-    So a key added since (whose default keeps the old behaviour) does not make an unchanged run look different.
-    """
-    try:
-        return load_config_file(path).model_dump(mode="json")
-    except ConfigError as e:
-        raise ConfigError(f"{run_dir} holds a run whose config this version of recnas cannot read ({e}); pass a "
-                          "new --out (or delete the folder) to start another search") from None
-
-
-def _claim_folder(run_dir: Path, cfg: ExperimentConfig, data_key: str) -> None:
-    """Write config.yaml and the data's cache key, or check that an existing run used the same of both.
-
-    A resumed run must change neither.
-    """
-    resolved = cfg.model_dump(mode="json")
-    text = yaml.safe_dump(resolved, sort_keys=False)
-    path, key_path = run_dir / "config.yaml", run_dir / "data_key.txt"
-    if path.is_file() and _settings(_saved_config(path, run_dir)) != _settings(resolved):
-        raise ConfigError(f"{run_dir} holds a run with a different config; pass a new --out (or delete the folder) "
-                          "to start another search")
-    if key_path.is_file() and key_path.read_text().strip() != data_key:
-        raise ConfigError(f"{run_dir} holds a run on different data (the files under {cfg.data.path} changed); "
-                          "pass a new --out (or delete the folder) to search again")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, text)  # a kill mid-write must not leave a config.yaml a resume cannot read
-    write_text_atomic(key_path, data_key + "\n")
-
-
 @dataclass
 class SearchRun:
     """A finished `recnas search`."""
@@ -168,14 +123,20 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 def run_search(cfg: ExperimentConfig, out: str | Path | None = None, log: Log | None = None,
                fit_hooks: Sequence[Hook] = ()) -> SearchRun:
     """Prepare -> search -> retrain -> baseline (-> control) -> report; stages already done in `out` are skipped."""
-    from recnas.experiment.report import write_report
-
     method = method_of(cfg)  # fails on bad search settings before any work
     if cfg.lab.control and type(method).control_arch is SearchMethod.control_arch:
         raise ConfigError(f"lab.control: {method.name} defines no random control; set lab.control=false")
     run_dir = Path(out) if out is not None else default_search_dir(cfg)
+    with run_folder_lock(run_dir, log):
+        return _run_search(method, cfg, run_dir, log, fit_hooks)
+
+
+def _run_search(method: SearchMethod, cfg: ExperimentConfig, run_dir: Path, log: Log | None,
+                fit_hooks: Sequence[Hook]) -> SearchRun:
+    from recnas.experiment.report import write_report
+
     splits = load_splits(cfg, log)
-    _claim_folder(run_dir, cfg, splits.ds.path.name)
+    claim_folder(run_dir, cfg, splits.ds.path.name, "start another search")
     splits.ds.schema.save(run_dir)
     arch = _read_json(run_dir / "search" / "arch.json")
     if arch is None:
@@ -204,9 +165,10 @@ def run_retrain(run_dir: str | Path, log: Log | None = None) -> SearchRun:
     arch_path = run_dir / "search" / "arch.json"
     if not arch_path.is_file():
         raise DataError(f"{run_dir}: no search/arch.json; run `recnas search` first (or finish it)")
-    cfg = load_config_file(run_dir / "config.yaml")
-    arch = read_arch(arch_path)
-    splits = load_splits(cfg, log)
-    retrain = retrain_stage(method_of(cfg), splits, arch, run_dir / "retrain", log)
-    report = write_report(run_dir)
+    with run_folder_lock(run_dir, log):
+        cfg = load_config_file(run_dir / "config.yaml")
+        arch = read_arch(arch_path)
+        splits = load_splits(cfg, log)
+        retrain = retrain_stage(method_of(cfg), splits, arch, run_dir / "retrain", log)
+        report = write_report(run_dir)
     return SearchRun(run_dir, arch, retrain, _read_json(run_dir / "baseline" / "metrics.json"), report)

@@ -63,10 +63,10 @@ def predict_logits(model: nn.Module, batches: BatchIterator) -> tuple[np.ndarray
     return torch.cat(ys).numpy(), torch.cat(outs).float().numpy()
 
 
-def evaluate(model: nn.Module, batches: BatchIterator) -> dict[str, float]:
-    """AUC and logloss of `model` on a split."""
+def evaluate(model: nn.Module, batches: BatchIterator, split: str = "validation") -> dict[str, float]:
+    """AUC and logloss of `model` on a split (`split` names it in an error)."""
     y, logits = predict_logits(model, batches)
-    return binary_metrics(y, logits)
+    return binary_metrics(y, logits, split)
 
 
 def _hook_keys(hooks: Sequence[Hook]) -> list[tuple[str, Hook]]:
