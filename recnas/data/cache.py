@@ -181,12 +181,19 @@ def prepare(
     root = Path(cache_root) if cache_root is not None else default_cache_root()
     key, desc = cache_key(source, on_bad_row)
     target = root / f"{source.schema.name}-{key[:16]}"
+    if root.exists() and not root.is_dir():
+        raise CacheError(f"{root}: the cache folder is a file; point data.cache_dir (or RECNAS_CACHE_DIR) at a folder")
+    if target.exists() and not target.is_dir():
+        raise CacheError(f"{target}: a file sits where this dataset's cache goes; move or delete it and run again")
     notes: list[str] = []
     if target.exists() and not force:
         try:
             ds = load_prepared(target, verify="full")
             if ds.manifest.get("key") == key:
                 ds.reused = True
+                ds.notes = list(ds.manifest.get("notes", []))
+                for note in ds.notes:  # what the fit saw is still true of this cache
+                    log(note)
                 return ds
             notes.append(f"cache {target} has another key; rebuilding")
         except RecnasError as e:  # a damaged manifest, array or schema.json: rebuild it
@@ -194,12 +201,19 @@ def prepare(
         log(notes[-1])
     tmp = root / f".{target.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    try:
+        tmp.mkdir(parents=True)
+    except (FileExistsError, NotADirectoryError):
+        raise CacheError(f"{root}: a part of the cache path is a file, not a folder; point data.cache_dir (or "
+                         "RECNAS_CACHE_DIR) at a folder") from None
     t0 = time.perf_counter()
     try:
         proc = FeatureProcessor(source.schema, on_bad_row=on_bad_row, chunk_rows=chunk_rows)
         schema = proc.fit(source.train)
         log(f"fitted vocabularies on {source.train} ({proc.fit_report.rows:,} rows)")  # type: ignore[union-attr]
+        for note in proc.notes:
+            log(note)
+        notes += proc.notes
         schema.save(tmp)
         split_info = {}
         for split, src_path in source.splits.items():
@@ -219,7 +233,7 @@ def prepare(
             oov = sum(total.oov.values())
             log(f"encoded {split}: {total.rows:,} rows, {oov:,} unseen values -> OOV"
                 + (f", {read.skipped} malformed rows skipped" if read.skipped else ""))
-        manifest = {**desc, "key": key, "name": source.schema.name, "created": time.time(),
+        manifest = {**desc, "key": key, "name": source.schema.name, "created": time.time(), "notes": proc.notes,
                     "seconds": round(time.perf_counter() - t0, 3), "splits": split_info}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
         if target.exists():

@@ -2,7 +2,8 @@
 
 Rules (applied to the first rows): a column named like a label (label, click, clicked, target,
 y) is the label; float-looking values -> numerical; integers -> categorical when they have few
-distinct values (<= `max_int_categories`) or the name ends in `id`, else numerical; text with a
+distinct values (<= `max_int_categories`) or the name says id (ends in `id`, holds `_id`, or is one of
+ID_NAMES: user, item, ...), else numerical; text with a
 list separator (`|` or `;`) in most rows -> multi_categorical; other text -> categorical.
 """
 
@@ -18,12 +19,14 @@ import pyarrow.compute as pc
 import pyarrow.csv as pv
 import pyarrow.parquet as pq
 
-from recnas.data.readers.common import NUMBER_RE, SPECIAL_FLOAT_RE, check_file, head_lines
+from recnas.data.readers.common import NUMBER_RE, SPECIAL_FLOAT_RE, check_file, check_text, head_lines
 from recnas.data.readers.criteo import CAT_NAMES, N_COLS, NUM_NAMES, criteo_schema
 from recnas.data.readers.delimited import read_header
 from recnas.data.schema import FieldSpec, FieldType, Schema, SourceFormat
 from recnas.errors import DataError, SchemaError
 
+ID_NAMES = ("user", "item", "movie", "product", "ad", "campaign", "advertiser", "app", "site", "device", "shop",
+            "store", "author", "book", "isbn", "song", "artist", "query", "category", "brand")  # integer ids by name
 LABEL_NAMES = ("label", "click", "clicked", "is_click", "target", "y")
 LIST_SEPARATORS = ("|", ";")
 SAMPLE_ROWS = 100_000
@@ -44,6 +47,7 @@ def sniff_format(path: Path) -> SourceFormat:
     name = path.name.lower()
     if name.endswith((".parquet", ".pq")):
         return SourceFormat(kind="parquet")
+    check_text(path)
     lines = [ln for ln in head_lines(path, 5) if ln]
     if not lines:
         raise DataError(f"{path}: the file is empty; it holds no header and no rows")
@@ -155,9 +159,11 @@ def infer_column(name: str, col: pa.ChunkedArray, max_int_categories: int) -> tu
             return FieldSpec(name, FieldType.NUMERICAL), "decimal numbers"
         if distinct <= max_int_categories:
             return FieldSpec(name, FieldType.CATEGORICAL), f"integers, {distinct} distinct"
-        if name.lower().endswith("id"):
+        low = name.lower()
+        if low.endswith("id") or "_id" in low or low in ID_NAMES:
             return FieldSpec(name, FieldType.CATEGORICAL), f"integer ids, {distinct} distinct"
-        return FieldSpec(name, FieldType.NUMERICAL), f"integers, {distinct} distinct > {max_int_categories}"
+        return FieldSpec(name, FieldType.NUMERICAL), (f"integers, {distinct} distinct > {max_int_categories} (if these "
+                                                      "are ids, declare the field categorical in schema.yaml)")
     for sep in LIST_SEPARATORS:
         share = pc.mean(pc.cast(pc.match_substring(col, sep), pa.int8())).as_py()
         if share >= 0.2:
@@ -167,7 +173,11 @@ def infer_column(name: str, col: pa.ChunkedArray, max_int_categories: int) -> tu
 
 def infer_libfm(path: Path, fmt: SourceFormat, name: str) -> Inference:
     """libFM: same token count on every sampled line -> one field per position, else one list field."""
-    counts = {len(line.split()) - 1 for line in head_lines(path, 1000) if line.strip()}
+    lines = [line for line in head_lines(path, 1000) if line.strip()]
+    if lines and not LIBFM_LINE.match(lines[0]):  # the first line says whether it is libFM at all; the reader names
+        raise DataError(f"{path} line 1: not a libFM line ('label index:value ...'): {lines[0][:80]!r}; "  # bad later
+                        "pass the file's real --format (csv, tsv, parquet) or fix the line")  # tokens itself
+    counts = {len(line.split()) - 1 for line in lines}
     if len(counts) == 1:
         n = counts.pop()
         fields = tuple(FieldSpec(f"f{i + 1}", FieldType.CATEGORICAL) for i in range(n))

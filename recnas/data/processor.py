@@ -19,9 +19,10 @@ from recnas.data.numeric import NumericAccumulator, bucket_keys
 from recnas.data.readers import DEFAULT_CHUNK_ROWS, ReadReport, read_chunks
 from recnas.data.schema import FieldSpec, FieldType, Schema
 from recnas.data.vocab import MISSING_TOKEN, PAD_ID, Vocabulary
-from recnas.errors import SchemaError
+from recnas.errors import DataError, SchemaError
 
 DEFAULT_MAX_LEN_CAP = 64
+OUTLIER_SCALES = 1e6  # how far (in train standard deviations or ranges) a value may lie from the train values
 ARRAY_DTYPES = {
     "cat": np.int64, "num": np.float32, "num_bucket": np.int64, "mv": np.int64, "mv_len": np.int64, "y": np.float32,
 }
@@ -140,6 +141,7 @@ class FeatureProcessor:
         self.chunk_rows = chunk_rows
         self.seed = seed
         self.fit_report: ReadReport | None = None
+        self.notes: list[str] = []  # what fitting saw that the user should know (e.g. runaway list lengths)
 
     def _chunks(self, path: Path, report: ReadReport, require_label: bool = True) -> Iterator[pa.Table]:
         return read_chunks(path, self.schema, report, self.on_bad_row, self.chunk_rows, require_label)
@@ -152,6 +154,7 @@ class FeatureProcessor:
         numeric = {f.name: NumericAccumulator(seed=self.seed + i) for i, f in enumerate(fields)
                    if f.type is FieldType.NUMERICAL}
         longest = {f.name: 0 for f in self.schema.multi_categorical}
+        longest_at: dict[str, int] = {}
         report = ReadReport(train_path)
         for table in self._chunks(train_path, report):
             for f in fields:
@@ -160,9 +163,15 @@ class FeatureProcessor:
                     counts[f.name].update(pc.fill_null(col, MISSING_TOKEN))
                 elif f.type is FieldType.MULTI_CATEGORICAL:
                     lists = split_tokens(col, f.separator)
-                    counts[f.name].update(pc.list_flatten(lists))
+                    cap = f.max_len or DEFAULT_MAX_LEN_CAP  # tokens past it are dropped, so they take no id either
+                    counts[f.name].update(pc.list_flatten(pc.list_slice(lists, 0, cap)))
                     if len(lists):
-                        longest[f.name] = max(longest[f.name], pc.max(pc.list_value_length(lists)).as_py() or 0)
+                        lengths = pc.list_value_length(lists)
+                        top = pc.max(lengths).as_py() or 0
+                        if top > longest[f.name]:
+                            longest[f.name] = top
+                            if top > cap:
+                                longest_at[f.name] = report.rows - table.num_rows + int(pc.index(lengths, top).as_py())
                 else:
                     x = col.to_numpy().astype(np.float64)
                     numeric[f.name].update(x)
@@ -189,6 +198,9 @@ class FeatureProcessor:
                       if f.name in qcounts else f for f in fitted]
         self.schema = self.schema.replace_fields(fitted)
         self.fit_report = report
+        self.notes = [f"{report.where(row)}: field {name!r} lists {longest[name]:,} values, more than its max_len "
+                      f"{self.schema[name].max_len}; values past it are dropped (and take no id); set max_len for "
+                      f"{name!r} in schema.yaml to keep more" for name, row in longest_at.items()]
         return self.schema
 
     def transform_chunks(self, path: str | Path, report: ReadReport | None = None
@@ -199,7 +211,28 @@ class FeatureProcessor:
         path = Path(path)
         report = report or ReadReport(path)
         for table in self._chunks(path, report, self.require_label):
+            self._check_range(table, report)
             yield encode_table(self.schema, table)
+
+    def _check_range(self, table: pa.Table, report: ReadReport) -> None:
+        """Refuse a numerical value a million train standard deviations (and ranges) from the train values.
+
+        Such a value is a unit or parse error far more often than data, and it would make the model's scores
+        overflow; it is named here, before any training.
+        """
+        offset = report.rows - table.num_rows
+        for f in self.schema.numerical:
+            st = f.stats
+            if st is None or st.count == 0:
+                continue
+            scale = max(st.std, st.max - st.min, 1e-12)
+            x = table[f.name].to_numpy(zero_copy_only=False).astype(np.float64)
+            far = np.abs(x - st.mean) > OUTLIER_SCALES * scale
+            if far.any():
+                i = int(np.argmax(far))
+                raise DataError(f"{report.where(offset + i)}: field {f.name!r} is {x[i]:g}, more than "
+                                f"{OUTLIER_SCALES:g} times the train range ({st.min:g} to {st.max:g}) away from the "
+                                "train values; a unit or parse error? fix or clip the value")
 
     def transform(self, path: str | Path) -> tuple[dict[str, np.ndarray], EncodeReport]:
         """Encode a whole file in memory (convenient for small data; `prepare` streams to disk)."""

@@ -197,6 +197,9 @@ class Schema:
             raise SchemaError(f"label column {self.label!r} is also listed as an input field")
         if not self.fields:
             raise SchemaError("schema has no input fields; list at least one column")
+        if not self.name or "/" in self.name or "\\" in self.name or self.name.startswith(".") or "\x00" in self.name:
+            raise SchemaError(f"schema name {self.name!r} would name a folder outside the cache (it holds a path "
+                              "separator or starts with a dot); use letters, digits, '-', '_' and '.'")
 
     # ---- views by type ------------------------------------------------------------------
     def of_type(self, ftype: FieldType) -> list[FieldSpec]:

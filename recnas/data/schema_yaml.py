@@ -102,8 +102,11 @@ def load_schema_yaml(path: str | Path, name: str | None = None) -> tuple[Schema,
         libfm_ranges=tuple(tuple(r) for r in f.libfm_ranges),  # type: ignore[misc]
         columns=tuple(c.name for c in doc.columns) if not f.header else (),
     )
-    schema = Schema(tuple(fields), label=label, format=fmt, name=doc.name or name or path.parent.name,
-                    label_values=label_values)
+    try:
+        schema = Schema(tuple(fields), label=label, format=fmt, name=doc.name or name or path.parent.name,
+                        label_values=label_values)
+    except SchemaError as e:
+        raise SchemaError(f"{path}: {e}") from None
     return schema, dict(doc.files)
 
 

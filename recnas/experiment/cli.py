@@ -21,6 +21,22 @@ data_app = typer.Typer(help="Inspect and prepare datasets.", no_args_is_help=Tru
 app.add_typer(data_app, name="data")
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        import recnas
+
+        console.print(recnas.__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                                help="print the version and exit")] = False) -> None:
+    """recnas: AutoML for recommender (CTR) models."""
+
+
 FormatOpt = Annotated[
     str | None, typer.Option("--format", help="csv, parquet, libfm, criteo or avazu (default: detected)")
 ]

@@ -74,6 +74,11 @@ def load_splits(cfg: ExperimentConfig, log: Callable[[str], None] | None = None,
     for split in ("train", "valid", "test"):
         if split not in ds.splits:
             raise DataError(f"{cfg.data.path}: no {split} split; a dataset folder needs train, valid and test files")
+    for split in ("train", "test"):  # valid: the trainer checks it when it monitors AUC
+        y = ds.splits[split]["y"]
+        if len(y) and float(y.min()) == float(y.max()):
+            raise DataError(f"{cfg.data.path}: every label of the {split} split is {float(y.min()):g}; a click model "
+                            f"needs clicks and non-clicks in train (and in test, for its AUC); check the label column")
     tcfg = cfg.trainer
     train = BatchIterator(train_arrays(ds, cfg.lab.max_train_rows), batch_size or tcfg.batch_size, shuffle=True,
                           seed=cfg.seed)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from recnas.data.readers.common import ReadReport, check_file
+from recnas.data.readers.common import ReadReport, check_file, check_text
 from recnas.data.schema import Schema
 
 DEFAULT_CHUNK_ROWS = 262_144
@@ -42,6 +42,8 @@ def read_chunks(
     path = check_file(Path(path))
     report = report if report is not None else ReadReport(path)
     kind = schema.format.kind
+    if kind != "parquet":
+        check_text(path)
     if kind in ("csv", "parquet"):
         yield from delimited.read(path, schema, report, on_bad_row, chunk_rows, require_label)
     elif kind == "libfm":

@@ -15,6 +15,7 @@ import pyarrow.csv as pv
 from recnas.data.schema import FieldType, Schema
 from recnas.errors import DataError
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 NUMBER_RE = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
 SPECIAL_FLOAT_RE = r"(?i)^\s*[-+]?(nan|inf|infinity)\s*$"
 MAX_SKIPPED_KEPT = 20
@@ -39,6 +40,35 @@ def check_file(path: Path) -> Path:
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty; it holds no header and no rows")
     return path
+
+
+def check_text(path: Path, sample_bytes: int = 1 << 16) -> Path:
+    """Fail with the cause when a text-format file is not UTF-8 text: UTF-16/32 (by BOM), binary (NUL bytes), other."""
+    with pa.input_stream(str(path), compression="detect") as stream:
+        head = stream.read(sample_bytes)
+    boms = {b"\xff\xfe\x00\x00": "UTF-32", b"\x00\x00\xfe\xff": "UTF-32", b"\xff\xfe": "UTF-16",
+            b"\xfe\xff": "UTF-16"}
+    for bom, name in boms.items():
+        if head.startswith(bom):
+            raise DataError(f"{path}: the file is {name} text; recnas reads UTF-8: save it as UTF-8 (e.g. "
+                            f"`iconv -f {name} -t UTF-8`)")
+    nul = head.find(b"\x00")
+    if nul >= 0:
+        raise DataError(f"{path}: holds binary data (a NUL byte at byte {nul}), not delimited text; is it the right "
+                        "file, or a Parquet file without the .parquet extension?")
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(head) - 4:  # not just a character cut by the sample's end
+            raise DataError(f"{path}: is not UTF-8 text (byte {e.start} is {head[e.start:e.start + 1]!r}); "
+                            "convert it to UTF-8") from None
+    return path
+
+
+def short_list(names: list[str], keep: int = 12, width: int = 40) -> str:
+    """A list of names for a message: at most `keep` of them, each cut to `width` characters."""
+    shown = [n if len(n) <= width else n[:width] + "..." for n in names[:keep]]
+    return str(shown) + (f" and {len(names) - keep} more" if len(names) > keep else "")
 
 
 @dataclass
@@ -131,6 +161,15 @@ def validate_chunk(table: pa.Table, schema: Schema, report: ReadReport, offset: 
     Returns the table with the label as float64 in {0, 1} and numerical fields as float64.
     """
     cols = {}
+    for name in table.column_names:  # pyarrow lets a quote run over line ends: that fuses rows, so refuse it
+        col = table[name]
+        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+            bad = first_true(pc.fill_null(pc.match_substring_regex(col, "[\r\n]"), False))
+            if bad is not None:
+                raise DataError(
+                    f"{report.where(offset + bad)}: column {name!r} holds a quoted value that runs over the end of "
+                    "the line (an unclosed quote?), which would fuse rows; close the quote (values spanning lines "
+                    "are not read)")
     for f in schema.fields:
         col = table[f.name]
         if f.type is FieldType.NUMERICAL:
@@ -141,6 +180,12 @@ def validate_chunk(table: pa.Table, schema: Schema, report: ReadReport, offset: 
                     f"{report.where(offset + bad)}: field {f.name!r} is {col[bad].as_py()}; "
                     "NaN and infinity are not allowed, leave the cell empty for a missing value"
                 )
+            bad = first_true(pc.fill_null(pc.greater(pc.abs(col), FLOAT32_MAX), False))
+            if bad is not None:
+                raise DataError(
+                    f"{report.where(offset + bad)}: field {f.name!r} is {col[bad].as_py():g}, beyond the float32 "
+                    "range the model computes in (about 3.4e38); rescale the field (e.g. take its log) or fix the "
+                    "value")
         elif f.type is FieldType.CATEGORICAL:
             col = col.cast(pa.string()) if not pa.types.is_string(col.type) else col
         cols[f.name] = col

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.csv as pv
 import pyarrow.parquet as pq
 
-from recnas.data.readers.common import ReadReport, head_lines, validate_chunk
+from recnas.data.readers.common import ReadReport, head_lines, short_list, validate_chunk
 from recnas.data.schema import Schema
 from recnas.errors import DataError, SchemaError
 
@@ -28,8 +28,8 @@ def check_columns(path: Path, have: list[str], schema: Schema, report: ReadRepor
     missing = [c for c in wanted_columns(schema) if c not in have and not (label_absent_ok and c == schema.label)]
     if missing:
         raise SchemaError(
-            f"{path}: the schema names column(s) {missing} that the file does not have "
-            f"(it has {have}); fix schema.yaml or the file"
+            f"{path}: the schema names column(s) {short_list(missing)} that the file does not have "
+            f"(it has {short_list(have)}); fix schema.yaml or the file"
         )
 
 
