@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench-data clean
+.PHONY: setup demo test lint fuzz bench-data clean
 
 setup: $(STAMP)
 
@@ -20,6 +20,10 @@ demo: setup
 
 test: setup lint
 	$(PY) -m pytest
+
+# The fuzzed bad-input suite at length (make test runs 120 of its cases); tallies in fuzz_report.jsonl.
+fuzz: setup
+	RECNAS_FUZZ_EXAMPLES=10000 RECNAS_FUZZ_REPORT=fuzz_report.jsonl $(PY) -m pytest tests/fuzz -x --hypothesis-show-statistics
 
 lint: setup
 	$(PY) -m ruff check recnas tests bench

@@ -19,7 +19,14 @@ import pyarrow.compute as pc
 import pyarrow.csv as pv
 import pyarrow.parquet as pq
 
-from recnas.data.readers.common import NUMBER_RE, SPECIAL_FLOAT_RE, check_file, check_text, head_lines
+from recnas.data.readers.common import (
+    NUMBER_RE,
+    SPECIAL_FLOAT_RE,
+    check_file,
+    check_parquet_types,
+    check_text,
+    head_lines,
+)
 from recnas.data.readers.criteo import CAT_NAMES, N_COLS, NUM_NAMES, criteo_schema
 from recnas.data.readers.delimited import read_header
 from recnas.data.schema import FieldSpec, FieldType, Schema, SourceFormat
@@ -114,9 +121,23 @@ def infer_schema(
 def sample_table(path: Path, fmt: SourceFormat) -> pa.Table:
     """The first rows of a CSV or Parquet file, every column as text."""
     if fmt.kind == "parquet":
-        pf = pq.ParquetFile(str(path))
-        batch = next(pf.iter_batches(batch_size=SAMPLE_ROWS))
+        try:
+            pf = pq.ParquetFile(str(path))
+        except (pa.ArrowException, OSError) as e:
+            raise DataError(f"{path}: not a readable Parquet file ({str(e).splitlines()[0][:160]})") from None
+        check_parquet_types(path, pf.schema_arrow, pf.schema_arrow.names)
+        batch = next(pf.iter_batches(batch_size=SAMPLE_ROWS), None)
+        if batch is None or batch.num_rows == 0:
+            raise DataError(f"{path}: the Parquet file holds no rows")
         return pa.table({n: pc.cast(batch.column(n), pa.string()) for n in batch.schema.names})
+    try:
+        return _sample_csv(path, fmt)
+    except pa.ArrowException as e:
+        raise DataError(f"{path}: cannot be read as delimited text ({str(e).splitlines()[0][:160]}); check the "
+                        "file") from None
+
+
+def _sample_csv(path: Path, fmt: SourceFormat) -> pa.Table:
     read_opts = pv.ReadOptions(use_threads=False, block_size=1 << 24, autogenerate_column_names=not fmt.header)
     reader = pv.open_csv(
         str(path), read_options=read_opts,
@@ -126,6 +147,8 @@ def sample_table(path: Path, fmt: SourceFormat) -> pa.Table:
     )
     try:
         batch = reader.read_next_batch()
+    except StopIteration:
+        raise DataError(f"{path}: holds no data rows") from None
     finally:
         reader.close()  # stop pyarrow's reader thread now: left to interpreter exit, it can abort the process
     table = pa.Table.from_batches([batch]).slice(0, SAMPLE_ROWS)

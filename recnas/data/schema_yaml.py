@@ -85,7 +85,11 @@ def load_schema_yaml(path: str | Path, name: str | None = None) -> tuple[Schema,
             if col.values is not None:
                 if len(col.values) != 2:
                     raise SchemaError(f"{path}: label values must be two (negative, positive), got {col.values}")
-                label_values = (float(col.values[0]), float(col.values[1]))
+                try:
+                    label_values = (float(col.values[0]), float(col.values[1]))
+                except (TypeError, ValueError):
+                    raise SchemaError(f"{path}: label values {col.values} must be numbers (negative, positive); map a "
+                                      "text label to 0/1 first (e.g. 'no' -> 0, 'yes' -> 1)") from None
             continue
         fields.append(
             FieldSpec(

@@ -100,7 +100,7 @@ class SearchMethod:
     def check(self) -> None:
         """Refuse settings this method cannot search with (before any work); a `ConfigError` naming the key."""
         if self.cfg.model.name.lower() not in MODELS:
-            raise ConfigError(f"unknown model {self.cfg.model.name!r}; choose one of {sorted(MODELS)} (see "
+            raise ConfigError(f"model.name: unknown model {self.cfg.model.name!r}; choose one of {sorted(MODELS)} (see "
                               "`recnas models`)")
 
     def search(self, splits: Splits, search_dir: Path, log: Log, hooks: Sequence[Hook] = ()) -> dict[str, Any]:

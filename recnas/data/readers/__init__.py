@@ -44,16 +44,22 @@ def read_chunks(
     kind = schema.format.kind
     if kind != "parquet":
         check_text(path)
-    if kind in ("csv", "parquet"):
-        yield from delimited.read(path, schema, report, on_bad_row, chunk_rows, require_label)
-    elif kind == "libfm":
-        yield from libfm.read(path, schema, report, on_bad_row, chunk_rows)
-    elif kind == "criteo":
-        yield from criteo.read(path, schema, report, on_bad_row, chunk_rows)
-    elif kind == "avazu":
-        yield from avazu.read(path, schema, report, on_bad_row, chunk_rows)
-    else:  # SourceFormat validates kind, so this is a programming error
-        raise AssertionError(kind)
+    try:
+        if kind in ("csv", "parquet"):
+            yield from delimited.read(path, schema, report, on_bad_row, chunk_rows, require_label)
+        elif kind == "libfm":
+            yield from libfm.read(path, schema, report, on_bad_row, chunk_rows)
+        elif kind == "criteo":
+            yield from criteo.read(path, schema, report, on_bad_row, chunk_rows)
+        elif kind == "avazu":
+            yield from avazu.read(path, schema, report, on_bad_row, chunk_rows)
+        else:  # SourceFormat validates kind, so this is a programming error
+            raise AssertionError(kind)
+    except (pa.ArrowException, UnicodeDecodeError, EOFError, OSError) as e:  # the parsers' own errors, last: named
+        from recnas.errors import DataError
+
+        reason = (str(e).splitlines() or [type(e).__name__])[0][:200]
+        raise DataError(f"{path}: cannot be read as {kind} ({reason}); check the file and its format") from None
     if report.rows == 0:
         from recnas.errors import DataError
 

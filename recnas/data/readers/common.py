@@ -21,10 +21,19 @@ SPECIAL_FLOAT_RE = r"(?i)^\s*[-+]?(nan|inf|infinity)\s*$"
 MAX_SKIPPED_KEPT = 20
 
 
+def read_head(path: Path, max_bytes: int) -> bytes:
+    """The first bytes of a file, decompressed as its extension says (.gz, .bz2); a file that is not is named."""
+    try:
+        with pa.input_stream(str(path), compression="detect") as stream:
+            return stream.read(max_bytes)
+    except (OSError, pa.ArrowException) as e:
+        raise DataError(f"{path}: cannot be read as its extension says ({str(e).splitlines()[0][:120]}); is it "
+                        "really compressed? rename it or fix it") from None
+
+
 def head_lines(path: Path, n: int = 5, max_bytes: int = 4 << 20) -> list[str]:
     """The first `n` text lines of a file (gzip/bz2 decompressed by extension, BOM dropped)."""
-    with pa.input_stream(str(path), compression="detect") as stream:
-        data = stream.read(max_bytes)
+    data = read_head(path, max_bytes)
     lines = data.decode("utf-8-sig", errors="replace").splitlines()
     if len(data) == max_bytes and lines:
         lines = lines[:-1]  # the last line may be cut
@@ -44,8 +53,7 @@ def check_file(path: Path) -> Path:
 
 def check_text(path: Path, sample_bytes: int = 1 << 16) -> Path:
     """Fail with the cause when a text-format file is not UTF-8 text: UTF-16/32 (by BOM), binary (NUL bytes), other."""
-    with pa.input_stream(str(path), compression="detect") as stream:
-        head = stream.read(sample_bytes)
+    head = read_head(path, sample_bytes)
     boms = {b"\xff\xfe\x00\x00": "UTF-32", b"\x00\x00\xfe\xff": "UTF-32", b"\xff\xfe": "UTF-16",
             b"\xfe\xff": "UTF-16"}
     for bom, name in boms.items():
@@ -63,6 +71,20 @@ def check_text(path: Path, sample_bytes: int = 1 << 16) -> Path:
             raise DataError(f"{path}: is not UTF-8 text (byte {e.start} is {head[e.start:e.start + 1]!r}); "
                             "convert it to UTF-8") from None
     return path
+
+
+def check_parquet_types(path: Path, schema: pa.Schema, names: list[str]) -> None:
+    """Fail naming the column when a Parquet column holds what recnas cannot read (lists, structs, bytes, times)."""
+    for name in names:
+        if name not in schema.names:
+            continue
+        t = schema.field(name).type
+        if pa.types.is_dictionary(t):
+            t = t.value_type
+        if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_string(t)
+                or pa.types.is_large_string(t) or pa.types.is_boolean(t) or pa.types.is_null(t)):
+            raise DataError(f"{path}: column {name!r} has Parquet type {t}; recnas reads numbers and text: cast it "
+                            "(a list to a '|'-separated string, a time to a number or text) before reading")
 
 
 def short_list(names: list[str], keep: int = 12, width: int = 40) -> str:

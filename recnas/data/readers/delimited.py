@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.csv as pv
 import pyarrow.parquet as pq
 
-from recnas.data.readers.common import ReadReport, head_lines, short_list, validate_chunk
+from recnas.data.readers.common import ReadReport, check_parquet_types, head_lines, short_list, validate_chunk
 from recnas.data.schema import Schema
 from recnas.errors import DataError, SchemaError
 
@@ -140,6 +140,7 @@ def read_parquet(
         raise DataError(f"{path}: not a readable Parquet file ({e})") from e
     check_columns(path, pf.schema_arrow.names, schema, report, require_label)
     columns = [c for c in wanted_columns(schema) if report.labeled or c != schema.label]
+    check_parquet_types(path, pf.schema_arrow, columns)
     for batch in pf.iter_batches(batch_size=chunk_rows, columns=columns):
         table = with_placeholder_label(pa.Table.from_batches([batch]), schema, report)
         table = validate_chunk(table, schema, report, report.rows)

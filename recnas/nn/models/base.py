@@ -171,5 +171,5 @@ def build_model(name: str, schema: Schema, **kwargs: Any) -> CTRModel:
     """Build a registered model by name, with a clear error for an unknown one."""
     key = name.lower()
     if key not in MODELS:
-        raise ConfigError(f"unknown model {name!r}; choose one of {sorted(MODELS)} (see `recnas models`)")
+        raise ConfigError(f"model.name: unknown model {name!r}; choose one of {sorted(MODELS)} (see `recnas models`)")
     return MODELS[key](schema, **kwargs)
