@@ -165,6 +165,15 @@ class ExperimentConfig(BaseModel):
     retrain: RetrainConfig = Field(default_factory=RetrainConfig)
     lab: LabConfig = Field(default_factory=LabConfig)
 
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, name: str | None) -> str | None:
+        """A run name is one folder under runs/: no path separator, no leading dot."""
+        if name is not None and (not name or "/" in name or "\\" in name or name.startswith(".") or "\x00" in name):
+            raise ValueError(f"the run name {name!r} would name a folder outside runs/; use letters, digits, '-', "
+                             "'_' and '.' (or pass --out)")
+        return name
+
     @field_validator("search", mode="before")
     @classmethod
     def _method_config(cls, raw: Any) -> Any:

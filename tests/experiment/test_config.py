@@ -38,3 +38,9 @@ def test_wrong_type_is_named() -> None:
         load_config(None, ["trainer.optimizer=sgd"])
     with pytest.raises(ConfigError, match="expected key=value"):
         load_config(None, ["trainer.epochs"])
+
+
+@pytest.mark.parametrize("name", ["../../x", "a/b", ".hidden", ""])
+def test_a_run_name_that_would_leave_runs_is_refused(name: str) -> None:
+    with pytest.raises(ConfigError, match="would name a folder outside runs/"):
+        load_config(None, [f"name={name!r}" if name else "name=''"])
