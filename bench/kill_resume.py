@@ -28,7 +28,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 PY = [sys.executable, "-m", "recnas"]
 SMALL = ["--set", "model.embedding_dim=8", "--set", "model.mlp=[64,64]", "--set", "trainer.batch_size=512",
-         "--set", "trainer.patience=30", "--set", "threads=1", "--set", "trainer.progress=false"]
+         "--set", "trainer.patience=40", "--set", "threads=1", "--set", "trainer.progress=false"]
 
 
 def checkpoint_epoch(path: Path) -> int | None:
@@ -43,9 +43,9 @@ def commands(data: Path, cache: Path, run: Path) -> dict[str, list[str]]:
     common = ["--set", f"data.cache_dir={cache}", *SMALL]
     return {
         "train": [*PY, "train", "--data", str(data), "--model", "deepfm", "--out", str(run),
-                  "--set", "trainer.epochs=14", *common],
+                  "--set", "trainer.epochs=30", *common],
         "search": [*PY, "search", str(ROOT / "configs" / "autodim_synth.yaml"), "--data", str(data), "--out", str(run),
-                   "--set", "search.epochs=14", "--set", "search.warmup_epochs=2", "--set", "trainer.epochs=14",
+                   "--set", "search.epochs=14", "--set", "search.warmup_epochs=2", "--set", "trainer.epochs=30",
                    *common],
     }
 
