@@ -91,12 +91,13 @@ def load_schema_yaml(path: str | Path, name: str | None = None) -> tuple[Schema,
                     raise SchemaError(f"{path}: label values {col.values} must be numbers (negative, positive); map a "
                                       "text label to 0/1 first (e.g. 'no' -> 0, 'yes' -> 1)") from None
             continue
-        fields.append(
-            FieldSpec(
+        try:
+            fields.append(FieldSpec(
                 col.name, ftype, separator=col.separator or "|", min_count=col.min_count,
                 max_len=col.max_len, buckets=col.buckets, n_buckets=col.n_buckets,  # type: ignore[arg-type]
-            )
-        )
+            ))
+        except SchemaError as e:
+            raise SchemaError(f"{path}: columns.{i}: {e}") from None
     f = doc.format
     if f.encoding.lower().replace("-", "") not in ("utf8", "utf8sig", "ascii"):
         raise SchemaError(f"{path}: format.encoding {f.encoding!r} is not supported; convert the files to UTF-8")
