@@ -81,6 +81,15 @@ class ModelConfig(BaseModel):
     attention_dim: int = Field(16, ge=1, description="AFM: attention network width")
     product: Literal["inner", "outer"] = Field("inner", description="IPNN: inner (IPNN) or outer (OPNN) products")
 
+    @field_validator("mlp", "cin_layers")
+    @classmethod
+    def _positive_widths(cls, widths: list[int]) -> list[int]:
+        """A layer of width 0 or less would be silently empty."""
+        bad = [w for w in widths if w < 1]
+        if bad:
+            raise ValueError(f"layer widths must be >= 1, got {widths}")
+        return widths
+
     @field_validator("numerical_encoder")
     @classmethod
     def _known_encoders(cls, value: str | dict[str, str]) -> str | dict[str, str]:

@@ -138,3 +138,9 @@ def test_a_csv_read_as_libfm_says_it_is_not_libfm(tmp_path: Path) -> None:
     p = write(tmp_path / "d.csv", GOOD)
     with pytest.raises(DataError, match=r"d\.csv line 1: not a libFM line"):
         infer_schema(p, SourceFormat(kind="libfm", delimiter=" ", header=False))
+
+
+def test_a_header_naming_a_column_twice_is_named(tmp_path: Path) -> None:
+    p = write(tmp_path / "d.csv", "label,a,a\n1,u,1.5\n0,v,2.5\n")
+    with pytest.raises(DataError, match=r"d\.csv line 1: the header names column\(s\) \['a'\] more than once"):
+        infer_schema(p)

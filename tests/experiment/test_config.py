@@ -44,3 +44,9 @@ def test_wrong_type_is_named() -> None:
 def test_a_run_name_that_would_leave_runs_is_refused(name: str) -> None:
     with pytest.raises(ConfigError, match="would name a folder outside runs/"):
         load_config(None, [f"name={name!r}" if name else "name=''"])
+
+
+@pytest.mark.parametrize("key", ["model.mlp=[64,0]", "model.cin_layers=[-1]"])
+def test_a_layer_of_width_zero_is_refused(key: str) -> None:
+    with pytest.raises(ConfigError, match="layer widths must be >= 1"):
+        load_config(None, [key])

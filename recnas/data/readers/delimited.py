@@ -89,7 +89,11 @@ def read_header(path: Path, delimiter: str) -> list[str]:
     first = lines[0] if lines else ""
     if not first.strip():
         raise DataError(f"{path} line 1: the header line is empty; the file needs a header row")
-    return [c.strip().strip('"') for c in first.split(delimiter)]
+    names = [c.strip().strip('"') for c in first.split(delimiter)]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise DataError(f"{path} line 1: the header names column(s) {short_list(dup)} more than once; rename them")
+    return names
 
 
 def with_placeholder_label(table: pa.Table, schema: Schema, report: ReadReport) -> pa.Table:
