@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -141,6 +142,28 @@ def main() -> None:
                         "exit": proc.returncode, "line": last.replace(str(tmp), "$TMP"), "traceback": traceback,
                         "seconds": round(time.perf_counter() - t0, 1)})
         print(f"{what}: exit {proc.returncode}: {last.replace(str(tmp), '$TMP')[:300]}", flush=True)
+    # two commands on one --out: the second stops at once; a killed holder's folder is taken over
+    shared = tmp / "shared_run"
+    long_train = [*PY, "train", "--data", str(base), "--model", "deepfm", "--out", str(shared), "--set",
+                  "trainer.epochs=30", "--set", "trainer.patience=30", "--set", "trainer.progress=false", *cache]
+    first = subprocess.Popen(long_train, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not ((shared / ".lock").is_file() and (shared / ".lock").read_text()):
+        time.sleep(0.05)
+    t0 = time.perf_counter()
+    second = subprocess.run(long_train, capture_output=True, text=True)
+    waited = time.perf_counter() - t0
+    line = second.stderr.strip().splitlines()[-1].replace(str(tmp), "$TMP")
+    results.append({"case": "a second train on the same --out", "exit": second.returncode, "line": line,
+                    "seconds": round(waited, 1), "traceback": "Traceback" in second.stderr})
+    print(f"a second train on the same --out: exit {second.returncode} after {waited:.1f} s: {line}")
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    third = subprocess.run(long_train, capture_output=True, text=True)  # the same command: takes over and resumes
+    said = [ln for ln in third.stdout.splitlines() if "taking over" in ln]
+    line = (said[0] if said else third.stdout.strip().splitlines()[-1]).replace(str(tmp), "$TMP")
+    results.append({"case": "after the holder was killed", "exit": third.returncode, "line": line,
+                    "traceback": "Traceback" in third.stderr})
+    print(f"after the holder was killed (kill -9): exit {third.returncode}: {line}")
     (ROOT / "bench" / "results" / "bad_inputs.json").write_text(json.dumps(
         {"date": time.strftime("%Y-%m-%d"), "results": results}, indent=2))
     shutil.rmtree(tmp, ignore_errors=True)
