@@ -26,6 +26,7 @@ from recnas.data.readers.common import (
     check_parquet_types,
     check_text,
     head_lines,
+    is_token_list,
 )
 from recnas.data.readers.criteo import CAT_NAMES, N_COLS, NUM_NAMES, criteo_schema
 from recnas.data.readers.delimited import read_header
@@ -102,6 +103,8 @@ def infer_schema(
         raise SchemaError(f"{path}: label column {label!r} is not in the file (columns: {cols})")
     notes = [f"{label}: label"]
     fields = []
+    list_columns = ({f.name for f in pq.ParquetFile(str(path)).schema_arrow if is_token_list(f.type)}
+                    if fmt.kind == "parquet" else set())
     criteo_names = set(NUM_NAMES + CAT_NAMES) == {c for c in cols if c != label}
     for c in cols:
         if c == label:
@@ -110,12 +113,21 @@ def infer_schema(
             num = c in NUM_NAMES
             spec = FieldSpec(c, FieldType.NUMERICAL if num else FieldType.CATEGORICAL)
             why = "Criteo column names: I* numerical, C* categorical"
+        elif c in list_columns:
+            spec, why = FieldSpec(c, FieldType.MULTI_CATEGORICAL, separator="|"), "a Parquet list column"
         else:
             spec, why = infer_column(c, table[c], max_int_categories)
         fields.append(spec)
         notes.append(f"{c}: {spec.type.value} ({why})")
     schema = Schema(tuple(fields), label=label, format=fmt, name=name, inferred=True)
     return Inference(schema, notes)
+
+
+def _as_text(col: pa.Array) -> pa.Array:
+    """A Parquet column as text; a list of values as the values joined by '|' (inferred multi-valued)."""
+    if is_token_list(col.type):
+        return pc.binary_join(pc.cast(col, pa.list_(pa.string())), "|")
+    return pc.cast(col, pa.string())
 
 
 def sample_table(path: Path, fmt: SourceFormat) -> pa.Table:
@@ -129,7 +141,7 @@ def sample_table(path: Path, fmt: SourceFormat) -> pa.Table:
         batch = next(pf.iter_batches(batch_size=SAMPLE_ROWS), None)
         if batch is None or batch.num_rows == 0:
             raise DataError(f"{path}: the Parquet file holds no rows")
-        return pa.table({n: pc.cast(batch.column(n), pa.string()) for n in batch.schema.names})
+        return pa.table({n: _as_text(batch.column(n)) for n in batch.schema.names})
     try:
         return _sample_csv(path, fmt)
     except pa.ArrowException as e:

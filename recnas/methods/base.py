@@ -35,7 +35,8 @@ class MethodConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     method: str = Field(description="the registered search method (`recnas methods`)")
-    batch_size: int | None = Field(None, ge=1, description="search batch size (default trainer.batch_size)")
+    batch_size: int | None = Field(None, ge=2, description="search batch size (default trainer.batch_size; at "
+                                   "least 2)")
     lr: float | None = Field(None, gt=0, description="weight learning rate during the search (default trainer.lr)")
     embedding_l2: float | None = Field(None, ge=0, description="embedding L2 during the search (default "
                                        "trainer.embedding_l2)")

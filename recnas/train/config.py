@@ -13,7 +13,7 @@ class TrainerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     epochs: int = Field(30, ge=1, description="maximum epochs (early stopping usually ends sooner)")
-    batch_size: int = Field(4096, ge=1, description="training batch size")
+    batch_size: int = Field(4096, ge=2, description="training batch size (at least 2: batch norm needs two rows)")
     eval_batch_size: int = Field(16384, ge=1, description="batch size of validation and test scoring")
     optimizer: Literal["adam", "adagrad"] = Field("adam", description="optimiser of embeddings and dense weights")
     lr: float = Field(1e-3, gt=0, description="learning rate")

@@ -144,3 +144,28 @@ def test_a_header_naming_a_column_twice_is_named(tmp_path: Path) -> None:
     p = write(tmp_path / "d.csv", "label,a,a\n1,u,1.5\n0,v,2.5\n")
     with pytest.raises(DataError, match=r"d\.csv line 1: the header names column\(s\) \['a'\] more than once"):
         infer_schema(p)
+
+
+def test_a_parquet_list_column_is_inferred_multi_valued_and_other_nested_types_are_named(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"label": [1, 0, 1], "g": pa.array([[1, 2], [3], []], pa.list_(pa.int64())),
+                             "s": pa.array([{"x": 1}] * 3)}), tmp_path / "d.parquet")
+    with pytest.raises(DataError, match=r"d\.parquet: column 's' has Parquet type struct"):
+        infer_schema(tmp_path / "d.parquet")
+    pq.write_table(pa.table({"label": [1, 0, 1], "g": pa.array([[1, 2], [3], []], pa.list_(pa.int64()))}),
+                   tmp_path / "e.parquet")
+    assert infer_schema(tmp_path / "e.parquet").schema["g"].type is FieldType.MULTI_CATEGORICAL
+    wrong = Schema((FieldSpec("g", FieldType.CATEGORICAL),), format=SourceFormat(kind="parquet"))
+    with pytest.raises(DataError, match=r"column 'g' has Parquet type list.*only as a multi-valued field"):
+        consume(tmp_path / "e.parquet", wrong)
+
+
+def test_a_batch_of_one_row_is_refused_in_the_config() -> None:
+    from recnas.errors import ConfigError
+    from recnas.experiment.config import load_config
+
+    for key in ("trainer.batch_size=1", "search.batch_size=1"):
+        with pytest.raises(ConfigError, match="batch_size"):
+            load_config(None, ["search.method=autofis", key])

@@ -73,18 +73,32 @@ def check_text(path: Path, sample_bytes: int = 1 << 16) -> Path:
     return path
 
 
-def check_parquet_types(path: Path, schema: pa.Schema, names: list[str]) -> None:
-    """Fail naming the column when a Parquet column holds what recnas cannot read (lists, structs, bytes, times)."""
+def _scalar_ok(t: pa.DataType) -> bool:
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_string(t) or pa.types.is_large_string(t)
+            or pa.types.is_boolean(t) or pa.types.is_null(t))
+
+
+def is_token_list(t: pa.DataType) -> bool:
+    """A Parquet list of numbers or text: a multi-valued field."""
+    return (pa.types.is_list(t) or pa.types.is_large_list(t)) and _scalar_ok(t.value_type)
+
+
+def check_parquet_types(path: Path, schema: pa.Schema, names: list[str], lists: set[str] | None = None) -> None:
+    """Fail naming the column when a Parquet column holds what recnas cannot read.
+
+    That is structs, bytes, times, and lists outside `lists` (the multi-valued fields; None: lists anywhere).
+    """
     for name in names:
         if name not in schema.names:
             continue
         t = schema.field(name).type
-        if pa.types.is_dictionary(t):
-            t = t.value_type
-        if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_string(t)
-                or pa.types.is_large_string(t) or pa.types.is_boolean(t) or pa.types.is_null(t)):
-            raise DataError(f"{path}: column {name!r} has Parquet type {t}; recnas reads numbers and text: cast it "
-                            "(a list to a '|'-separated string, a time to a number or text) before reading")
+        if _scalar_ok(t) or (is_token_list(t) and (lists is None or name in lists)):
+            continue
+        what = "a multi-valued field (multi_categorical)" if is_token_list(t) else "numbers and text"
+        raise DataError(f"{path}: column {name!r} has Parquet type {t}; recnas reads it only as {what}: declare it "
+                        "so in schema.yaml or cast it (a time to a number or text) before reading")
 
 
 def short_list(names: list[str], keep: int = 12, width: int = 40) -> str:

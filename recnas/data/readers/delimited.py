@@ -144,7 +144,7 @@ def read_parquet(
         raise DataError(f"{path}: not a readable Parquet file ({e})") from e
     check_columns(path, pf.schema_arrow.names, schema, report, require_label)
     columns = [c for c in wanted_columns(schema) if report.labeled or c != schema.label]
-    check_parquet_types(path, pf.schema_arrow, columns)
+    check_parquet_types(path, pf.schema_arrow, columns, {f.name for f in schema.multi_categorical})
     for batch in pf.iter_batches(batch_size=chunk_rows, columns=columns):
         table = with_placeholder_label(pa.Table.from_batches([batch]), schema, report)
         table = validate_chunk(table, schema, report, report.rows)
