@@ -164,7 +164,7 @@ class ExperimentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(None, description="run name (default folder runs/<name>)")
-    seed: int = Field(2026, description="seed of every generator: same seed and config, same metrics")
+    seed: int = Field(2026, ge=0, description="seed of every generator: same seed and config, same metrics")
     threads: int = Field(2, ge=1, description="torch threads")
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
