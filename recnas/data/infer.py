@@ -174,7 +174,7 @@ def _all_strings(path: Path, fmt: SourceFormat) -> dict[str, pa.DataType]:
     if fmt.header:
         names = read_header(path, fmt.delimiter)
     else:
-        n_cells = len(next(iter(head_lines(path, 1)), "").split(fmt.delimiter))
+        n_cells = len(next((ln for ln in head_lines(path, 5) if ln), "").split(fmt.delimiter))
         names = [f"f{i}" for i in range(n_cells)]
     return {n: pa.string() for n in names}
 
@@ -182,6 +182,8 @@ def _all_strings(path: Path, fmt: SourceFormat) -> dict[str, pa.DataType]:
 def infer_column(name: str, col: pa.ChunkedArray, max_int_categories: int) -> tuple[FieldSpec, str]:
     """Type of one text column and the reason, from its values."""
     col = pc.drop_null(col.combine_chunks())
+    if not pa.types.is_string(col.type):
+        col = col.cast(pa.string())
     col = col.filter(pc.not_equal(col, ""))
     if len(col) == 0:
         return FieldSpec(name, FieldType.CATEGORICAL), "no values seen"

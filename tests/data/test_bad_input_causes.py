@@ -169,3 +169,8 @@ def test_a_batch_of_one_row_is_refused_in_the_config() -> None:
     for key in ("trainer.batch_size=1", "search.batch_size=1"):
         with pytest.raises(ConfigError, match="batch_size"):
             load_config(None, ["search.method=autofis", key])
+
+
+def test_a_file_starting_with_an_empty_line_is_inferred_from_its_first_row(tmp_path: Path) -> None:
+    p = write(tmp_path / "d.csv", "\n0,a3,0.12\n1,a1,0.5\n0,a2,1.5\n")
+    assert [f.type for f in infer_schema(p).schema.fields] == [FieldType.CATEGORICAL, FieldType.NUMERICAL]
