@@ -174,3 +174,10 @@ def test_a_batch_of_one_row_is_refused_in_the_config() -> None:
 def test_a_file_starting_with_an_empty_line_is_inferred_from_its_first_row(tmp_path: Path) -> None:
     p = write(tmp_path / "d.csv", "\n0,a3,0.12\n1,a1,0.5\n0,a2,1.5\n")
     assert [f.type for f in infer_schema(p).schema.fields] == [FieldType.CATEGORICAL, FieldType.NUMERICAL]
+
+
+def test_a_runaway_cell_is_quoted_short_in_the_message(tmp_path: Path) -> None:
+    p = write(tmp_path / "d.csv", "label,a,x\n" + "t|" * 3000 + ",u,1.5\n0,v,2.5\n")
+    with pytest.raises(DataError, match=r"line 2: label 'label' is 't\|t\|.*\.\.\.', expected") as e:
+        consume(p)
+    assert len(str(e.value)) < 300

@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from recnas.data.readers.common import ReadReport, validate_chunk
+from recnas.data.readers.common import ReadReport, shown, validate_chunk
 from recnas.data.readers.delimited import open_csv, read_header
 from recnas.data.schema import FieldSpec, FieldType, Schema, SourceFormat
 from recnas.errors import DataError, SchemaError
@@ -60,7 +60,7 @@ def _expanded(reader: Any, path: Path, schema: Schema, report: ReadReport) -> It
         bad = pc.invert(pc.fill_null(ok, False)).to_numpy(zero_copy_only=False).nonzero()[0]
         if len(bad):
             raise DataError(
-                f"{report.where(report.rows + bad[0])}: hour {hour[bad[0]].as_py()!r} is not YYMMDDHH"
+                f"{report.where(report.rows + bad[0])}: hour {shown(hour[bad[0]].as_py())} is not YYMMDDHH"
             )
         try:
             day = pc.strptime(pc.utf8_slice_codeunits(hour, 0, 6), format="%y%m%d", unit="s")

@@ -21,6 +21,12 @@ SPECIAL_FLOAT_RE = r"(?i)^\s*[-+]?(nan|inf|infinity)\s*$"
 MAX_SKIPPED_KEPT = 20
 
 
+def shown(value: object, width: int = 60) -> str:
+    """A value as a message quotes it: its repr, cut to `width` characters (a runaway cell stays one short line)."""
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 4] + "...'"
+
+
 def read_head(path: Path, max_bytes: int) -> bytes:
     """The first bytes of a file, decompressed as its extension says (.gz, .bz2); a file that is not is named."""
     try:
@@ -179,13 +185,13 @@ def to_float(
     bad = first_true(pc.invert(pc.fill_null(ok, True)))
     if bad is not None and is_label:
         raise DataError(
-            f"{report.where(offset + bad)}: label {name!r} is {col[bad].as_py()!r}, expected a number (0 or 1); "
+            f"{report.where(offset + bad)}: label {name!r} is {shown(col[bad].as_py())}, expected a number (0 or 1); "
             "binarise the label first (e.g. rating >= 4 -> 1)"
         )
     if bad is not None:
         raise DataError(
             f"{report.where(offset + bad)}: field {name!r} expects a number but holds "
-            f"{col[bad].as_py()!r}; fix the value, leave it empty if missing, or declare the "
+            f"{shown(col[bad].as_py())}; fix the value, leave it empty if missing, or declare the "
             "field categorical in schema.yaml"
         )
     return pc.cast(pc.utf8_trim_whitespace(col), pa.float64())
@@ -237,7 +243,7 @@ def validate_chunk(table: pa.Table, schema: Schema, report: ReadReport, offset: 
     if bad is not None:
         raw = table[schema.label][bad].as_py()
         raise DataError(
-            f"{report.where(offset + bad)}: label {schema.label!r} is {raw!r}, expected "
+            f"{report.where(offset + bad)}: label {schema.label!r} is {shown(raw)}, expected "
             f"{lo:g} or {hi:g}; binarise the label first (e.g. rating >= 4 -> 1)"
         )
     label = pc.if_else(pc.equal(label, hi), 1.0, 0.0)

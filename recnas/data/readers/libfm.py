@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from recnas.data.readers.common import ReadReport, column_from_lists, read_lines, validate_chunk
+from recnas.data.readers.common import ReadReport, column_from_lists, read_lines, shown, validate_chunk
 from recnas.data.schema import FieldType, Schema
 from recnas.errors import DataError, SchemaError
 
@@ -53,7 +53,7 @@ def parse_lines(lines: pa.Array, path: Path, line_numbers: np.ndarray) -> Parsed
     bad = np.flatnonzero(~ok)
     if len(bad):
         raise DataError(
-            f"{path} line {line_numbers[parents[bad[0]]]}: token {flat[bad[0]].as_py()!r} is not `index:value` "
+            f"{path} line {line_numbers[parents[bad[0]]]}: token {shown(flat[bad[0]].as_py())} is not `index:value` "
             "with an integer index and a numeric value; libFM rows are `label idx:val idx:val ...`"
         )
     idx = pc.cast(idx_txt, pa.int64()).to_numpy()
