@@ -48,7 +48,7 @@ from recnas.space.choice import Sample
 from recnas.space.esapn import ESAPNEmbedding
 from recnas.train.config import TrainerConfig
 from recnas.train.hooks import Hook
-from recnas.train.trainer import Trainer
+from recnas.train.trainer import fit_search_hook
 
 
 class SizePolicy(nn.Module):
@@ -311,10 +311,7 @@ class ESAPNSearch(Hook):
         With `checkpoint`, the trainer saves the whole state every `checkpoint_every` rounds and a run that finds
         the file continues from it. `hooks` run after this one.
         """
-        Trainer(self.trainer_config, log=self.log).fit(self.model, self.train, None, hooks=[self, *hooks],
-                                                        checkpoint=self.checkpoint)
-        if self.checkpoint is not None:
-            self.checkpoint.unlink(missing_ok=True)
+        fit_search_hook(self, self.trainer_config, self.model, self.train, self.checkpoint, self.log, hooks)
         return self.block.export()
 
     # ---- resumption ---------------------------------------------------------------------------

@@ -39,7 +39,7 @@ from recnas.space.choice import Sample
 from recnas.train.config import TrainerConfig
 from recnas.train.hooks import Hook
 from recnas.train.metrics import binary_metrics
-from recnas.train.trainer import Trainer
+from recnas.train.trainer import fit_search_hook
 
 
 def batch_stream(batches: BatchIterator, start: int = 0) -> Iterator[FieldBatch]:
@@ -195,10 +195,7 @@ class WeightSharingSearch(Hook):
 
         `hooks` run after this one (e.g. a logger).
         """
-        Trainer(self.trainer_config, log=self.log).fit(self.model, self.train, None, hooks=[self, *hooks],
-                                                        checkpoint=self.checkpoint)
-        if self.checkpoint is not None:
-            self.checkpoint.unlink(missing_ok=True)
+        fit_search_hook(self, self.trainer_config, self.model, self.train, self.checkpoint, self.log, hooks)
         return self.strategy.export()
 
     def _record(self, losses: list[float], told: list[tuple[float, dict[str, float]]]) -> None:

@@ -69,6 +69,17 @@ def evaluate(model: nn.Module, batches: BatchIterator, split: str = "validation"
     return binary_metrics(y, logits, split)
 
 
+def fit_search_hook(hook: Hook, config: TrainerConfig, model: nn.Module, train: BatchIterator,
+                    checkpoint: Path | None, log: Callable[[str], None], hooks: Sequence[Hook] = ()) -> None:
+    """Train `model` with a search `hook` (first, then `hooks`) and no validation split until the hook stops it.
+
+    A killed search resumes from `checkpoint`, which is deleted once the search has ended.
+    """
+    Trainer(config, log=log).fit(model, train, None, hooks=[hook, *hooks], checkpoint=checkpoint)
+    if checkpoint is not None:
+        checkpoint.unlink(missing_ok=True)
+
+
 def _hook_keys(hooks: Sequence[Hook]) -> list[tuple[str, Hook]]:
     """Stable names for hook states in a checkpoint: class name plus rank among hooks of that class.
 
@@ -176,14 +187,14 @@ class Trainer:
             h.on_fit_start(self, model)
         result = FitResult()
         sign = 1.0 if cfg.monitor == "auc" else -1.0
-        loop = {"best": -math.inf, "bad": 0, "step": 0, "stop": False}
+        loop = {"best": -math.inf, "bad": 0, "step": 0}  # early-stopping state and steps, as checkpointed
         best_state: dict[str, torch.Tensor] | None = None
         start, position, running, n_batches = 1, 0, 0.0, 0
         self.stop = False
         if checkpoint is not None and checkpoint.is_file():
             blob = self._load_checkpoint(checkpoint, model, hooks)
             loop = {k: blob[k] for k in loop}
-            self.stop = loop["stop"]
+            self.stop = blob["stop"]
             best_state = blob["best_state"]
             result = FitResult(**blob["result"])
             if "position" in blob:  # saved inside an epoch: continue that epoch where it was
@@ -235,14 +246,13 @@ class Trainer:
                     prog.update(prog.task_ids[0], completed=position,
                                 info=f"{rate:,.0f} samples/s, loss {total_loss.item() / n_batches:.4f}")
                 if self.stop:  # a hook ended the fit
-                    loop["stop"] = True
                     break
                 if checkpoint is not None and cfg.checkpoint_every and loop["step"] % cfg.checkpoint_every == 0:
                     now = time.perf_counter()
                     result.train_seconds += now - t0
                     t0 = now
                     self._save_checkpoint(checkpoint, model, hooks, {
-                        **loop, "epoch": epoch, "position": position, "running": total_loss.item(),
+                        **loop, "stop": self.stop, "epoch": epoch, "position": position, "running": total_loss.item(),
                         "batches": n_batches, "best_state": best_state, "result": asdict(result)})
             result.train_seconds += time.perf_counter() - t0
             if prog is not None:
@@ -271,7 +281,6 @@ class Trainer:
                     self._reduce_lr()
                     if loop["bad"] >= cfg.patience:
                         self.stop = True
-            loop["stop"] = self.stop
             record["seconds"] = round(result.train_seconds, 3)
             result.history.append(record)
             self.log(" ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
@@ -279,7 +288,7 @@ class Trainer:
                 h.on_epoch_end(self, epoch, record)
             if checkpoint is not None:
                 self._save_checkpoint(checkpoint, model, hooks, {
-                    **loop, "epoch": epoch, "best_state": best_state, "result": asdict(result)})
+                    **loop, "stop": self.stop, "epoch": epoch, "best_state": best_state, "result": asdict(result)})
         if best_state is not None and cfg.restore_best:
             model.load_state_dict(best_state)
         for h in hooks:

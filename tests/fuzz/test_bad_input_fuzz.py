@@ -105,11 +105,12 @@ def apply_rows(rows: list[list[str]], edits: list) -> list[list[str]]:  # noqa: 
             rows[e[1]].append(e[2])
         elif kind == "blank_line" and e[1] < len(rows):
             rows.insert(e[1], [])
-        elif kind == "label":
-            for r in rows:
-                if r:
-                    r[0] = {"all0": "0", "all1": "1"}.get(e[1], e[1]) if e[1] in ("all0", "all1") else (
-                        e[1] if rows.index(r) % 7 == 3 else r[0])
+        elif kind == "label":  # every label one class, or a bad label value in every seventh row
+            for i, r in enumerate(rows):
+                if r and e[1] in ("all0", "all1"):
+                    r[0] = e[1][-1]
+                elif r and i % 7 == 3:
+                    r[0] = e[1]
     return rows
 
 
