@@ -97,7 +97,8 @@ def infer_schema(
         label = next((c for c in cols if c.lower() in LABEL_NAMES), None)
         if label is None:
             raise SchemaError(
-                f"{path}: no label column found (looked for {list(LABEL_NAMES)}); name it with --label"
+                f"{path}: no label column found (looked for {list(LABEL_NAMES)}); name it with --label "
+                "(or data.label in a config)"
             )
     elif label not in cols:
         raise SchemaError(f"{path}: label column {label!r} is not in the file (columns: {cols})")

@@ -187,6 +187,9 @@ class Schema:
     name: str = "dataset"
     label_values: tuple[float, float] = (0.0, 1.0)
     inferred: bool = False
+    # a text label: the cell texts that mean positive (1) and negative (0); empty: the label is numeric
+    label_positive: tuple[str, ...] = ()
+    label_negative: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         names = [f.name for f in self.fields]
@@ -200,6 +203,11 @@ class Schema:
         if not self.name or "/" in self.name or "\\" in self.name or self.name.startswith(".") or "\x00" in self.name:
             raise SchemaError(f"schema name {self.name!r} would name a folder outside the cache (it holds a path "
                               "separator or starts with a dot); use letters, digits, '-', '_' and '.'")
+        both = sorted(set(self.label_positive) & set(self.label_negative))
+        if both:
+            raise SchemaError(f"label value(s) {both} are listed as both positive and negative; list each once")
+        if self.label_negative and not self.label_positive:
+            raise SchemaError("negative label values are given but no positive one; name the positive value(s)")
 
     # ---- views by type ------------------------------------------------------------------
     def of_type(self, ftype: FieldType) -> list[FieldSpec]:
@@ -268,6 +276,8 @@ class Schema:
             "label_values": list(self.label_values),
             "format": self.format.to_dict(),
             "inferred": self.inferred,
+            **({"label_positive": list(self.label_positive), "label_negative": list(self.label_negative)}
+               if self.label_positive else {}),
             "fields": fields,
         }
 
@@ -304,6 +314,8 @@ class Schema:
             name=d.get("name", "dataset"),
             label_values=tuple(d.get("label_values", (0.0, 1.0))),  # type: ignore[arg-type]
             inferred=bool(d.get("inferred", False)),
+            label_positive=tuple(d.get("label_positive", ())),
+            label_negative=tuple(d.get("label_negative", ())),
         )
 
     @classmethod

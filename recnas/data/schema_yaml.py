@@ -34,6 +34,7 @@ class ColumnYaml(_Strict):
     encoding: str | None = None
     notes: str | None = None
     values: list[Any] | None = None
+    positive: list[Any] | None = None  # label only: the value(s) meaning positive (a text label, or a multi-class one)
 
 
 class FormatYaml(_Strict):
@@ -58,6 +59,52 @@ class SchemaYaml(_Strict):
     columns: list[ColumnYaml]
 
 
+def _number(value: Any) -> float | None:
+    """`value` as a float when it is a number (YAML's 1, 0.5 or "1"), else None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def label_coding(path: Path, values: list[Any] | None,
+                 positive: list[Any] | None) -> tuple[tuple[float, float], tuple[str, ...], tuple[str, ...]]:
+    """How schema.yaml's label column maps cells to 0/1: numeric (negative, positive) or text positive/negative.
+
+    `values: [0, 1]` (numbers) keeps a numeric label; `values: [no, yes]` (text) means negative then positive;
+    `positive: [...]` names the positive value(s), the rest of `values` are negative (without `values`, the
+    other values of the train file, found when the data is opened).
+    """
+    if values is not None and not values:
+        raise SchemaError(f"{path}: the label's values list is empty; list the (negative, positive) values")
+    if positive is None:
+        if values is None:
+            return (0.0, 1.0), (), ()
+        if len(values) != 2:
+            raise SchemaError(f"{path}: label values must be two (negative, positive), got {values}; with more, "
+                              "name the positive one(s) with `positive: [...]`")
+        nums = [_number(v) for v in values]
+        if all(n is not None for n in nums):
+            return (nums[0], nums[1]), (), ()  # type: ignore[return-value]
+        return (0.0, 1.0), (str(values[1]).strip(),), (str(values[0]).strip(),)
+    pos = tuple(dict.fromkeys(str(v).strip() for v in positive))
+    if not pos or any(not p for p in pos):
+        raise SchemaError(f"{path}: the label's positive values {positive} must be non-empty values")
+    if values is None:
+        return (0.0, 1.0), pos, ()
+    texts = [str(v).strip() for v in values]
+    unknown = [p for p in pos if p not in texts]
+    if unknown:
+        raise SchemaError(f"{path}: the label's positive value(s) {unknown} are not among its values {texts}; "
+                          "list them in `values` or fix `positive`")
+    neg = tuple(dict.fromkeys(t for t in texts if t not in pos))
+    if not neg:
+        raise SchemaError(f"{path}: every label value {texts} is positive; list the negative value(s) in `values`")
+    return (0.0, 1.0), pos, neg
+
+
 def load_schema_yaml(path: str | Path, name: str | None = None) -> tuple[Schema, dict[str, str]]:
     """Parse schema.yaml into an unfitted `Schema` plus its split -> file name mapping."""
     path = Path(path)
@@ -73,7 +120,9 @@ def load_schema_yaml(path: str | Path, name: str | None = None) -> tuple[Schema,
         raise SchemaError(describe_validation_error(e, str(path))) from None
     fields = []
     label = doc.label
-    label_values = (0.0, 1.0)
+    label_values: tuple[float, float] = (0.0, 1.0)
+    label_positive: tuple[str, ...] = ()
+    label_negative: tuple[str, ...] = ()
     for i, col in enumerate(doc.columns):
         if col.type not in TYPE_ALIASES:
             raise SchemaError(
@@ -82,15 +131,10 @@ def load_schema_yaml(path: str | Path, name: str | None = None) -> tuple[Schema,
         ftype = TYPE_ALIASES[col.type]
         if ftype is None:
             label = col.name
-            if col.values is not None:
-                if len(col.values) != 2:
-                    raise SchemaError(f"{path}: label values must be two (negative, positive), got {col.values}")
-                try:
-                    label_values = (float(col.values[0]), float(col.values[1]))
-                except (TypeError, ValueError):
-                    raise SchemaError(f"{path}: label values {col.values} must be numbers (negative, positive); map a "
-                                      "text label to 0/1 first (e.g. 'no' -> 0, 'yes' -> 1)") from None
+            label_values, label_positive, label_negative = label_coding(path, col.values, col.positive)
             continue
+        if col.positive is not None:
+            raise SchemaError(f"{path}: columns.{i} ({col.name!r}) sets `positive`, which only the label column takes")
         try:
             fields.append(FieldSpec(
                 col.name, ftype, separator=col.separator or "|", min_count=col.min_count,
@@ -109,7 +153,7 @@ def load_schema_yaml(path: str | Path, name: str | None = None) -> tuple[Schema,
     )
     try:
         schema = Schema(tuple(fields), label=label, format=fmt, name=doc.name or name or path.parent.name,
-                        label_values=label_values)
+                        label_values=label_values, label_positive=label_positive, label_negative=label_negative)
     except SchemaError as e:
         raise SchemaError(f"{path}: {e}") from None
     return schema, dict(doc.files)

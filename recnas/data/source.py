@@ -7,9 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recnas.data.infer import infer_schema, sniff_format
+from recnas.data.readers.common import short_list
+from recnas.data.readers.delimited import label_value_counts
 from recnas.data.schema import Schema, SourceFormat
 from recnas.data.schema_yaml import load_schema_yaml
-from recnas.errors import DataError
+from recnas.errors import DataError, SchemaError
 
 SPLIT_NAMES = {"train": ("train",), "valid": ("valid", "validation", "val"), "test": ("test",)}
 DATA_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq", ".libfm", ".libsvm", ".svm", ".csv.gz")
@@ -45,12 +47,14 @@ def find_split_files(folder: Path) -> dict[str, Path]:
 
 def open_dataset(
     path: str | Path, fmt: SourceFormat | None = None, label: str | None = None,
-    schema: Schema | None = None, field_names: list[str] | None = None,
+    schema: Schema | None = None, field_names: list[str] | None = None, positive: list[str] | None = None,
 ) -> DatasetSource:
     """Resolve `path` (a dataset folder or a single data file) into a `DatasetSource`.
 
     A folder's `schema.yaml` wins; without one the schema is inferred from the train file and
-    the inference notes say what was decided.
+    the inference notes say what was decided. `label` names the label column (over schema.yaml's) and
+    `positive` the label value(s) meaning positive (a text label); without declared negatives, the other
+    values of the train file are the negatives.
     """
     path = Path(path)
     if not path.exists():
@@ -86,7 +90,45 @@ def open_dataset(
             )
         renamed = [dataclasses.replace(f, name=n) for f, n in zip(schema.fields, field_names, strict=True)]
         schema = schema.replace_fields(renamed)
+    if label is not None and label != schema.label:
+        schema = relabelled(schema, label, splits["train"])
+    if positive:
+        pos = tuple(dict.fromkeys(str(v).strip() for v in positive))
+        schema = dataclasses.replace(schema, label_positive=pos,
+                                     label_negative=tuple(v for v in schema.label_negative if v not in pos))
+    if schema.label_positive and not schema.label_negative:
+        schema = with_negatives_from(schema, splits["train"])
+    if schema.label_positive:
+        notes.append(f"label {schema.label}: positive {list(schema.label_positive)}, negative "
+                     f"{list(schema.label_negative)}")
     return DatasetSource(root=path, splits=splits, schema=schema, notes=notes)
+
+
+def relabelled(schema: Schema, label: str, train: Path) -> Schema:
+    """`schema` with `label` as its label column: the old label column leaves, the new one stops being a field."""
+    if label not in [f.name for f in schema.fields]:
+        raise SchemaError(f"{train}: label column {label!r} is not a column of the data (its columns: "
+                          f"{short_list([schema.label, *(f.name for f in schema.fields)])}); fix --label / data.label")
+    fields = tuple(f for f in schema.fields if f.name != label)
+    return dataclasses.replace(schema, fields=fields, label=label, label_values=(0.0, 1.0), label_positive=(),
+                               label_negative=())
+
+
+def with_negatives_from(schema: Schema, train: Path) -> Schema:
+    """`schema` whose text label's negatives are the train file's values other than the positive ones."""
+    if schema.format.kind not in ("csv", "parquet"):
+        raise SchemaError(f"{train}: a {schema.format.kind} file has a numeric label; --positive / `positive` names "
+                          "the values of a text label in CSV or Parquet files")
+    counts = label_value_counts(train, schema)
+    missing = [p for p in schema.label_positive if p not in counts]
+    if missing:
+        raise DataError(f"{train}: label {schema.label!r} never takes the positive value(s) {missing}; its values are "
+                        f"{short_list(sorted(counts))}: fix --positive / data.positive / schema.yaml's `positive`")
+    neg = tuple(sorted(v for v in counts if v not in schema.label_positive))
+    if not neg:
+        raise DataError(f"{train}: every label value of {schema.label!r} is positive ({short_list(sorted(counts))}); "
+                        "the train split needs negatives too")
+    return dataclasses.replace(schema, label_negative=neg)
 
 
 __all__ = ["DatasetSource", "open_dataset", "sniff_format"]

@@ -40,12 +40,22 @@ def _main(version: Annotated[bool, typer.Option("--version", callback=_print_ver
 FormatOpt = Annotated[
     str | None, typer.Option("--format", help="csv, parquet, libfm, criteo or avazu (default: detected)")
 ]
-LabelOpt = Annotated[str | None, typer.Option("--label", help="label column (default: detected by name)")]
+LabelOpt = Annotated[str | None, typer.Option("--label", help="label column (default: schema.yaml's, else detected "
+                                                               "by name); sets data.label")]
+PositiveOpt = Annotated[list[str] | None, typer.Option(
+    "--positive", help="label value meaning positive, for a text label (repeat for several); sets data.positive")]
 FieldsOpt = Annotated[str | None, typer.Option("--fields", help="comma-separated field names (e.g. for libFM)")]
 BadRowOpt = Annotated[str, typer.Option("--on-bad-row", help="error (stop) or skip (drop and count) malformed rows")]
 
 
-def _source(path: Path, fmt: str | None, label: str | None, fields: str | None):  # noqa: ANN202
+def _data_overrides(label: str | None, positive: list[str] | None) -> list[str]:
+    """`--set` lines for --label and --positive (JSON-quoted, so a value such as `>50K` or `yes` stays text)."""
+    out = [f"data.label={json.dumps(label)}"] if label is not None else []
+    return out + ([f"data.positive={json.dumps(list(positive))}"] if positive else [])
+
+
+def _source(path: Path, fmt: str | None, label: str | None, fields: str | None,  # noqa: ANN202
+            positive: list[str] | None = None):
     from recnas.data.infer import sniff_format
     from recnas.data.schema import SourceFormat
     from recnas.data.source import open_dataset
@@ -59,18 +69,19 @@ def _source(path: Path, fmt: str | None, label: str | None, fields: str | None):
             delimiter = "\t" if fmt == "criteo" else ","
             source_fmt = SourceFormat(kind=fmt, delimiter=delimiter, header=fmt not in ("criteo", "libfm"))
     names = [s.strip() for s in fields.split(",")] if fields else None
-    return open_dataset(path, fmt=source_fmt, label=label, field_names=names)
+    return open_dataset(path, fmt=source_fmt, label=label, field_names=names, positive=positive)
 
 
 @data_app.command("inspect")
 def inspect_cmd(
     path: Annotated[Path, typer.Argument(help="dataset folder or data file")],
     fmt: FormatOpt = None, label: LabelOpt = None, fields: FieldsOpt = None, on_bad_row: BadRowOpt = "error",
+    positive: PositiveOpt = None,
 ) -> None:
     """Print the (given or inferred) schema and a per-field summary of the train split."""
     from recnas.data.inspect import summarize
 
-    source = _source(path, fmt, label, fields)
+    source = _source(path, fmt, label, fields, positive)
     s = summarize(source, on_bad_row=on_bad_row)
     for note in s.notes:
         console.print(note)
@@ -102,11 +113,12 @@ def prepare_cmd(
     ] = None,
     force: Annotated[bool, typer.Option(help="re-encode even when a valid cache exists")] = False,
     fmt: FormatOpt = None, label: LabelOpt = None, fields: FieldsOpt = None, on_bad_row: BadRowOpt = "error",
+    positive: PositiveOpt = None,
 ) -> None:
     """Encode the dataset once into memory-mappable arrays (a no-op when already prepared)."""
     from recnas.data.cache import prepare
 
-    source = _source(path, fmt, label, fields)
+    source = _source(path, fmt, label, fields, positive)
     for note in source.notes:
         console.print(note)
     t0 = time.perf_counter()
@@ -182,6 +194,8 @@ def train_cmd(
     numerical_encoder: Annotated[str | None, typer.Option(
         help="numerical encoder of every numerical field (sets model.numerical_encoder): auto, scalar, "
              "bucket_equal_width, bucket_equal_freq, log_square or autodis")] = None,
+    label: LabelOpt = None,
+    positive: PositiveOpt = None,
     quiet: Annotated[bool, typer.Option(help="no progress bar and no per-epoch lines")] = False,
     force: Annotated[bool, typer.Option(help="replace a run of another config in --out (a killed run of the same "
                                              "config resumes without it)")] = False,
@@ -193,7 +207,7 @@ def train_cmd(
     from recnas.experiment.config import load_config
     from recnas.experiment.run import run_train
 
-    overrides = list(set_ or [])
+    overrides = list(set_ or []) + _data_overrides(label, positive)
     if numerical_encoder is not None:
         overrides.append(f"model.numerical_encoder={numerical_encoder}")
     cfg = load_config(config, overrides)
@@ -244,13 +258,15 @@ def search_cmd(
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="override a config key, e.g. --set search.epochs=4")
     ] = None,
+    label: LabelOpt = None,
+    positive: PositiveOpt = None,
     quiet: Annotated[bool, typer.Option(help="no progress bar and no per-epoch lines")] = False,
 ) -> None:
     """Search an architecture (`recnas methods` lists the methods), retrain it, train the baseline, write the report."""
     from recnas.experiment.config import load_config
     from recnas.experiment.search import run_search
 
-    cfg = load_config(config, list(set_ or []))
+    cfg = load_config(config, list(set_ or []) + _data_overrides(label, positive))
     if data is not None:
         cfg.data.path = data
     if quiet:
@@ -332,13 +348,35 @@ def version_cmd() -> None:
     console.print(recnas.__version__)
 
 
+def _click_exceptions():  # noqa: ANN202
+    """Click's exception classes (typer vendors click from 0.29 on)."""
+    try:
+        from typer._click import exceptions
+    except ImportError:  # an older typer on the standalone click package
+        from click import exceptions  # type: ignore[no-redef]
+    return exceptions
+
+
 def main() -> None:
-    """Console entry point: run the app, turning recnas errors into one-line messages."""
+    """Console entry point: run the app, turning recnas and usage errors into one `error:` line each."""
+    click_errors = _click_exceptions()
     message = None
     try:
-        app()
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except RecnasError as e:
         message = str(e)
+    except click_errors.NoArgsIsHelpError as e:  # `recnas` or `recnas data` alone: the help, as before
+        e.show()
+        sys.exit(e.exit_code)
+    except click_errors.UsageError as e:  # an unknown option, a missing argument: the same form as every error
+        where = e.ctx.command_path if e.ctx is not None else "recnas"
+        message = f"{e.format_message()} (see `{where} --help`)"
+    except click_errors.ClickException as e:
+        message = e.format_message()
+    except typer.Abort:
+        message = "aborted"
     if message is not None:
         print(f"error: {message}", file=sys.stderr)
         sys.stdout.flush()
@@ -346,6 +384,7 @@ def main() -> None:
         # Leave without interpreter teardown: a pyarrow reader thread interrupted by the error can make the C++
         # runtime abort during teardown (about 1 exit in 15), turning a clean exit 2 into a crash.
         os._exit(2)
+
 
 if __name__ == "__main__":
     main()

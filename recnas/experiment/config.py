@@ -27,6 +27,18 @@ class DataConfig(BaseModel):
     cache_dir: str | None = Field(None, description="cache root (default $RECNAS_CACHE_DIR or ~/.cache/recnas)")
     on_bad_row: Literal["error", "skip"] = Field("error", description="a malformed row stops the run (error) or is "
                                                  "dropped and counted (skip)")
+    label: str | None = Field(None, description="label column (default: schema.yaml's, else found by name)")
+    positive: list[str] | None = Field(
+        None, description="label value(s) meaning positive, for a text label (e.g. ['>50K']); the train file's other "
+        "values are the negatives, and any other value is an error")
+
+    @field_validator("positive", mode="before")
+    @classmethod
+    def _one_or_more(cls, value: Any) -> Any:
+        """`positive: yes` is one value; numbers are compared as the cell's text."""
+        if value is None:
+            return None
+        return [str(v) for v in (value if isinstance(value, list) else [value])]
 
 
 NUMERICAL_ENCODER_NAMES = (*SCHEMA_KINDS, *BUILTIN_KINDS)

@@ -70,7 +70,8 @@ def load_splits(cfg: ExperimentConfig, log: Callable[[str], None] | None = None,
     """Prepare (or reuse the cache of) `cfg.data.path` and build train/valid/test batches."""
     if cfg.data.path is None:
         raise ConfigError("data.path is not set; pass --data DIR or set it in the config")
-    ds = prepare(open_dataset(cfg.data.path), cfg.data.cache_dir, on_bad_row=cfg.data.on_bad_row, log=log)
+    source = open_dataset(cfg.data.path, label=cfg.data.label, positive=cfg.data.positive)
+    ds = prepare(source, cfg.data.cache_dir, on_bad_row=cfg.data.on_bad_row, log=log)
     for split in ("train", "valid", "test"):
         if split not in ds.splits:
             raise DataError(f"{cfg.data.path}: no {split} split; a dataset folder needs train, valid and test files")

@@ -174,7 +174,7 @@ def to_float(
     """Parse a text column to float64 (empty = null), naming the row of a non-numeric value."""
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks()
-    if pa.types.is_floating(col.type) or pa.types.is_integer(col.type):
+    if pa.types.is_floating(col.type) or pa.types.is_integer(col.type) or pa.types.is_boolean(col.type):
         return col.cast(pa.float64())
     if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
         raise DataError(f"{report.path}: field {name!r} has type {col.type}, expected numbers")
@@ -185,8 +185,8 @@ def to_float(
     bad = first_true(pc.invert(pc.fill_null(ok, True)))
     if bad is not None and is_label:
         raise DataError(
-            f"{report.where(offset + bad)}: label {name!r} is {shown(col[bad].as_py())}, expected a number (0 or 1); "
-            "binarise the label first (e.g. rating >= 4 -> 1)"
+            f"{report.where(offset + bad)}: label {name!r} is {shown(col[bad].as_py())}, expected 0 or 1; "
+            "for a text label name its positive value: --positive VALUE (data.positive, or schema.yaml's `positive:`)"
         )
     if bad is not None:
         raise DataError(
@@ -231,7 +231,19 @@ def validate_chunk(table: pa.Table, schema: Schema, report: ReadReport, offset: 
         elif f.type is FieldType.CATEGORICAL:
             col = col.cast(pa.string()) if not pa.types.is_string(col.type) else col
         cols[f.name] = col
-    label = to_float(table[schema.label], schema.label, report, offset, is_label=True)
+    if not report.labeled:  # the placeholder label of a file without one
+        label = table[schema.label]
+    elif schema.label_positive:
+        label = text_label(table[schema.label], schema, report, offset)
+    else:
+        label = numeric_label(table[schema.label], schema, report, offset)
+    out = {schema.label: label, **cols}
+    return pa.table(out)
+
+
+def numeric_label(col: pa.Array, schema: Schema, report: ReadReport, offset: int) -> pa.Array:
+    """A numeric label column as 0/1 floats; an empty cell or a value other than the two is an error naming the row."""
+    label = to_float(col, schema.label, report, offset, is_label=True)
     missing = first_true(pc.is_null(label))
     if missing is not None:
         raise DataError(
@@ -241,14 +253,36 @@ def validate_chunk(table: pa.Table, schema: Schema, report: ReadReport, offset: 
     ok = pc.or_(pc.equal(label, lo), pc.equal(label, hi))
     bad = first_true(pc.invert(ok))
     if bad is not None:
-        raw = table[schema.label][bad].as_py()
+        raw = col[bad].as_py()
         raise DataError(
             f"{report.where(offset + bad)}: label {schema.label!r} is {shown(raw)}, expected "
-            f"{lo:g} or {hi:g}; binarise the label first (e.g. rating >= 4 -> 1)"
+            f"{lo:g} or {hi:g}; binarise the label first (e.g. rating >= 4 -> 1), or name the positive value(s): "
+            "`positive: [...]` on the label in schema.yaml, or --positive"
         )
-    label = pc.if_else(pc.equal(label, hi), 1.0, 0.0)
-    out = {schema.label: label, **cols}
-    return pa.table(out)
+    return pc.if_else(pc.equal(label, hi), 1.0, 0.0)
+
+
+def text_label(col: pa.Array, schema: Schema, report: ReadReport, offset: int) -> pa.Array:
+    """A text label as 0/1 floats by its declared positive and negative values (cell text, trimmed).
+
+    A value that is neither is an error naming the row (a typo such as '>50K.' must not become a negative).
+    """
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    text = pc.utf8_trim_whitespace(col.cast(pa.string()))
+    missing = first_true(pc.or_(pc.is_null(text), pc.equal(pc.utf8_length(pc.fill_null(text, "")), 0)))
+    if missing is not None:
+        raise DataError(f"{report.where(offset + missing)}: label {schema.label!r} is empty; every row needs a label")
+    positive = pc.is_in(text, value_set=pa.array(list(schema.label_positive), pa.string()))
+    known = pc.or_(positive, pc.is_in(text, value_set=pa.array(list(schema.label_negative), pa.string())))
+    bad = first_true(pc.invert(known))
+    if bad is not None:
+        raise DataError(
+            f"{report.where(offset + bad)}: label {schema.label!r} is {shown(text[bad].as_py())}, neither a positive "
+            f"value {short_list(list(schema.label_positive))} nor a negative one "
+            f"{short_list(list(schema.label_negative))}; fix the row, or list the value in the label's `values` "
+            "(and `positive` if it means a click) in schema.yaml")
+    return pc.if_else(positive, 1.0, 0.0)
 
 
 def read_lines(path: Path, chunk_rows: int) -> Iterator[pa.Array]:

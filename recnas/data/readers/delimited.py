@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pv
 import pyarrow.parquet as pq
 
@@ -35,9 +36,9 @@ def check_columns(path: Path, have: list[str], schema: Schema, report: ReadRepor
 
 def open_csv(
     path: Path, schema: Schema, report: ReadReport, on_bad_row: str, chunk_rows: int,
-    column_names: list[str] | None = None, require_label: bool = True,
+    column_names: list[str] | None = None, require_label: bool = True, only: list[str] | None = None,
 ) -> tuple[pv.CSVStreamingReader, list[str]]:
-    """Open a delimited file as a stream of string columns; returns the reader and file columns."""
+    """Open a delimited file as a stream of string columns (`only`: just these); returns the reader and columns."""
     fmt = schema.format
     if column_names is None:
         column_names = read_header(path, fmt.delimiter) if fmt.header else list(fmt_columns(schema))
@@ -56,7 +57,7 @@ def open_csv(
             )
         return "skip"
 
-    wanted = set(wanted_columns(schema))
+    wanted = set(only if only is not None else wanted_columns(schema))
     reader = pv.open_csv(
         str(path),
         read_options=pv.ReadOptions(
@@ -74,6 +75,47 @@ def open_csv(
         ),
     )
     return reader, column_names
+
+
+MAX_LABEL_VALUES = 100
+
+
+def label_value_counts(path: Path, schema: Schema) -> dict[str, int]:
+    """Rows per distinct label text in a CSV/TSV or Parquet file (trimmed; empty cells left out).
+
+    Used to find a text label's negative values when only the positive ones are named; more than
+    `MAX_LABEL_VALUES` distinct values means the column is not a label, which is an error.
+    """
+    report = ReadReport(path)
+    counts: dict[str, int] = {}
+
+    def add(col: pa.Array) -> None:
+        text = pc.utf8_trim_whitespace(col.cast(pa.string()))
+        for item in pc.value_counts(text).to_pylist():
+            if item["values"]:
+                counts[item["values"]] = counts.get(item["values"], 0) + item["counts"]
+        if len(counts) > MAX_LABEL_VALUES:
+            raise DataError(f"{path}: label {schema.label!r} holds more than {MAX_LABEL_VALUES} distinct values; "
+                            "is it the label column? Name it with --label (or data.label in the config)")
+
+    if schema.format.kind == "parquet":
+        try:
+            pf = pq.ParquetFile(str(path))
+        except (pa.ArrowInvalid, OSError) as e:
+            raise DataError(f"{path}: not a readable Parquet file ({e})") from e
+        check_columns(path, pf.schema_arrow.names, schema)
+        for batch in pf.iter_batches(batch_size=1 << 16, columns=[schema.label]):
+            add(batch.column(0))
+        return counts
+    reader, _ = open_csv(path, schema, report, "skip", 1 << 16, only=[schema.label])
+    try:
+        for batch in reader:
+            add(batch.column(0))
+    except pa.ArrowInvalid as e:
+        raise DataError(f"{path}: cannot be parsed as delimited text ({e}); check the delimiter") from e
+    finally:
+        reader.close()
+    return counts
 
 
 def fmt_columns(schema: Schema) -> list[str]:
