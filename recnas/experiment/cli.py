@@ -233,8 +233,11 @@ def _print_search(res) -> None:  # noqa: ANN001
     from recnas.experiment.run import load_config_file
     from recnas.methods import get_method
 
-    for line in get_method(arch["method"])(load_config_file(res.path / "config.yaml")).summary(arch):
+    method = get_method(arch["method"])(load_config_file(res.path / "config.yaml"))
+    for line in method.summary(arch):
         console.print(line)
+    for line in method.warnings(arch):
+        console.print(f"warning: {line}", markup=False)
     console.print(f"searched {arch['method']}-{arch['model']}: test AUC {m['test_auc']:.4f}, logloss "
                   f"{m['test_logloss']:.4f}, {m['embedding_params']:,} embedding parameters")
     if b is not None:

@@ -53,6 +53,7 @@ def build_report(run_dir: str | Path, method: SearchMethod | None = None) -> dic
         "search": {"epochs": arch.get("search_epochs"), "seconds": arch.get("search_seconds"),
                    "arch_steps": arch.get("arch_steps"), "curve": method.curve(history)},
     }
+    rep["warnings"] = method.warnings(arch)
     rep["architecture"] = method.architecture(arch, schema)
     results: dict[str, Any] = {}
     if retrain is not None:
@@ -102,6 +103,7 @@ def render_html(rep: dict[str, Any], arch: dict[str, Any], method: SearchMethod)
     parts = [f"<h1>recnas search report: {html.escape(rep['method'])} on {html.escape(rep['model'])}</h1>",
              f"<p>run folder <code>{html.escape(rep['run'])}</code>; space fingerprint "
              f"<code>{rep['space_fingerprint']}</code></p>"]
+    parts += [f"<p class='warning'><b>warning:</b> {html.escape(w)}</p>" for w in rep.get("warnings", [])]
     res = rep["results"]
     if res:
         rows = [[name] + [res[name].get(k) for k in RESULT_KEYS] for name in ("searched", "control", "baseline")
@@ -125,7 +127,8 @@ def render_html(rep: dict[str, Any], arch: dict[str, Any], method: SearchMethod)
               table([[f["name"], f["type"], f["cardinality"]] for f in rep["data"]["fields"]],
                     ["field", "type", "cardinality"])]
     style = ("body{font-family:sans-serif;max-width:980px;margin:2em auto}table{border-collapse:collapse;"
-             "margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}")
+             "margin:.5em 0}.warning{background:#fff3cd;border:1px solid #e0b000;padding:4px 8px}"
+             "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}")
     return f"<!doctype html><html><head><meta charset='utf-8'><style>{style}</style></head><body>" \
            + "\n".join(parts) + "</body></html>"
 

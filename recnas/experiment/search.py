@@ -64,6 +64,8 @@ def search_stage(method: SearchMethod, splits: Splits, search_dir: Path, log: Lo
     arch = {"method": method.name, "model": cfg.model.name, **found}
     write_text_atomic(search_dir / "arch.json", json.dumps(arch, indent=2))
     (search_dir / "checkpoint.pt").unlink(missing_ok=True)
+    for line in method.warnings(arch):
+        (log or _quiet)(f"warning: {line}")
     return arch
 
 

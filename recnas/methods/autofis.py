@@ -81,6 +81,27 @@ class AutoFIS(OneShotMethod):
         return [f"kept {len(kept)} of {arch['num_pairs']} interactions: "
                 + ", ".join(f"{x}*{y}" for x, y in kept[:12]) + (" ..." if len(kept) > 12 else "")]
 
+    def warnings(self, arch: dict[str, Any]) -> list[str]:
+        """A search that removed every pair (or kept every pair) names the threshold that would have kept some."""
+        kept, total = len(arch["interactions"]), arch["num_pairs"]
+        if total == 0 or 0 < kept < total:
+            return []
+        grda = arch.get("grda")
+        setting = f"search.grda_threshold={self.s.grda_threshold:g}"
+        if kept == 0:
+            hint = ""
+            if grda and grda["magnitudes"]:
+                top = grda["magnitudes"]
+                hint = (f"; the largest gate accumulator ended at {top[0]:.3g}, so a threshold near "
+                        f"{top[min(len(top) - 1, max(len(top) // 10, 1))]:.2g} keeps about a tenth of the pairs")
+            return [f"AutoFIS removed all {total} interactions ({setting} is too high for this data: the retrain has "
+                    f"no pairwise part); lower search.grda_threshold{hint}"]
+        hint = ""
+        if grda and grda["magnitudes"]:
+            hint = f"; the median gate accumulator ended at {grda['magnitudes'][len(grda['magnitudes']) // 2]:.3g}"
+        return [f"AutoFIS kept all {total} interactions ({setting} removed none: the search selected nothing); raise "
+                f"search.grda_threshold{hint}"]
+
     def architecture(self, arch: dict[str, Any], schema: Schema) -> dict[str, Any]:
         """Kept pairs, their share, and the gates."""
         return {"interactions": arch["interactions"], "kept": len(arch["interactions"]),

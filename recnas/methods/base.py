@@ -136,6 +136,13 @@ class SearchMethod:
         """Lines the CLI prints about the found architecture."""
         return []
 
+    def warnings(self, arch: dict[str, Any]) -> list[str]:
+        """One line per sign that a setting did not fit the data, each naming the setting to change.
+
+        E.g. a search that removed or kept everything; printed after the search and shown atop the report.
+        """
+        return []
+
     def architecture(self, arch: dict[str, Any], schema: Schema) -> dict[str, Any]:
         """The report's `architecture` section: the found architecture in human terms."""
         return {}

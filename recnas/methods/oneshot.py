@@ -105,6 +105,9 @@ class OneShotMethod(SearchMethod):
             "search_seconds": strategy.history[-1]["seconds"] if strategy.history else 0.0,
             "valid_auc": strategy.history[-1]["metrics"].get("valid_auc") if strategy.history else None,
             **self.describe(model, sample)}
+        grda = strategy.grda_summary()
+        if grda is not None:
+            arch["grda"] = grda
         return arch
 
     def curve(self, history: list[dict[str, Any]]) -> list[dict[str, Any]]:

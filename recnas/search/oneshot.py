@@ -29,7 +29,7 @@ from torch import nn
 from recnas.data.batches import BatchIterator, FieldBatch
 from recnas.errors import ConfigError
 from recnas.fileio import write_jsonl_atomic
-from recnas.search.grda import GRDA
+from recnas.search.grda import GRDA, grda_threshold
 from recnas.space.choice import SearchableBlock
 from recnas.train.hooks import Hook
 
@@ -178,6 +178,24 @@ class OneShotStrategy(Hook):
         self.optimizer.zero_grad(set_to_none=True)
         self.arch_steps += 1
         self._set_temperature()
+
+    def grda_summary(self) -> dict[str, Any] | None:
+        """For a GRDA search: the soft threshold reached and every |accumulator| (largest first); None under Adam.
+
+        A search that zeroed (or kept) everything can then say which threshold would have kept some.
+        """
+        if not isinstance(self.optimizer, GRDA):
+            return None
+        group = self.optimizer.param_groups[0]
+        mags: list[float] = []
+        step = 0
+        for p in group["params"]:
+            state = self.optimizer.state.get(p, {})
+            acc = state.get("accumulator", p.detach())
+            step = max(step, int(state.get("step", 0)))
+            mags += acc.abs().flatten().tolist()
+        return {"threshold": grda_threshold(group["c"], group["lr"], group["mu"], step),
+                "magnitudes": sorted(mags, reverse=True)}
 
     def on_epoch_end(self, trainer: Any, epoch: int, metrics: dict[str, Any]) -> None:
         """Record the current decision and preferences; rewrite history.jsonl."""

@@ -149,3 +149,26 @@ def test_autodim_budget_as_a_fraction_is_filled_and_bad_budget_settings_are_refu
                           "search.max_ep_fraction=0.5"), tmp_path / "run2")
     with pytest.raises(ConfigError, match="fill_budget"):
         run_search(config(synth_dir, tmp_path / "cache", "autodim", "search.fill_budget=true"), tmp_path / "run3")
+
+
+def test_an_autofis_search_that_removes_every_pair_says_so_and_how_to_fix_it(synth_dir: Path, tmp_path: Path) -> None:
+    """Kept 0 of N is a warning naming the setting and a threshold that keeps pairs; that threshold does."""
+    lines: list[str] = []
+    common = ("search.baseline=false", "trainer.epochs=1")
+    res = run_search(config(synth_dir, tmp_path / "cache", "autofis", "search.grda_threshold=50", *common),
+                     tmp_path / "none", log=lines.append)
+    assert res.arch["interactions"] == []
+    warned = [ln for ln in lines if ln.startswith("warning: AutoFIS removed all")]
+    assert len(warned) == 1 and "search.grda_threshold=50" in warned[0], lines[-5:]
+    report = json.loads((tmp_path / "none" / "report.json").read_text())
+    assert report["warnings"] == [warned[0].removeprefix("warning: ")]
+    assert "class='warning'" in (tmp_path / "none" / "report.html").read_text()
+    suggested = float(warned[0].split("a threshold near ")[1].split(" ")[0])
+    again = run_search(config(synth_dir, tmp_path / "cache", "autofis", f"search.grda_threshold={suggested}",
+                              *common), tmp_path / "some")
+    assert 0 < len(again.arch["interactions"]) < again.arch["num_pairs"]
+    assert json.loads((tmp_path / "some" / "report.json").read_text())["warnings"] == []
+    every = run_search(config(synth_dir, tmp_path / "cache", "autofis", "search.grda_threshold=0", *common),
+                       tmp_path / "all")
+    assert len(every.arch["interactions"]) == every.arch["num_pairs"]
+    assert "AutoFIS kept all" in json.loads((tmp_path / "all" / "report.json").read_text())["warnings"][0]
