@@ -18,7 +18,7 @@ from pydantic import Field
 from recnas.data.schema import Schema
 from recnas.data.splits import Splits
 from recnas.methods.base import BudgetConfig, Log, MethodConfig, register_method, search_batches, weight_settings
-from recnas.methods.mixed_width import MixedWidthMethod
+from recnas.methods.mixed_width import MixedWidthMethod, non_empty_buckets
 from recnas.nn.mixed_width import size_counts
 from recnas.search.esapn import ESAPNSearch, random_rate_for_ep
 from recnas.space import Space
@@ -70,7 +70,7 @@ class ESAPN(MixedWidthMethod):
         widths = {n: [block.sizes[int(k)] for k in index[i]] for i, n in enumerate(block.fields)}
         return {"sample": sample, "space_fingerprint": Space(block.choices()).fingerprint(),
                 "sizes": {n: size_counts(w) for n, w in block.id_sizes().items()},
-                "bucket_sizes": widths, "bucket_widths": widths, "bucket_rows": block.rows,
+                **non_empty_buckets(block.rows, widths),
                 "candidate_sizes": block.sizes, "buckets": block.n_buckets, "common_dim": block.sizes[-1],
                 **self.ep_keys(block.field_ep(), block.full_field_ep())}
 

@@ -18,6 +18,17 @@ from recnas.methods.render import ep_against_auc, search_curve, table, width_gri
 from recnas.nn.models import CTRModel, build_model
 
 
+def non_empty_buckets(rows: dict[str, list[int]], widths: dict[str, list[int]]) -> dict[str, Any]:
+    """arch.json's `bucket_rows` and `bucket_widths` per field, head first, leaving out buckets with no ids.
+
+    A field with fewer ids than buckets leaves its last buckets empty; a width listed for them would read as
+    memory the field does not store.
+    """
+    keep = {n: [i for i, r in enumerate(rows[n]) if r > 0] for n in widths}
+    return {"bucket_rows": {n: [rows[n][i] for i in k] for n, k in keep.items()},
+            "bucket_widths": {n: [widths[n][i] for i in k] for n, k in keep.items()}}
+
+
 class MixedWidthMethod(SearchMethod):
     """A search whose block exports per-id widths (subclasses: `block`, `full_dim`, `search`)."""
 
@@ -55,6 +66,14 @@ class MixedWidthMethod(SearchMethod):
         base = self.cfg.model_copy(deep=True)
         base.model.embedding_dim = self.full_dim()
         return base
+
+    def warnings(self, arch: dict[str, Any]) -> list[str]:
+        """A searched field whose every id stores no column is embedded as zeros: the field is dropped, not sized."""
+        dropped = [f for f, ep in arch["field_ep"].items() if ep == 0]
+        if not dropped:
+            return []
+        return [f"field(s) {dropped[:8]} store no column for any id (embedded as zeros, dropped from the model); "
+                "keep a floor (search.field_floor=true for NIS) or lower the memory pressure (search.memory_lambda)"]
 
     @staticmethod
     def ep_keys(field_ep: dict[str, int], full: dict[str, int]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from recnas.data.schema import Schema
 from recnas.data.splits import Splits
 from recnas.errors import ConfigError
 from recnas.methods.base import FillBudgetConfig, Log, MethodConfig, register_method, search_batches, weight_settings
-from recnas.methods.mixed_width import MixedWidthMethod
+from recnas.methods.mixed_width import MixedWidthMethod, non_empty_buckets
 from recnas.search.reinforce import ReinforceController
 from recnas.search.weight_sharing import WeightSharingSearch
 from recnas.space import Space
@@ -42,6 +42,8 @@ class NISConfig(MethodConfig, FillBudgetConfig):
     col_blocks: int = Field(4, ge=1, description="column blocks per field (model.embedding_dim must divide by it)")
     min_blocks: int = Field(0, ge=0, description="me: column blocks every id keeps (not searched); 0 = the paper, "
                             "where a tail id can end with no columns")
+    field_floor: bool = Field(True, description="every field keeps at least one column block on its most frequent "
+                              "ids, so no field is embedded as zeros whole; false: the paper's space")
     steps: int = Field(1200, ge=1, description="controller steps")
     warmup_steps: int = Field(100, ge=0, description="first steps that train only the weights")
     samples_per_step: int = Field(8, ge=1, description="layouts scored per step on one validation batch")
@@ -83,7 +85,7 @@ class NIS(MixedWidthMethod):
         """The supernet embedding."""
         s = self.s
         return NISEmbedding(schema, self.full_dim(), s.row_shares, s.col_blocks, s.layout, s.min_blocks,
-                            **self.cfg.model.encoding_kwargs())
+                            field_floor=s.field_floor, **self.cfg.model.encoding_kwargs())
 
     def max_cost(self, block: NISEmbedding) -> float | None:
         """The budget as an EP share of the searched fields."""
@@ -95,9 +97,9 @@ class NIS(MixedWidthMethod):
     def arch(self, block: NISEmbedding, sample: dict[str, Any]) -> dict[str, Any]:
         """The layout in arch.json terms."""
         return {"sample": sample, "space_fingerprint": Space(block.choices()).fingerprint(),
-                "blocks": block.layout(sample), "bucket_widths": {n: block.bucket_widths(sample, n)
-                                                                  for n in block.fields},
-                "bucket_rows": block.rows, "common_dim": block.common_dim, "layout": block.mode,
+                "blocks": block.layout(sample), **non_empty_buckets(block.rows, {n: block.bucket_widths(sample, n)
+                                                                                 for n in block.fields}),
+                "common_dim": block.common_dim, "layout": block.mode,
                 "row_shares": block.row_shares, "col_blocks": block.col_blocks,
                 **self.ep_keys(block.field_ep(sample), block.full_field_ep())}
 

@@ -88,14 +88,16 @@ def width_grid(fields: list[dict[str, Any]]) -> Any:
     import numpy as np
 
     plt = pyplot()
-    grid = np.array([f["bucket_widths"] for f in fields], dtype=float)
+    n = max(len(f["bucket_widths"]) for f in fields)  # a field with fewer ids than buckets lists fewer
+    grid = np.array([list(f["bucket_widths"]) + [np.nan] * (n - len(f["bucket_widths"])) for f in fields], dtype=float)
     fig, ax = plt.subplots(figsize=(6, 0.45 * len(fields) + 1.5))
     im = ax.imshow(grid, cmap="viridis", aspect="auto")
     ax.set_yticks(range(len(fields)), [f["field"] for f in fields])
     ax.set_xlabel("frequency bucket (0 = most frequent ids)")
     for i in range(grid.shape[0]):
         for j in range(grid.shape[1]):
-            ax.text(j, i, f"{int(grid[i, j])}", ha="center", va="center", color="w", fontsize=7)
+            if not np.isnan(grid[i, j]):
+                ax.text(j, i, f"{int(grid[i, j])}", ha="center", va="center", color="w", fontsize=7)
     fig.colorbar(im, ax=ax, label="embedding width")
     return fig
 

@@ -30,6 +30,7 @@ from torch import nn
 
 from recnas.data.batches import FieldBatch
 from recnas.data.schema import Schema
+from recnas.data.vocab import N_RESERVED
 from recnas.errors import ConfigError
 from recnas.nn.embedding import FieldEmbedding, NumericalSpec
 from recnas.nn.facade import EmbeddingFacade
@@ -44,7 +45,7 @@ def bucket_rows(cardinality: int, shares: Sequence[float]) -> list[int]:
     """Rows per frequency bucket, head first: `shares` of the ids rounded.
 
     Every bucket gets at least one row when the field has at least as many ids as buckets; a smaller field
-    leaves its last buckets empty. The reserved ids (padding, OOV) sit at the head, as their ids come first.
+    leaves its last buckets empty.
     """
     if cardinality < 1:
         raise ConfigError("a field needs at least one id to be cut into buckets")
@@ -61,6 +62,23 @@ def bucket_rows(cardinality: int, shares: Sequence[float]) -> list[int]:
     return [int(r) for r in rows]
 
 
+def id_buckets(cardinality: int, shares: Sequence[float], reserved: int = N_RESERVED) -> np.ndarray:
+    """The frequency bucket of every id of a field, head (0) first.
+
+    The ids after the `reserved` ones (padding, OOV) come by descending train count and are cut by `shares`;
+    the reserved ids take no frequency rank: they join the last non-empty bucket (OOV stands for the rare
+    tokens, padding embeds as zeros). Ranking them first pushed a 2-value field's real values into the tail
+    bucket, where a layout could leave them with no columns at all.
+    """
+    real = cardinality - reserved
+    if real < 1:
+        raise ConfigError(f"a field needs at least one id besides padding and OOV to be cut into buckets (it has "
+                          f"{cardinality} ids in all)")
+    rows = bucket_rows(real, shares)
+    last = max(i for i, r in enumerate(rows) if r > 0)
+    return np.concatenate([np.full(reserved, last), np.repeat(np.arange(len(rows)), rows)]).astype(np.int64)
+
+
 class NISEmbedding(EmbeddingFacade):
     """The NIS supernet embedding (a `SearchableBlock` searched by sampling): `[B, F, dim]`.
 
@@ -73,11 +91,13 @@ class NISEmbedding(EmbeddingFacade):
         min_blocks: ME only: the first `min_blocks` column blocks are stored for every id (not searched), so no id
             ends with zero columns. A tail id without columns embeds as zeros, like an unseen id; a supernet trained
             for a few epochs cannot tell what such ids are worth, and its controller drops them too readily.
+        field_floor: every field keeps at least one column block on its head bucket, so no field is embedded as
+            zeros whole (dropping a field is feature selection, not sizing); False: the paper's space.
     """
 
     def __init__(self, schema: Schema, dim: int, row_shares: Sequence[float] = DEFAULT_ROW_SHARES,
                  col_blocks: int = DEFAULT_COL_BLOCKS, mode: Literal["me", "se"] = "me", min_blocks: int = 0,
-                 numerical: NumericalSpec = "auto", pooling: str = "mean",
+                 field_floor: bool = True, numerical: NumericalSpec = "auto", pooling: str = "mean",
                  numerical_options: Mapping[str, Any] | None = None) -> None:
         super().__init__()
         if mode not in ("me", "se"):
@@ -89,7 +109,7 @@ class NISEmbedding(EmbeddingFacade):
         if not row_shares or min(row_shares) <= 0:
             raise ConfigError(f"row_shares must be positive shares, head first, got {list(row_shares)}")
         self.mode = mode
-        self.col_blocks, self.min_blocks = int(col_blocks), int(min_blocks)
+        self.col_blocks, self.min_blocks, self.field_floor = int(col_blocks), int(min_blocks), bool(field_floor)
         self.block_width = dim // col_blocks
         self.row_shares = [float(s) for s in row_shares]
         self.encoding = {"numerical": numerical, "pooling": pooling, "numerical_options": numerical_options}
@@ -99,10 +119,10 @@ class NISEmbedding(EmbeddingFacade):
         self.schema = schema
         self.fields = [f.name for f in schema.categorical]
         self.cardinality = {f.name: f.cardinality for f in schema.categorical}
-        self.rows = {n: bucket_rows(self.cardinality[n], self.row_shares) for n in self.fields}
         n_buckets = len(self.row_shares)
-        bucket_of = [torch.repeat_interleave(torch.arange(n_buckets), torch.tensor(self.rows[n]))
-                     for n in self.fields]
+        self.id_bucket = {n: id_buckets(self.cardinality[n], self.row_shares) for n in self.fields}
+        self.rows = {n: np.bincount(b, minlength=n_buckets).tolist() for n, b in self.id_bucket.items()}
+        bucket_of = [torch.from_numpy(self.id_bucket[n]) for n in self.fields]
         self.register_buffer("row_bucket", torch.cat(bucket_of) if bucket_of else torch.zeros(0, dtype=torch.long),
                              persistent=False)
         self.register_buffer("mask", torch.ones(len(self.fields), n_buckets, dim), persistent=False)
@@ -117,14 +137,16 @@ class NISEmbedding(EmbeddingFacade):
     def choices(self) -> list[Choice]:
         """ME: per field and column block, how many head buckets use it; SE: rows kept and width.
 
-        The first `min_blocks` blocks have one candidate, every bucket.
+        The first `min_blocks` blocks have one candidate, every bucket; with `field_floor` the first block (ME) or
+        the rows (SE) reach at least the head bucket.
         """
         r = tuple(range(self.n_buckets + 1))
+        floor = r[1:] if self.field_floor else r  # the first block (ME) or the rows (SE) reach the head bucket at least
         if self.mode == "me":
-            return [Choice(f"nis/{n}/block{j}", r if j >= self.min_blocks else (self.n_buckets,))
+            return [Choice(f"nis/{n}/block{j}", (self.n_buckets,) if j < self.min_blocks else floor if j == 0 else r)
                     for n in self.fields for j in range(self.col_blocks)]
         cols = tuple(range(1, self.col_blocks + 1))
-        return [c for n in self.fields for c in (Choice(f"nis/{n}/rows", r), Choice(f"nis/{n}/cols", cols))]
+        return [c for n in self.fields for c in (Choice(f"nis/{n}/rows", floor), Choice(f"nis/{n}/cols", cols))]
 
     def block_reach(self, sample: Mapping[str, Any], field: str) -> list[int]:
         """Per column block, how many head buckets store it."""
@@ -140,11 +162,12 @@ class NISEmbedding(EmbeddingFacade):
 
     def id_widths(self, sample: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Per-id widths of every searched field."""
-        return {n: np.repeat(self.bucket_widths(sample, n), self.rows[n]) for n in self.fields}
+        return {n: np.asarray(self.bucket_widths(sample, n))[self.id_bucket[n]] for n in self.fields}
 
     def layout(self, sample: Mapping[str, Any]) -> dict[str, list[list[int]]]:
         """The readable layout: {field: [[rows, width], ...]} head to tail (adjacent equal widths merged)."""
-        return {n: blocks_from_widths(w) for n, w in self.id_widths(sample).items()}
+        return {n: blocks_from_widths(np.asarray(self.bucket_widths(sample, n))[np.sort(self.id_bucket[n])])
+                for n in self.fields}
 
     def field_ep(self, sample: Mapping[str, Any]) -> dict[str, int]:
         """Floats a sample stores per searched field."""
@@ -210,7 +233,7 @@ class NISEmbedding(EmbeddingFacade):
         with torch.no_grad():
             for n in self.fields:
                 reach = self.block_reach(sample, n)
-                bucket = np.repeat(np.arange(self.n_buckets), self.rows[n])
+                bucket = self.id_bucket[n]
                 for t, proj, ids in frozen.groups(n):
                     b = int(bucket[ids[0]])
                     cols = torch.tensor([c for j, r in enumerate(reach) if r > b

@@ -23,11 +23,10 @@ from tests.killing import KillAt, Killed
 DIM = 16
 
 
-def nis_fm(schema, mode: str = "me", seed: int = 0) -> torch.nn.Module:  # noqa: ANN001
+def nis_fm(schema, mode: str = "me", seed: int = 0, field_floor: bool = True) -> torch.nn.Module:  # noqa: ANN001
     torch.manual_seed(seed)
-    model = build_model("fm", schema, embedding_dim=DIM)
-    model.embedding = NISEmbedding(schema, DIM, col_blocks=4, mode=mode)
-    return model
+    return build_model("fm", schema, embedding_dim=DIM,
+                       embedding=NISEmbedding(schema, DIM, col_blocks=4, mode=mode, field_floor=field_floor))
 
 
 def test_bucket_rows_split_ids_by_rank_shares_head_first() -> None:
@@ -103,7 +102,7 @@ def test_full_steps_train_the_blocks_the_controller_leaves_out(prepared, full_sh
         def ask(self):  # noqa: ANN202
             return dict.fromkeys(self.space.choices, 0)
 
-    model = nis_fm(prepared.schema)
+    model = nis_fm(prepared.schema, field_floor=False)  # the paper's space, where a layout may store nothing
     block, n_cat = model.embedding, len(model.embedding.fields)
     batch = next(prepared.batches("valid", 256).iter_epoch(0))
     block.set_sample(None)
@@ -136,7 +135,7 @@ def test_layouts_never_give_tail_rows_more_columns_and_ep_counts_the_stored_floa
 
 
 def test_set_sample_zeroes_exactly_the_unstored_blocks(prepared) -> None:  # noqa: ANN001
-    model = nis_fm(prepared.schema)
+    model = nis_fm(prepared.schema, field_floor=False)
     block = model.embedding
     batch = next(iter(prepared.batches("train", 256, shuffle=False)))
     sample = {c.label: 0 for c in block.choices()}
@@ -146,7 +145,7 @@ def test_set_sample_zeroes_exactly_the_unstored_blocks(prepared) -> None:  # noq
         full = block(batch)
         block.set_sample(sample)
         out = block(batch)
-    head = torch.from_numpy(np.asarray(batch.cat[:, 0] < block.rows[f][0]))
+    head = torch.from_numpy(block.id_bucket[f][np.asarray(batch.cat[:, 0])] == 0)
     assert head.any() and (~head).any()
     assert torch.equal(out[head, 0, 4:8], full[head, 0, 4:8])
     assert float(out[~head, 0].abs().sum()) == 0.0 and float(out[head, 0, :4].abs().sum()) == 0.0
@@ -250,3 +249,56 @@ def test_bad_nis_settings_are_clear_errors(prepared) -> None:  # noqa: ANN001
     block = NISEmbedding(prepared.schema, 16)
     with pytest.raises(ConfigError, match="no NIS layout is set"):
         block.export()
+
+
+@pytest.fixture(scope="module")
+def small_fields(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    """Fields of 2, 5 and 50 values (plus three more): where padding and OOV used to fill the head bucket."""
+    out = tmp_path_factory.mktemp("small_fields") / "syn"
+    write_synthetic(out, SynthConfig(rows=3000, seed=3, cat_cardinalities=[2, 5, 50, 40, 30, 20]))
+    return prepare(open_dataset(out), tmp_path_factory.mktemp("small_fields_cache"))
+
+
+def test_padding_and_oov_take_no_frequency_rank(small_fields) -> None:  # noqa: ANN001
+    block = NISEmbedding(small_fields.schema, DIM, col_blocks=4)
+    for f in block.fields:
+        buckets = block.id_bucket[f]
+        real = buckets[2:]  # ids 2.. are the values by descending train count
+        assert real[0] == 0 and np.all(np.diff(real) >= 0), (f, buckets.tolist())
+        assert buckets[0] == buckets[1] == real.max(), (f, buckets.tolist())  # padding, OOV join the last bucket
+        assert sum(block.rows[f]) == block.cardinality[f]
+
+
+@pytest.mark.parametrize("mode", ["me", "se"])
+def test_no_layout_embeds_a_field_as_zeros(small_fields, mode: str) -> None:  # noqa: ANN001
+    """With the floor, the smallest layout and random ones keep columns for every field's most frequent values."""
+    block = NISEmbedding(small_fields.schema, DIM, col_blocks=4, mode=mode)
+    space = Space(block.choices())
+    rng = np.random.default_rng(0)
+    samples = [{c.label: c.candidates[0] for c in block.choices()}, *(space.random_sample(rng) for _ in range(50))]
+    for sample in samples:
+        widths = block.id_widths(sample)
+        for f in block.fields:
+            assert widths[f][2] > 0, (f, widths[f].tolist())  # id 2, the field's most frequent value
+            assert block.field_ep(sample)[f] > 0
+    paper = NISEmbedding(small_fields.schema, DIM, col_blocks=4, mode=mode, field_floor=False)
+    empty = {c.label: c.candidates[0] for c in paper.choices()}
+    assert all(ep == 0 for ep in paper.field_ep(empty).values())  # the paper's space can drop a field
+
+
+def test_a_dropped_field_is_a_warning(small_fields) -> None:  # noqa: ANN001
+    from recnas.experiment.config import load_config
+    from recnas.methods import get_method
+
+    cfg = load_config(None, ["search.method=nis", "search.field_floor=false", "model.embedding_dim=16"])
+    method = get_method("nis")(cfg)
+    block = method.block(small_fields.schema)
+    empty = {c.label: c.candidates[0] for c in block.choices()}
+    lines = method.warnings(method.arch(block, empty))
+    assert len(lines) == 1 and "c1" in lines[0] and "search.field_floor" in lines[0]
+    full = {c.label: c.candidates[-1] for c in block.choices()}
+    arch = method.arch(block, full)
+    assert method.warnings(arch) == []
+    assert arch["bucket_rows"]["c1"] == [1, 3]  # the 2-value field: no width listed for its empty third bucket
+    assert all(len(arch["bucket_rows"][f]) == len(arch["bucket_widths"][f]) and min(arch["bucket_rows"][f]) > 0
+               for f in block.fields)
