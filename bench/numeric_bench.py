@@ -118,6 +118,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--work", default=str(ROOT / "bench" / "work" / "numeric"))
     ap.add_argument("--write-md", action="store_true")
+    ap.add_argument("--tag", default="", help="suffix of the results file (numeric_<dataset><tag>.json)")
     args = ap.parse_args()
     work = Path(args.work)
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -149,7 +150,7 @@ def main() -> None:
                   "synth_setting": SYNTH_SETTING,
                   "machine": f"{platform.machine()}, {platform.python_version()}", "max_epochs": args.epochs,
                   "synth_epochs": args.synth_epochs, "threads": args.threads}
-        out = ROOT / "bench" / "results" / f"numeric_{dataset}.json"
+        out = ROOT / "bench" / "results" / f"numeric_{dataset}{args.tag}.json"
         write_text_atomic(out, json.dumps({**header, "summary": summary, "runs": rows}, indent=2))
         print(table(dataset, summary))
         md.append(table(dataset, summary))

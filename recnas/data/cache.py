@@ -30,7 +30,7 @@ from recnas.data.schema import Schema
 from recnas.data.source import DatasetSource
 from recnas.errors import CacheError, RecnasError
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: numerical statistics hold the levels of few-valued integer fields
 FULL_HASH_LIMIT = 256 << 20
 SAMPLE_BYTES = 4 << 20
 

@@ -12,6 +12,7 @@ import pyarrow as pa
 from recnas.data.schema import FieldSpec, NumericStats
 
 N_QUANTILES = 101  # percentiles 0..100 kept in the stats
+MAX_LEVELS = 100  # an integer field with at most this many distinct train values keeps them as `levels`
 
 
 def zscore(x: np.ndarray, stats: NumericStats) -> np.ndarray:
@@ -68,6 +69,7 @@ class NumericAccumulator:
         self.rng = np.random.default_rng(seed)
         self.sample = np.zeros(0)
         self.keys = np.zeros(0)
+        self.levels: set[float] | None = set()  # distinct values while integer and few; None once not
 
     def update(self, x: np.ndarray) -> None:
         """Add one chunk of values (NaN = missing)."""
@@ -82,6 +84,11 @@ class NumericAccumulator:
         self.mean += delta * n_b / n
         self.m2 += m2_b + delta * delta * self.n * n_b / n
         self.n = n
+        if self.levels is not None:
+            if np.all(ok == np.round(ok)):
+                self.levels.update(np.unique(ok).tolist())
+            if not np.all(ok == np.round(ok)) or len(self.levels) > MAX_LEVELS:
+                self.levels = None
         self.lo = min(self.lo, float(ok.min()))
         self.hi = max(self.hi, float(ok.max()))
         keys = np.concatenate([self.keys, self.rng.random(len(ok))])
@@ -98,4 +105,4 @@ class NumericAccumulator:
         q = np.percentile(self.sample, np.linspace(0, 100, N_QUANTILES))
         std = float(np.sqrt(self.m2 / self.n))
         return NumericStats(self.n, self.missing, self.mean, std, self.lo, self.hi,
-                            tuple(float(v) for v in q))
+                            tuple(float(v) for v in q), tuple(sorted(self.levels or ())))

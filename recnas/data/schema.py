@@ -65,6 +65,7 @@ class NumericStats:
     min: float
     max: float
     quantiles: tuple[float, ...] = ()
+    levels: tuple[float, ...] = ()  # the distinct values of an integer field with few of them (else empty)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -75,6 +76,7 @@ class NumericStats:
         """Inverse of `to_dict`."""
         d = dict(d)
         d["quantiles"] = tuple(d.get("quantiles", ()))
+        d["levels"] = tuple(d.get("levels", ()))
         return cls(**d)
 
 

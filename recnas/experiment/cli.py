@@ -193,7 +193,7 @@ def train_cmd(
     ] = None,
     numerical_encoder: Annotated[str | None, typer.Option(
         help="numerical encoder of every numerical field (sets model.numerical_encoder): auto, scalar, "
-             "bucket_equal_width, bucket_equal_freq, log_square or autodis")] = None,
+             "bucket_equal_width, bucket_equal_freq, log_square, levels or autodis")] = None,
     label: LabelOpt = None,
     positive: PositiveOpt = None,
     quiet: Annotated[bool, typer.Option(help="no progress bar and no per-epoch lines")] = False,

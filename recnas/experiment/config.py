@@ -76,8 +76,9 @@ class ModelConfig(BaseModel):
     dropout: float = Field(0.2, ge=0, lt=1, description="dropout of the deep part")
     batch_norm: bool = Field(False, description="batch norm in the deep part")
     numerical_encoder: str | dict[str, str] = Field(
-        "auto", description="one encoder for every numerical field, or {field: encoder}; auto: the schema's "
-        "buckets where declared, else scalar")
+        "auto", description="one encoder for every numerical field, or {field: encoder}; auto, per field: the "
+        "schema's buckets where declared, levels for an integer field of <= 100 values, log_square for a skewed "
+        "non-negative count, else scalar")
     numerical_buckets: int = Field(20, ge=2, description="buckets of bucket_equal_width / bucket_equal_freq")
     autodis: AutoDisConfig = Field(default_factory=AutoDisConfig)
     pooling: Literal["mean", "sum"] = Field("mean", description="pooling of multi-valued fields")

@@ -17,7 +17,14 @@ from torch import nn
 from recnas.data.batches import FieldBatch
 from recnas.data.schema import FieldSpec, Schema
 from recnas.errors import SchemaError
-from recnas.nn.numerical import BUILTIN_KINDS, NUMERICAL_ENCODERS, SCHEMA_KINDS, NumericalEncoder, build_encoder
+from recnas.nn.numerical import (
+    BUILTIN_KINDS,
+    NUMERICAL_ENCODERS,
+    SCHEMA_KINDS,
+    NumericalEncoder,
+    auto_kind,
+    build_encoder,
+)
 
 FieldGroups = tuple[list[FieldSpec], list[FieldSpec], list[FieldSpec], list[FieldSpec]]
 NumericalSpec = str | Mapping[str, str]
@@ -27,7 +34,8 @@ def numerical_kinds(schema: Schema, numerical: NumericalSpec = "auto") -> dict[s
     """Encoder kind per numerical field: `bucket` (the schema's bucket ids) or a numerical encoder's name.
 
     `numerical` is one kind for every field or a mapping field -> kind (unnamed fields take `auto`).
-    `auto` and `bucket` use the schema's bucket ids where the field declares buckets, `scalar` elsewhere.
+    `bucket` uses the schema's bucket ids where the field declares buckets, `scalar` elsewhere; `auto` chooses
+    per field from its train statistics (`recnas.nn.numerical.auto_kind`).
     """
     names = [f.name for f in schema.numerical]
     if isinstance(numerical, str):
@@ -44,7 +52,9 @@ def numerical_kinds(schema: Schema, numerical: NumericalSpec = "auto") -> dict[s
         kind = wanted[f.name]
         if kind not in known:
             raise SchemaError(f"field {f.name!r}: unknown numerical encoder {kind!r}; choose one of {sorted(known)}")
-        if kind in SCHEMA_KINDS:
+        if kind == "auto":
+            kind = auto_kind(f)
+        elif kind in SCHEMA_KINDS:
             kind = "bucket" if f.buckets != "none" else "scalar"
         out[f.name] = kind
     return out

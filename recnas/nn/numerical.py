@@ -5,7 +5,10 @@ gives missing values their own learned vector. The baselines AutoDis must beat l
 - `scalar`: the z-scored value times a field vector (FuxiCTR's form), linear in x;
 - `bucket_equal_width` / `bucket_equal_freq`: hard buckets with edges from the train min/max or the
   train quantiles, one embedding per bucket;
-- `log_square`: the Criteo winners' id `floor(log(x)^2)` for x > 2, `floor(x)` below.
+- `log_square`: the Criteo winners' id `floor(log(x)^2)` for x > 2, `floor(x)` below;
+- `levels`: one embedding per train value of a few-valued integer field (a categorical view of it; other
+  fields get equal-frequency buckets).
+`auto` picks one per field from its train statistics (`auto_kind`).
 Encoders are registered by name in `NUMERICAL_ENCODERS`; the searchable AutoDis block registers itself
 from `recnas.space.autodis` (the model space sits above this layer).
 """
@@ -162,6 +165,44 @@ def equal_width_edges(stats: NumericStats, n_buckets: int) -> np.ndarray:
     return np.linspace(stats.min, stats.max, n_buckets + 1)[1:-1]
 
 
+def level_edges(field: FieldSpec, n_buckets: int) -> np.ndarray:
+    """Interior edges halfway between the train levels of a few-valued integer field: one bucket per value.
+
+    A field without levels (not integer, or more than 100 values) gets `n_buckets` equal-frequency buckets instead,
+    so `levels` is defined for every field; `auto` picks it only where the levels exist.
+    """
+    levels = np.asarray(field_stats(field).levels, dtype=np.float64)
+    if len(levels) == 0:
+        return equal_freq_edges(field_stats(field), n_buckets)
+    return (levels[1:] + levels[:-1]) / 2
+
+
+def is_skewed_count(stats: NumericStats) -> bool:
+    """Non-negative and right-skewed (the upper decile spread exceeds 3x the lower): a count to log-transform."""
+    q = np.asarray(stats.quantiles, dtype=np.float64)
+    if stats.min < 0 or len(q) < 11:
+        return False
+    q10, q50, q90 = np.interp([10, 50, 90], np.linspace(0, 100, len(q)), q)
+    return bool(q90 - q50 > 3 * (q50 - q10) + 1e-12)
+
+
+def auto_kind(field: FieldSpec) -> str:
+    """What `auto` encodes a numerical field with, from its train statistics (chosen once, on no dataset's test split).
+
+    The schema's bucket ids where it declares buckets; `levels` (one embedding per value, as a categorical field) for
+    an integer field with at most 100 distinct values (ages, ratings, small counts); `log_square` for a non-negative
+    right-skewed field (counts: Criteo's winners' encoding); `scalar` for the rest.
+    """
+    if field.buckets != "none":
+        return "bucket"
+    stats = field.stats
+    if stats is None:
+        return "scalar"
+    if len(stats.levels) >= 2:
+        return "levels"
+    return "log_square" if is_skewed_count(stats) else "scalar"
+
+
 def equal_freq_edges(stats: NumericStats, n_buckets: int) -> np.ndarray:
     """Interior edges of `n_buckets` equal-frequency buckets, from the stored train percentiles (ties merge)."""
     q = np.asarray(stats.quantiles, dtype=np.float64)
@@ -220,10 +261,12 @@ register_encoder("bucket_equal_width", lambda fields, dim, init_std, options: Bu
 register_encoder("bucket_equal_freq", lambda fields, dim, init_std, options: BucketEncoder(
     fields, dim, [equal_freq_edges(field_stats(f), _n_buckets(options)) for f in fields], init_std))
 register_encoder("log_square", lambda fields, dim, init_std, options: LogSquareEncoder(fields, dim, init_std))
+register_encoder("levels", lambda fields, dim, init_std, options: BucketEncoder(
+    fields, dim, [level_edges(f, _n_buckets(options)) for f in fields], init_std))
 
-# `auto`/`bucket`: the schema's bucket ids where a field declares buckets, `scalar` elsewhere.
+# `bucket`: the schema's bucket ids where a field declares buckets, `scalar` elsewhere; `auto`: see `auto_kind`.
 SCHEMA_KINDS = ("auto", "bucket")
-BUILTIN_KINDS = ("scalar", "bucket_equal_width", "bucket_equal_freq", "log_square", "autodis")
+BUILTIN_KINDS = ("scalar", "bucket_equal_width", "bucket_equal_freq", "log_square", "levels", "autodis")
 # Encoders that register themselves from a higher layer, loaded on first use (so a model without them imports
 # nothing above nn): AutoDis lives in the model space.
 LAZY_KINDS = {"autodis": "recnas.space.autodis"}

@@ -28,7 +28,14 @@ from torch import nn
 
 from recnas.data.schema import FieldSpec, NumericStats
 from recnas.errors import ConfigError, SchemaError
-from recnas.nn.numerical import NUMERICAL_ENCODERS, BucketEncoder, NumericalEncoder, field_stats, register_encoder
+from recnas.nn.numerical import (
+    NUMERICAL_ENCODERS,
+    BucketEncoder,
+    NumericalEncoder,
+    field_stats,
+    is_skewed_count,
+    register_encoder,
+)
 from recnas.space.choice import Choice, Sample
 
 LOGIT_FORMS = ("linear", "skip")
@@ -36,15 +43,6 @@ AGGREGATIONS = ("weighted", "max", "topk")
 INPUTS = ("auto", "zscore", "log")
 OPTION_KEYS = ("meta_embeddings", "logits", "temperature", "learn_temperature", "aggregation", "top_k",
                "skip_alpha", "input", "n_buckets")
-
-
-def is_skewed_count(stats: NumericStats) -> bool:
-    """Non-negative and right-skewed (the upper decile spread exceeds 3x the lower): log-transform it."""
-    q = np.asarray(stats.quantiles, dtype=np.float64)
-    if stats.min < 0 or len(q) < 11:
-        return False
-    q10, q50, q90 = np.interp([10, 50, 90], np.linspace(0, 100, len(q)), q)
-    return bool(q90 - q50 > 3 * (q50 - q10) + 1e-12)
 
 
 def input_transform(stats: NumericStats, mode: str) -> tuple[bool, float, float]:

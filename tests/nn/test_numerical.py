@@ -13,6 +13,7 @@ from recnas.errors import SchemaError
 from recnas.nn.embedding import FieldEmbedding, numerical_kinds
 from recnas.nn.models import build_model
 from recnas.nn.numerical import (
+    BUILTIN_KINDS,
     BucketEncoder,
     LogSquareEncoder,
     ScalarEncoder,
@@ -20,8 +21,9 @@ from recnas.nn.numerical import (
     equal_freq_edges,
     equal_width_edges,
 )
+from recnas.nn.numerical import auto_kind as auto_encoder
 
-ENCODERS = ["scalar", "bucket_equal_width", "bucket_equal_freq", "log_square", "autodis"]
+ENCODERS = list(BUILTIN_KINDS)  # every built-in encoder, a new one included without a test edit
 
 
 def spec_from(values: np.ndarray, name: str = "x") -> FieldSpec:
@@ -94,9 +96,10 @@ def test_every_encoder_gives_missing_values_their_own_learned_vector(kind: str) 
 def test_per_field_encoders_and_clear_errors(prepared) -> None:  # noqa: ANN001
     schema = prepared.schema
     names = [f.name for f in schema.numerical]
-    kinds = numerical_kinds(schema, {names[0]: "log_square"})
+    kinds = numerical_kinds(schema, {names[0]: "log_square", names[1]: "scalar"})
     assert kinds[names[0]] == "log_square" and all(kinds[n] == "scalar" for n in names[1:])
-    emb = FieldEmbedding(schema, 4, numerical={names[0]: "bucket_equal_freq"}, numerical_options={"n_buckets": 5})
+    emb = FieldEmbedding(schema, 4, numerical={names[0]: "bucket_equal_freq", names[1]: "scalar"},
+                         numerical_options={"n_buckets": 5})
     assert [e.kind for e in emb.numerical_encoders()] == ["bucket", "scalar"]
     batch = FieldBatch.from_arrays({k: np.asarray(v[:8]) for k, v in prepared.splits["train"].items()})
     assert emb(batch).shape == (8, emb.num_fields, 4)
@@ -120,3 +123,37 @@ def test_every_encoder_trains_in_a_zoo_model_and_counts_its_embedding_parameters
     rows = model.embedding.field_rows()
     tables = sum(f.cardinality for f in prepared.schema.fields if f.type.embedded and f.cardinality)
     assert model.embedding.embedding_params() == 4 * (tables + sum(rows[n] for n in enc.field_names))
+
+
+def fitted(values: np.ndarray, name: str = "x") -> FieldSpec:
+    """A numerical field fitted by the data layer's accumulator (levels included), in chunks."""
+    from recnas.data.numeric import NumericAccumulator
+
+    acc = NumericAccumulator()
+    for chunk in np.array_split(values.astype(np.float64), 4):
+        acc.update(chunk)
+    return FieldSpec(name, FieldType.NUMERICAL, stats=acc.stats())
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
+def test_auto_chooses_per_field_from_the_train_statistics(seed: int) -> None:
+    """Ages (integers, few values) -> levels; counts (skewed, many values) -> log_square; floats -> scalar."""
+    rng = np.random.default_rng(seed)
+    age = fitted(rng.integers(16, 80, 5000))
+    counts = fitted(np.floor(rng.lognormal(2.0, 1.5, 5000)))
+    wide_ints = fitted(rng.integers(0, 100_000, 5000))
+    floats = fitted(rng.normal(40, 10, 5000))
+    halves = fitted(rng.integers(0, 10, 5000) + 0.5)  # few values, but not integers
+    assert [auto_encoder(f) for f in (age, counts, wide_ints, floats, halves)] == [
+        "levels", "log_square", "scalar", "scalar", "scalar"]
+    assert auto_encoder(FieldSpec("b", FieldType.NUMERICAL, buckets="log", stats=age.stats)) == "bucket"
+
+
+def test_levels_gives_every_train_value_its_own_embedding() -> None:
+    values = np.array([1, 2, 3, 5, 8, 13] * 50, dtype=np.float64)
+    enc = build_encoder("levels", [fitted(values)], 4, 1e-4)
+    ids = enc.ids(torch.tensor([[1.0], [2.0], [3.0], [5.0], [8.0], [13.0], [4.1], [40.0], [-3.0]]))[:, 0].tolist()
+    assert len(set(ids[:6])) == 6  # one id per level
+    assert ids[6] == ids[3] and ids[7] == ids[5] and ids[8] == ids[0]  # unseen values: the nearest level's
+    floats = fitted(np.random.default_rng(0).normal(size=3000))  # no levels: equal-frequency buckets instead
+    assert build_encoder("levels", [floats], 4, 1e-4, {"n_buckets": 8}).n_ids[0] == 8

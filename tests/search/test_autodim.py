@@ -169,7 +169,7 @@ def test_fields_of_one_encoder_at_interleaved_sizes_keep_their_order(tmp_path) -
     write_synthetic(tmp_path / "syn", SynthConfig(rows=2000, seed=0, n_numerical=3))
     ds = prepare(open_dataset(tmp_path / "syn"), tmp_path / "cache")
     torch.manual_seed(0)
-    block = AutoDimEmbedding(ds.schema, (2, 4), 4)
+    block = AutoDimEmbedding(ds.schema, (2, 4), 4, numerical="scalar")
     with torch.no_grad():
         for p in block.parameters():
             p.add_(torch.randn_like(p) * 0.1)

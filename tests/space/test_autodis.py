@@ -13,8 +13,8 @@ from recnas.data.synthetic import SynthConfig, write_synthetic
 from recnas.errors import ConfigError
 from recnas.experiment.config import load_config
 from recnas.experiment.run import run_train
-from recnas.nn.numerical import BucketEncoder
-from recnas.space.autodis import AutoDisEncoder, is_skewed_count
+from recnas.nn.numerical import BucketEncoder, is_skewed_count
+from recnas.space.autodis import AutoDisEncoder
 from tests.nn.test_numerical import spec_from
 
 BASELINES = ["scalar", "bucket_equal_width", "bucket_equal_freq", "log_square"]
