@@ -94,7 +94,7 @@ def main() -> None:
     def metrics(stage: str) -> dict:
         m = json.loads((args.run / stage / "metrics.json").read_text())
         a = json.loads((args.run / stage / "arch.json").read_text())
-        return {"valid_auc": m["valid_auc"], "test_auc": m["test_auc"], "ep_fraction": a["ep_fraction"],
+        return {"valid_auc": m["valid_auc"], "test_auc": m["test_auc"], "ep_fraction": a["ep"] / a["full_ep"],
                 "best_epoch": m["best_epoch"]}
 
     rows = {"learned": metrics("retrain"), "control": metrics("control")}

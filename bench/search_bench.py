@@ -55,7 +55,7 @@ def run(dataset: str, method: str, seed: int, epochs: int, threads: int, work: P
            "valid_auc": res.retrain["valid_auc"], "base_valid_auc": (res.baseline or {}).get("valid_auc"),
            "ep": r["searched"]["embedding_params"], "base_test_auc": r["baseline"]["test_auc"],
            "base_test_logloss": r["baseline"]["test_logloss"], "base_ep": r["baseline"]["embedding_params"],
-           "ep_fraction": r["ep_fraction"], "auc_gain": r["test_auc_gain"],
+           "ep_fraction": r["model_ep_fraction"], "auc_gain": r["test_auc_gain"],
            "search_seconds": res.arch["search_seconds"], "retrain_seconds": r["searched"]["wall_seconds"],
            "baseline_seconds": r["baseline"]["wall_seconds"], "time_vs_baseline": r["time_vs_baseline"],
            "retrain_epochs": r["searched"]["epochs"], "baseline_epochs": r["baseline"]["epochs"],

@@ -71,7 +71,7 @@ def build_report(run_dir: str | Path, method: SearchMethod | None = None) -> dic
     if retrain is not None and baseline is not None:
         results["test_auc_gain"] = retrain["test_auc"] - baseline["test_auc"]
         # whole models: first-order weights included in both; the lift maps count as dense parameters, not EP
-        results["ep_fraction"] = retrain["embedding_params"] / max(baseline["embedding_params"], 1)
+        results["model_ep_fraction"] = retrain["embedding_params"] / max(baseline["embedding_params"], 1)
         search_s = float(arch.get("search_seconds") or 0.0)
         results["search_plus_retrain_seconds"] = search_s + retrain["wall_seconds"]
         results["time_vs_baseline"] = results["search_plus_retrain_seconds"] / max(baseline["wall_seconds"], 1e-9)
@@ -111,7 +111,7 @@ def render_html(rep: dict[str, Any], arch: dict[str, Any], method: SearchMethod)
         parts += ["<h2>Searched model against the baseline (test split)</h2>", table(rows, ["model", *RESULT_KEYS])]
         if "test_auc_gain" in res:
             parts.append(f"<p>test AUC gain {res['test_auc_gain']:+.4f}; embedding parameters (first-order "
-                         f"weights included) {res['ep_fraction']:.1%} of the baseline's; search + retrain "
+                         f"weights included) {res['model_ep_fraction']:.1%} of the baseline's; search + retrain "
                          f"{res['search_plus_retrain_seconds']:.1f} s = {res['time_vs_baseline']:.2f}x one baseline "
                          "training</p>")
     parts += method.html(rep, arch)

@@ -9,6 +9,7 @@ same zoo model with a `ProjectedEmbedding` of the found sizes. Any zoo model wit
 
 from __future__ import annotations
 
+import html
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
@@ -42,6 +43,27 @@ class AutoDimConfig(OneShotConfig, FillBudgetConfig):
     memory_lambda: float = Field(0.1, ge=0, description="weight of the expected-size term (the expected size of each "
                                  "field as a share of the largest, averaged over fields) in the architecture loss; "
                                  "0 = the paper's form")
+
+
+def budget_line(arch: dict[str, Any]) -> str:
+    """What the budget did to the export, in the searched tables' terms: nothing, a cut, or a fill."""
+    full = max(int(arch["full_ep"]), 1)
+    share = arch["ep"] / full
+    argmax = arch.get("argmax_ep")
+    if arch.get("max_ep") is None:
+        return f"no budget: the argmax uses {share:.1%} of the searched tables at full size"
+    budget = arch["max_ep"] / full
+    if argmax is None:  # an arch.json written before the argmax was recorded
+        return f"the export uses {share:.1%} of the searched tables at full size (budget {budget:.1%})"
+    argmax_share = argmax / full
+    if argmax > arch["max_ep"]:
+        return (f"the argmax used {argmax_share:.1%} of the searched tables, over the {budget:.1%} budget: cut to "
+                f"{share:.1%}")
+    if arch.get("fill_budget"):
+        return (f"the argmax uses {argmax_share:.1%} of the searched tables, under the {budget:.1%} budget: filled to "
+                f"{share:.1%}")
+    return (f"the argmax uses {argmax_share:.1%} of the searched tables, under the {budget:.1%} budget; "
+            "search.fill_budget is off, so the budget changed nothing")
 
 
 @register_method("autodim")
@@ -87,7 +109,8 @@ class AutoDim(OneShotMethod):
         dims = block.chosen_dims(sample)
         return {"dims": dims, "common_dim": block.common_dim, "candidates": list(block.candidates),
                 "lift_gamma": block.lift_gamma, "max_ep": block.max_ep, "fill_budget": block.fill_budget,
-                "field_rows": block.rows, "ep": sample_ep(block.rows, dims), "full_ep": block.full_ep}
+                "field_rows": block.rows, "ep": sample_ep(block.rows, dims), "full_ep": block.full_ep,
+                "argmax_ep": block.argmax_ep()}
 
     def frozen_parts(self, schema: Schema, arch: dict[str, Any]) -> dict[str, nn.Module]:
         """The found sizes, frozen from the search embedding (fresh weights)."""
@@ -100,9 +123,9 @@ class AutoDim(OneShotMethod):
         return base
 
     def summary(self, arch: dict[str, Any]) -> list[str]:
-        """The size of each field."""
+        """The size of each field, and what the budget did."""
         return ["dimensions: " + ", ".join(f"{f}={d}" for f, d in arch["dims"].items())
-                + f" ({arch['ep']:,} of {arch['full_ep']:,} searched embedding parameters)"]
+                + f" ({arch['ep']:,} of {arch['full_ep']:,} searched embedding parameters)", budget_line(arch)]
 
     def architecture(self, arch: dict[str, Any], schema: Schema) -> dict[str, Any]:
         """Size per field with its cardinality and probabilities; EP against full size."""
@@ -111,14 +134,15 @@ class AutoDim(OneShotMethod):
                           "probs": arch["probs"].get(f"dim/{f}")} for f, d in arch["dims"].items()],
                 "candidates": arch["candidates"], "common_dim": arch["common_dim"],
                 # the searched tables against the same tables with every field at the largest candidate
-                "ep": arch["ep"], "full_ep": arch["full_ep"], "ep_fraction": arch["ep"] / max(arch["full_ep"], 1)}
+                "ep": arch["ep"], "full_ep": arch["full_ep"],
+                "searched_ep_fraction": arch["ep"] / max(arch["full_ep"], 1), "budget": budget_line(arch)}
 
     def html(self, rep: dict[str, Any], arch: dict[str, Any]) -> list[str]:
         """The size table."""
         a = rep["architecture"]
         return [f"<h2>Dimension per field</h2><p>candidates {a['candidates']}, common dimension "
                 f"{a['common_dim']}; searched embedding parameters {a['ep']:,} of {a['full_ep']:,} at full "
-                f"dimension ({a['ep_fraction']:.1%})</p>",
+                f"dimension ({a['searched_ep_fraction']:.1%}); {html.escape(a['budget'])}</p>",
                 table([[d["field"], d["cardinality"], d["dim"], " ".join(f"{p:.2f}" for p in d["probs"] or [])]
                        for d in a["dims"]], ["field", "cardinality", "dimension", "probabilities over candidates"])]
 

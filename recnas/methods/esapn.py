@@ -115,9 +115,9 @@ class ESAPN(MixedWidthMethod):
         set_seed(self.cfg.seed, self.cfg.threads)
         model = self.supernet(splits.ds.schema)
         block = model.embedding
-        p = random_rate_for_ep(block, int(arch["rounds"]), float(arch["ep_fraction"]), seed=self.cfg.seed)
-        log(f"ESAPN control: a random policy with p(enlarge) = {p:.4f}, set for the searched EP share "
-            f"{arch['ep_fraction']:.3f}")
+        share = arch["ep"] / max(arch["full_ep"], 1)
+        p = random_rate_for_ep(block, int(arch["rounds"]), share, seed=self.cfg.seed)
+        log(f"ESAPN control: a random policy with p(enlarge) = {p:.4f}, set for the searched EP share {share:.3f}")
         stream_dir = control_dir / "stream"
         stream_dir.mkdir(parents=True, exist_ok=True)
         search = self.stream(splits, model, stream_dir, log, random_enlarge=p)

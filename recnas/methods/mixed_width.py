@@ -79,25 +79,26 @@ class MixedWidthMethod(SearchMethod):
     def ep_keys(field_ep: dict[str, int], full: dict[str, int]) -> dict[str, Any]:
         """EP per field and in all, against the full width."""
         return {"field_ep": field_ep, "full_field_ep": full, "ep": sum(field_ep.values()),
-                "full_ep": sum(full.values()), "ep_fraction": sum(field_ep.values()) / max(sum(full.values()), 1)}
+                "full_ep": sum(full.values()),
+                "searched_ep_fraction": sum(field_ep.values()) / max(sum(full.values()), 1)}
 
     def summary(self, arch: dict[str, Any]) -> list[str]:
         """Widths per frequency bucket and the EP share."""
         lines = [f"  {f}: widths per frequency bucket (head first) {w}" for f, w in arch["bucket_widths"].items()]
         return [*lines, f"searched fields store {arch['ep']:,} of {arch['full_ep']:,} floats at full width "
-                        f"({arch['ep_fraction']:.1%})"]
+                        f"({arch['ep'] / max(arch['full_ep'], 1):.1%})"]
 
     def architecture(self, arch: dict[str, Any], schema: Schema) -> dict[str, Any]:
         """Width per frequency bucket of every field, with the EP it stores against full width."""
         card = {f.name: f.cardinality for f in schema.fields}
         fields = [{"field": f, "cardinality": card.get(f), "bucket_rows": arch["bucket_rows"][f],
                    "bucket_widths": w, "ep": arch["field_ep"][f], "full_ep": arch["full_field_ep"][f],
-                   "ep_fraction": arch["field_ep"][f] / max(arch["full_field_ep"][f], 1),
+                   "searched_ep_fraction": arch["field_ep"][f] / max(arch["full_field_ep"][f], 1),
                    **({"blocks": arch["blocks"][f]} if "blocks" in arch else {}),
                    **({"sizes": arch["sizes"][f]} if "sizes" in arch else {})}
                   for f, w in arch["bucket_widths"].items()]
         return {"fields": fields, "common_dim": arch["common_dim"], "ep": arch["ep"], "full_ep": arch["full_ep"],
-                "ep_fraction": arch["ep_fraction"]}
+                "searched_ep_fraction": arch["ep"] / max(arch["full_ep"], 1)}
 
     def html(self, rep: dict[str, Any], arch: dict[str, Any]) -> list[str]:
         """The control's margin, the layout table and the search trace."""
@@ -107,8 +108,8 @@ class MixedWidthMethod(SearchMethod):
             out.append(f"<p>control: {res['control'].get('what')}; test AUC of the searched model minus the "
                        f"control's: {res.get('test_auc_gain_over_control', float('nan')):+.4f}</p>")
         out += [f"<h2>Embedding layout per field</h2><p>full width {a['common_dim']}; searched fields store "
-                f"{a['ep']:,} of {a['full_ep']:,} floats at full width ({a['ep_fraction']:.1%})</p>",
-                table([[f["field"], f["cardinality"], f["ep"], f["ep_fraction"],
+                f"{a['ep']:,} of {a['full_ep']:,} floats at full width ({a['searched_ep_fraction']:.1%})</p>",
+                table([[f["field"], f["cardinality"], f["ep"], f["searched_ep_fraction"],
                         " ".join(f"{r}x{w}" for r, w in zip(f["bucket_rows"], f["bucket_widths"], strict=True))]
                        for f in a["fields"]],
                       ["field", "cardinality", "floats stored", "of full", "rows x width per bucket, head first"])]

@@ -165,6 +165,11 @@ class AutoDimEmbedding(EmbeddingFacade):
                 idx[move[0]] = move[1]
         return {dim_label(f): self.candidates[k] for f, k in idx.items()}
 
+    def argmax_ep(self) -> int:
+        """Embedding parameters of the plain argmax, before any budget cut or fill (what the budget acted on)."""
+        logp = self.logits.detach()
+        return self._ep({f: int(logp[i].argmax()) for i, f in enumerate(self.field_names)})
+
     def _ep(self, idx: Mapping[str, int]) -> int:
         return sample_ep(self.rows, {f: self.candidates[k] for f, k in idx.items()})
 

@@ -172,3 +172,33 @@ def test_an_autofis_search_that_removes_every_pair_says_so_and_how_to_fix_it(syn
                        tmp_path / "all")
     assert len(every.arch["interactions"]) == every.arch["num_pairs"]
     assert "AutoFIS kept all" in json.loads((tmp_path / "all" / "report.json").read_text())["warnings"][0]
+
+
+def test_the_autodim_summary_says_what_the_budget_did() -> None:
+    from recnas.methods.autodim import budget_line
+
+    base = {"full_ep": 1000, "ep": 80, "argmax_ep": 80, "max_ep": 300, "fill_budget": False}
+    assert budget_line(base) == ("the argmax uses 8.0% of the searched tables, under the 30.0% budget; "
+                                 "search.fill_budget is off, so the budget changed nothing")
+    assert "filled to 29.5%" in budget_line({**base, "ep": 295, "fill_budget": True})
+    assert "over the 30.0% budget: cut to 29.0%" in budget_line({**base, "argmax_ep": 600, "ep": 290})
+    assert budget_line({**base, "max_ep": None}).startswith("no budget")
+
+
+def test_report_json_names_one_fraction_per_denominator(synth_dir: Path, tmp_path: Path) -> None:
+    """The searched tables' share (architecture) and the whole model's share of the baseline (results) differ."""
+    lines: list[str] = []
+    cfg = config(synth_dir, tmp_path / "cache", "autodim", "search.max_ep_fraction=0.9", "trainer.epochs=1")
+    run_search(cfg, tmp_path / "run", log=lines.append)
+    rep = json.loads((tmp_path / "run" / "report.json").read_text())
+
+    def keys(d: object) -> set[str]:
+        if isinstance(d, dict):
+            return set(d) | {k for v in d.values() for k in keys(v)}
+        return {k for v in d for k in keys(v)} if isinstance(d, list) else set()
+
+    assert "ep_fraction" not in keys(rep)
+    assert 0 < rep["architecture"]["searched_ep_fraction"] <= 0.9 and rep["results"]["model_ep_fraction"] > 0
+    assert rep["architecture"]["budget"].startswith("the argmax uses") or "cut to" in rep["architecture"]["budget"]
+    res = CliRunner().invoke(app, ["report", str(tmp_path / "run")])
+    assert res.exit_code == 0, res.output
