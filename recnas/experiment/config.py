@@ -77,7 +77,7 @@ class ModelConfig(BaseModel):
     batch_norm: bool = Field(False, description="batch norm in the deep part")
     numerical_encoder: str | dict[str, str] = Field(
         "auto", description="one encoder for every numerical field, or {field: encoder}; auto, per field: the "
-        "schema's buckets where declared, levels for an integer field of <= 100 values, log_square for a skewed "
+        "schema's buckets where declared, levels for an integer field of <= 20 values, log_square for a skewed "
         "non-negative count, else scalar")
     numerical_buckets: int = Field(20, ge=2, description="buckets of bucket_equal_width / bucket_equal_freq")
     autodis: AutoDisConfig = Field(default_factory=AutoDisConfig)

@@ -137,15 +137,17 @@ def fitted(values: np.ndarray, name: str = "x") -> FieldSpec:
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
 def test_auto_chooses_per_field_from_the_train_statistics(seed: int) -> None:
-    """Ages (integers, few values) -> levels; counts (skewed, many values) -> log_square; floats -> scalar."""
+    """Codes (integers, few values) -> levels; ages (59 values) -> scalar; counts (skewed, many values) -> log_square; floats -> scalar."""
     rng = np.random.default_rng(seed)
-    age = fitted(rng.integers(16, 80, 5000))
+    age = fitted(rng.integers(1, 11, 5000))  # an ordinal code of 10 values
     counts = fitted(np.floor(rng.lognormal(2.0, 1.5, 5000)))
     wide_ints = fitted(rng.integers(0, 100_000, 5000))
     floats = fitted(rng.normal(40, 10, 5000))
     halves = fitted(rng.integers(0, 10, 5000) + 0.5)  # few values, but not integers
-    assert [auto_encoder(f) for f in (age, counts, wide_ints, floats, halves)] == [
-        "levels", "log_square", "scalar", "scalar", "scalar"]
+    ages = fitted(rng.integers(15, 74, 5000))
+    assert len(ages.stats.levels) == 59  # kept in the statistics, but too many for auto's levels
+    assert [auto_encoder(f) for f in (age, counts, wide_ints, floats, halves, ages)] == [
+        "levels", "log_square", "scalar", "scalar", "scalar", "scalar"]
     assert auto_encoder(FieldSpec("b", FieldType.NUMERICAL, buckets="log", stats=age.stats)) == "bucket"
 
 
