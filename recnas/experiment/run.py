@@ -33,6 +33,7 @@ from recnas.experiment.folder import claim_folder, make_run_dir, run_folder_lock
 from recnas.experiment.numerical_report import write_autodis_report
 from recnas.fileio import write_atomic, write_jsonl_atomic, write_text_atomic
 from recnas.methods.base import model_kwargs
+from recnas.nn.embedding import numerical_kinds
 from recnas.nn.frozen import build_frozen
 from recnas.nn.models import CTRModel, build_model
 from recnas.train import Trainer, binary_metrics, count_params, predict_logits
@@ -99,6 +100,9 @@ def fit_and_score(cfg: ExperimentConfig, model: CTRModel, splits: Splits, run_di
     write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     splits.ds.schema.save(run_dir)
     log(f"training {cfg.model.name} on {splits.train.n:,} rows ({count_params(model):,} parameters)")
+    encoders = numerical_kinds(splits.ds.schema, cfg.model.numerical_encoder)
+    if encoders:  # what `auto` chose per field is part of the result, so say it
+        log("numerical encoders: " + ", ".join(f"{f}={k}" for f, k in encoders.items()))
     t_wall = time.perf_counter()
     checkpoint = run_dir / CHECKPOINT  # every epoch: a killed fit resumes from its last finished epoch
     result = Trainer(cfg.trainer, log=log).fit(model, splits.train, splits.valid, checkpoint=checkpoint)
@@ -132,6 +136,7 @@ def fit_and_score(cfg: ExperimentConfig, model: CTRModel, splits: Splits, run_di
         "threads": cfg.threads,
         "cache": str(splits.ds.path),
         "versions": versions(),
+        "numerical_encoders": encoders,
         **(extra or {}),
     }
     autodis = write_autodis_report(model, run_dir)

@@ -29,6 +29,11 @@ def test_train_writes_a_complete_run_and_is_reproducible(synth_dir: Path, tmp_pa
     keys = ["valid_auc", "test_auc", "test_logloss", "params", "embedding_params", "train_samples_per_s",
             "epochs", "seed", "versions"]
     assert all(k in runs[0] for k in keys)
+    from recnas.data.schema import Schema
+    from recnas.nn.numerical import auto_kind
+
+    numerical = Schema.load(tmp_path / "run0").numerical
+    assert numerical and runs[0]["numerical_encoders"] == {f.name: auto_kind(f) for f in numerical}  # auto's choice
     for k in ("valid_auc", "test_auc", "test_logloss", "params", "embedding_params", "epochs"):
         assert runs[0][k] == runs[1][k], k
     log = [json.loads(line) for line in (tmp_path / "run0" / "train_log.jsonl").read_text().splitlines()]

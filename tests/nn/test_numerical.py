@@ -137,7 +137,7 @@ def fitted(values: np.ndarray, name: str = "x") -> FieldSpec:
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
 def test_auto_chooses_per_field_from_the_train_statistics(seed: int) -> None:
-    """Codes (integers, few values) -> levels; ages (59 values) -> scalar; counts (skewed, many values) -> log_square; floats -> scalar."""
+    """Codes (few integer values) -> levels; ages (59) -> scalar; skewed counts -> log_square; floats -> scalar."""
     rng = np.random.default_rng(seed)
     age = fitted(rng.integers(1, 11, 5000))  # an ordinal code of 10 values
     counts = fitted(np.floor(rng.lognormal(2.0, 1.5, 5000)))
