@@ -228,7 +228,7 @@ def train_cmd(
         console.print(f"AutoDis soft buckets p(h|x): {m['autodis']['json']} (plot {m['autodis']['plot']})")
 
 
-def _print_search(res) -> None:  # noqa: ANN001
+def _print_search(res, warnings: bool = True) -> None:  # noqa: ANN001
     arch, m, b = res.arch, res.retrain, res.baseline
     from recnas.experiment.run import load_config_file
     from recnas.methods import get_method
@@ -236,7 +236,7 @@ def _print_search(res) -> None:  # noqa: ANN001
     method = get_method(arch["method"])(load_config_file(res.path / "config.yaml"))
     for line in method.summary(arch):
         console.print(line)
-    for line in method.warnings(arch):
+    for line in method.warnings(arch) if warnings else []:  # else the run's log printed them
         console.print(f"warning: {line}", markup=False)
     console.print(f"searched {arch['method']}-{arch['model']}: test AUC {m['test_auc']:.4f}, logloss "
                   f"{m['test_logloss']:.4f}, {m['embedding_params']:,} embedding parameters")
@@ -274,7 +274,7 @@ def search_cmd(
         cfg.data.path = data
     if quiet:
         cfg.trainer.progress = False
-    _print_search(run_search(cfg, out, log=(lambda _m: None) if quiet else console.print))
+    _print_search(run_search(cfg, out, log=(lambda _m: None) if quiet else console.print), warnings=quiet)
 
 
 @app.command("retrain")

@@ -64,8 +64,6 @@ def search_stage(method: SearchMethod, splits: Splits, search_dir: Path, log: Lo
     arch = {"method": method.name, "model": cfg.model.name, **found}
     write_text_atomic(search_dir / "arch.json", json.dumps(arch, indent=2))
     (search_dir / "checkpoint.pt").unlink(missing_ok=True)
-    for line in method.warnings(arch):
-        (log or _quiet)(f"warning: {line}")
     return arch
 
 
@@ -156,6 +154,8 @@ def _run_search(method: SearchMethod, cfg: ExperimentConfig, run_dir: Path, log:
                        **(method.control_arch(splits, arch, run_dir / "control", log or _quiet) or {})}
         retrain_stage(method, splits, control, run_dir / "control", log)
     report = write_report(run_dir)
+    for line in method.warnings(arch):  # once per run, a resumed one included
+        (log or _quiet)(f"warning: {line}")
     return SearchRun(run_dir, arch, retrain, baseline, report)
 
 

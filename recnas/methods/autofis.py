@@ -78,8 +78,8 @@ class AutoFIS(OneShotMethod):
     def summary(self, arch: dict[str, Any]) -> list[str]:
         """The kept pairs."""
         kept = arch["interactions"]
-        return [f"kept {len(kept)} of {arch['num_pairs']} interactions: "
-                + ", ".join(f"{x}*{y}" for x, y in kept[:12]) + (" ..." if len(kept) > 12 else "")]
+        pairs = ": " + ", ".join(f"{x}*{y}" for x, y in kept[:12]) + (" ..." if len(kept) > 12 else "") if kept else ""
+        return [f"kept {len(kept)} of {arch['num_pairs']} interactions{pairs}"]
 
     def warnings(self, arch: dict[str, Any]) -> list[str]:
         """A search that removed every pair (or kept every pair) names the threshold that would have kept some."""
