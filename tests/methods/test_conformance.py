@@ -55,6 +55,9 @@ def test_search_retrain_report_and_predict(name: str, synth_dir: Path, tmp_path:
     report = json.loads((run / "report.json").read_text())
     assert report["method"] == name and report["results"]["searched"]["test_auc"] == retrain["test_auc"]
     assert (run / "report.html").stat().st_size > 1000
+    warnings = report["warnings"]  # the method's warnings, printed by the CLI (this run is --quiet) and reported
+    printed = " ".join(res.output.split())  # the console wraps long lines
+    assert isinstance(warnings, list) and all(" ".join(f"warning: {w}".split()) in printed for w in warnings)
     # the retrained folder loads with recnas.nn alone, and scores the test split as the retrain did
     probe = ("import json, sys\n"
              "from recnas.experiment.run import predict_file\n"
