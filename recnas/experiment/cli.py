@@ -228,6 +228,33 @@ def train_cmd(
         console.print(f"AutoDis soft buckets p(h|x): {m['autodis']['json']} (plot {m['autodis']['plot']})")
 
 
+@app.command("tune")
+def tune_cmd(
+    config: Annotated[Path | None, typer.Argument(help="YAML config (optional with --data and --model)")] = None,
+    data: Annotated[str | None, typer.Option(help="dataset folder (sets data.path)")] = None,
+    model: Annotated[str | None, typer.Option(help="zoo model name (sets model.name)")] = None,
+    out: Annotated[Path, typer.Option(help="tune folder (a killed tune resumes from it)")] = Path("runs/tune"),
+    trials: Annotated[int, typer.Option(help="trials to finish (completed or pruned)")] = 20,
+    space: Annotated[Path | None, typer.Option(help="search space YAML (default: the shipped tune_space.yaml)")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override a config key")] = None,
+    quiet: Annotated[bool, typer.Option(help="no line per trial")] = False,
+) -> None:
+    """Tune a zoo model's trainer and model settings (Optuna TPE, median pruning on valid AUC); writes best.yaml."""
+    from recnas.experiment.config import load_config
+    from recnas.experiment.tune import load_space, run_tune
+
+    cfg = load_config(config, list(set_ or []))
+    if data is not None:
+        cfg.data.path = data
+    if model is not None:
+        cfg.model.name = model
+    res = run_tune(cfg, out, trials, load_space(space), log=(lambda _m: None) if quiet else console.print)
+    m = res.best_metrics
+    console.print(f"best of {len(res.trials)} trials: valid AUC {m['valid_auc']:.4f}, test AUC {m['test_auc']:.4f}; "
+                  f"{res.best_params}", markup=False)
+    console.print(f"config: {res.path / 'best.yaml'} (train it with `recnas train {res.path / 'best.yaml'}`)")
+
+
 def _print_search(res, warnings: bool = True) -> None:  # noqa: ANN001
     arch, m, b = res.arch, res.retrain, res.baseline
     from recnas.experiment.run import load_config_file

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from recnas.nn.embedding import numerical_kinds
 from recnas.nn.frozen import build_frozen
 from recnas.nn.models import CTRModel, build_model
 from recnas.train import Trainer, binary_metrics, count_params, predict_logits
+from recnas.train.hooks import Hook
 from recnas.train.seed import set_seed
 
 CHECKPOINT = "checkpoint.pt"
@@ -89,7 +90,8 @@ def load_splits(cfg: ExperimentConfig, log: Callable[[str], None] | None = None,
 
 
 def fit_and_score(cfg: ExperimentConfig, model: CTRModel, splits: Splits, run_dir: Path,
-                  log: Callable[[str], None] | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                  log: Callable[[str], None] | None = None, extra: dict[str, Any] | None = None,
+                  hooks: Sequence[Hook] = ()) -> dict[str, Any]:
     """Train `model` with `cfg.trainer`, score test and write a complete run folder; returns metrics.json.
 
     The folder holds config.yaml, schema.json + vocab/, model.safetensors, train_log.jsonl, metrics.json
@@ -105,7 +107,7 @@ def fit_and_score(cfg: ExperimentConfig, model: CTRModel, splits: Splits, run_di
         log("numerical encoders: " + ", ".join(f"{f}={k}" for f, k in encoders.items()))
     t_wall = time.perf_counter()
     checkpoint = run_dir / CHECKPOINT  # every epoch: a killed fit resumes from its last finished epoch
-    result = Trainer(cfg.trainer, log=log).fit(model, splits.train, splits.valid, checkpoint=checkpoint)
+    result = Trainer(cfg.trainer, log=log).fit(model, splits.train, splits.valid, hooks=hooks, checkpoint=checkpoint)
     t0 = time.perf_counter()
     y_test, logits = predict_logits(model, splits.test)
     infer_s = time.perf_counter() - t0
@@ -148,7 +150,7 @@ def fit_and_score(cfg: ExperimentConfig, model: CTRModel, splits: Splits, run_di
 
 
 def run_train(cfg: ExperimentConfig, out: str | Path | None = None,
-              log: Callable[[str], None] | None = None, force: bool = False) -> RunResult:
+              log: Callable[[str], None] | None = None, force: bool = False, hooks: Sequence[Hook] = ()) -> RunResult:
     """Prepare the data, train `cfg.model` with early stopping on valid AUC, score test, write the run folder.
 
     The folder is held by this process alone. A killed run started again with the same config resumes from its
@@ -167,7 +169,7 @@ def run_train(cfg: ExperimentConfig, out: str | Path | None = None,
                 log(f"{run_dir} already holds this run, finished; pass --force to train it again")
             return RunResult(run_dir, json.loads((run_dir / "metrics.json").read_text()), load_run(run_dir)[2])
         model = build_model(cfg.model.name, splits.ds.schema, **model_kwargs(cfg))
-        metrics = fit_and_score(cfg, model, splits, run_dir, log)
+        metrics = fit_and_score(cfg, model, splits, run_dir, log, hooks=hooks)
         return RunResult(run_dir, metrics, model)
 
 

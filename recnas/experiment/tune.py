@@ -1,0 +1,214 @@
+"""`recnas tune`: hyper-parameter search for any zoo model, on Optuna.
+
+Why Optuna: its ask/tell interface runs each trial through our own trainer (checkpoints, resumption, the run
+folder), its study lives in one SQLite file (a killed tune resumes from it), and its TPE sampler and median
+pruner need no cluster. Each trial trains `cfg` with the drawn values in `<out>/trials/<params hash>/`; a trial
+whose valid AUC after an epoch is below the median of earlier trials at that epoch is pruned. A killed trial is
+re-queued with the same values, so its folder's checkpoint resumes it. The best trial's config is `best.yaml`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from recnas.errors import ConfigError, RecnasError, describe_validation_error
+from recnas.experiment.config import ExperimentConfig, apply_overrides
+from recnas.experiment.folder import run_folder_lock
+from recnas.experiment.run import run_train
+from recnas.fileio import write_text_atomic
+from recnas.train.hooks import Hook
+
+DEFAULT_SPACE = Path(__file__).with_name("tune_space.yaml")
+Log = Callable[[str], None]
+
+
+class ParamSpec(BaseModel):
+    """How one config key is drawn: a float or int range (optionally log-scaled) or a list of choices."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["float", "int", "categorical"] = Field(description="float / int range, or categorical choices")
+    low: float | None = Field(None, description="lower end of a range")
+    high: float | None = Field(None, description="upper end of a range")
+    log: bool = Field(False, description="draw the range on a log scale")
+    choices: list[Any] | None = Field(None, description="the values of a categorical parameter")
+
+    @model_validator(mode="after")
+    def _complete(self) -> ParamSpec:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("a categorical parameter needs a non-empty choices list")
+        elif self.low is None or self.high is None or not self.low < self.high or (self.log and self.low <= 0):
+            raise ValueError(f"a {self.type} parameter needs low < high (and low > 0 with log)")
+        return self
+
+
+def load_space(path: str | Path | None = None) -> dict[str, ParamSpec]:
+    """The search space of a YAML file (default: the shipped `tune_space.yaml`), each key checked on a config."""
+    path = Path(path) if path is not None else DEFAULT_SPACE
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"{path}: not a readable YAML search space ({e.__class__.__name__})") from None
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError(f"{path}: a search space maps config keys (e.g. trainer.lr) to {{type, low, high}}")
+    space = {}
+    for key, spec in raw.items():
+        try:
+            space[str(key)] = ParamSpec.model_validate(spec)
+        except ValidationError as e:
+            raise ConfigError(describe_validation_error(e, f"{path}: {key}")) from None
+    return space
+
+
+def suggest(trial: Any, space: dict[str, ParamSpec]) -> dict[str, Any]:
+    """Draw every parameter of `space` for an Optuna trial (categorical values kept as JSON text when lists)."""
+    out: dict[str, Any] = {}
+    for key, p in space.items():
+        if p.type == "float":
+            out[key] = trial.suggest_float(key, p.low, p.high, log=p.log)
+        elif p.type == "int":
+            out[key] = trial.suggest_int(key, int(p.low), int(p.high), log=p.log)
+        else:
+            texts = [json.dumps(c) for c in p.choices or []]
+            out[key] = json.loads(trial.suggest_categorical(key, texts))
+    return out
+
+
+def trial_config(cfg: ExperimentConfig, params: dict[str, Any]) -> ExperimentConfig:
+    """`cfg` with the drawn values set, validated (a key the config does not have is a ConfigError naming it)."""
+    raw = apply_overrides(cfg.model_dump(mode="json"), [f"{k}={json.dumps(v)}" for k, v in params.items()])
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(describe_validation_error(e, "the tune search space")) from None
+
+
+def params_key(params: dict[str, Any]) -> str:
+    """A short stable name of a set of drawn values (the trial's folder)."""
+    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
+
+
+class PruneOnValidAUC(Hook):
+    """Reports each epoch's valid AUC to the trial and stops the fit when Optuna's pruner says so."""
+
+    def __init__(self, trial: Any) -> None:
+        self.trial = trial
+        self.pruned = False
+
+    def on_epoch_end(self, trainer: Any, epoch: int, metrics: dict[str, Any]) -> None:
+        """Report, then raise Optuna's TrialPruned when the trial trails the median at this epoch."""
+        import optuna
+
+        auc = metrics.get("valid_auc")
+        if auc is None:
+            return
+        self.trial.report(float(auc), epoch)
+        if self.trial.should_prune():
+            self.pruned = True
+            raise optuna.TrialPruned(f"valid AUC {auc:.4f} at epoch {epoch} trails the median")
+
+
+@dataclass
+class TuneResult:
+    """A finished tune: its folder, the best trial's values and metrics, and every trial's row."""
+
+    path: Path
+    best_params: dict[str, Any]
+    best_metrics: dict[str, Any]
+    trials: list[dict[str, Any]]
+
+
+def run_tune(cfg: ExperimentConfig, out: str | Path, trials: int, space: dict[str, ParamSpec] | None = None,
+             log: Log | None = None) -> TuneResult:
+    """Run `trials` finished (completed or pruned) trials of `cfg` over `space`; resumes a killed tune in `out`."""
+    import optuna
+    from optuna.trial import TrialState
+
+    if trials < 1:
+        raise ConfigError(f"--trials must be >= 1, got {trials}")
+    log = log or (lambda _m: None)
+    space = space or load_space()
+    first = {k: (p.choices[0] if p.type == "categorical" else p.low) for k, p in space.items()}
+    trial_config(cfg, first)  # a key the config does not have fails before any training
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with run_folder_lock(out, log):
+        study = optuna.create_study(
+            study_name="tune", storage=f"sqlite:///{out / 'study.db'}", load_if_exists=True, direction="maximize",
+            sampler=optuna.samplers.TPESampler(seed=cfg.seed),
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1))
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):  # killed: run its values again
+            study.enqueue_trial(t.params, skip_if_exists=False)
+            study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)  # noqa: SLF001
+            log(f"trial {t.number} was killed; its values run again (resuming from its checkpoint)")
+        write_text_atomic(out / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+        write_text_atomic(out / "space.json", json.dumps({k: v.model_dump() for k, v in space.items()}, indent=2))
+        while _finished(study) < trials:
+            trial = study.ask()
+            params = suggest(trial, space)
+            tcfg = trial_config(cfg, params)
+            tcfg.trainer.progress = False
+            hook = PruneOnValidAUC(trial)
+            folder = out / "trials" / params_key(params)
+            try:
+                res = run_train(tcfg, folder, log=lambda _m: None, hooks=[hook])
+            except optuna.TrialPruned as e:
+                study.tell(trial, state=TrialState.PRUNED)
+                log(f"trial {trial.number}: pruned ({e}); {params}")
+                continue
+            except RecnasError as e:  # a value that cannot train (e.g. a width the model refuses) fails the trial
+                study.tell(trial, state=TrialState.FAIL)
+                log(f"trial {trial.number}: failed ({e}); {params}")
+                continue
+            trial.set_user_attr("folder", str(folder))
+            trial.set_user_attr("test_auc", res.metrics["test_auc"])
+            study.tell(trial, res.metrics["valid_auc"])
+            log(f"trial {trial.number}: valid AUC {res.metrics['valid_auc']:.4f}; {params}")
+        return _write_results(study, cfg, out, space)
+
+
+def _finished(study: Any) -> int:
+    from optuna.trial import TrialState
+
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+
+
+def _decoded(params: dict[str, Any], space: dict[str, ParamSpec]) -> dict[str, Any]:
+    return {k: json.loads(v) if space[k].type == "categorical" else v for k, v in params.items() if k in space}
+
+
+def _write_results(study: Any, cfg: ExperimentConfig, out: Path, space: dict[str, ParamSpec]) -> TuneResult:
+    """trials.csv (every trial), best.yaml (the best trial's whole config) and best.json."""
+    from optuna.trial import TrialState
+
+    rows = [{"trial": t.number, "state": t.state.name, "valid_auc": t.value,
+             "test_auc": t.user_attrs.get("test_auc"), **_decoded(t.params, space)} for t in study.trials]
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    lines = [",".join(keys)] + [",".join(json.dumps(r.get(k)) if isinstance(r.get(k), list) else str(r.get(k, ""))
+                                         for k in keys) for r in rows]
+    write_text_atomic(out / "trials.csv", "\n".join(lines) + "\n")
+    done = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    if not done:
+        raise ConfigError(f"{out}: no trial finished (all pruned or failed); widen the space or add trials")
+    best = max(done, key=lambda t: t.value)
+    params = _decoded(best.params, space)
+    best_cfg = trial_config(cfg, params)
+    write_text_atomic(out / "best.yaml", yaml.safe_dump(best_cfg.model_dump(mode="json"), sort_keys=False))
+    metrics = json.loads((Path(best.user_attrs["folder"]) / "metrics.json").read_text())
+    write_text_atomic(out / "best.json", json.dumps({"trial": best.number, "params": params,
+                                                      "valid_auc": best.value, "test_auc": metrics["test_auc"],
+                                                      "folder": best.user_attrs["folder"]}, indent=2))
+    return TuneResult(out, params, metrics, rows)
+
+
+__all__ = ["ParamSpec", "PruneOnValidAUC", "TuneResult", "load_space", "run_tune"]
