@@ -9,7 +9,9 @@ re-queued with the same values, so its folder's checkpoint resumes it. The best 
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -149,7 +151,7 @@ def run_tune(cfg: ExperimentConfig, out: str | Path, trials: int, space: dict[st
             pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1))
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):  # killed: run its values again
             study.enqueue_trial(t.params, skip_if_exists=False)
-            study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)  # noqa: SLF001
+            study.tell(t.number, state=TrialState.FAIL)
             log(f"trial {t.number} was killed; its values run again (resuming from its checkpoint)")
         write_text_atomic(out / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
         write_text_atomic(out / "space.json", json.dumps({k: v.model_dump() for k, v in space.items()}, indent=2))
@@ -194,9 +196,11 @@ def _write_results(study: Any, cfg: ExperimentConfig, out: Path, space: dict[str
     rows = [{"trial": t.number, "state": t.state.name, "valid_auc": t.value,
              "test_auc": t.user_attrs.get("test_auc"), **_decoded(t.params, space)} for t in study.trials]
     keys = list(dict.fromkeys(k for r in rows for k in r))
-    lines = [",".join(keys)] + [",".join(json.dumps(r.get(k)) if isinstance(r.get(k), list) else str(r.get(k, ""))
-                                         for k in keys) for r in rows]
-    write_text_atomic(out / "trials.csv", "\n".join(lines) + "\n")
+    text = io.StringIO()
+    writer = csv.DictWriter(text, keys, lineterminator="\n")  # quotes a list value such as [400, 400, 400]
+    writer.writeheader()
+    writer.writerows({k: json.dumps(v) if isinstance(v, list) else v for k, v in r.items()} for r in rows)
+    write_text_atomic(out / "trials.csv", text.getvalue())
     done = [t for t in study.trials if t.state == TrialState.COMPLETE]
     if not done:
         raise ConfigError(f"{out}: no trial finished (all pruned or failed); widen the space or add trials")

@@ -16,7 +16,8 @@ from recnas.train.hooks import Hook
 SMALL = ["threads=1", "model.name=deepfm", "model.mlp=[16]", "trainer.epochs=2", "trainer.batch_size=512",
          "trainer.progress=false"]
 SPACE = ("trainer.lr: {type: float, low: 1.0e-4, high: 3.0e-2, log: true}\n"
-         "model.embedding_dim: {type: categorical, choices: [4, 8]}\n")
+         "model.embedding_dim: {type: categorical, choices: [4, 8]}\n"
+         "model.mlp: {type: categorical, choices: [[16], [16, 8]]}\n")
 
 
 def config(synth_dir: Path, cache: Path, *extra: str):  # noqa: ANN201
@@ -39,6 +40,11 @@ def test_tune_finishes_its_trials_and_writes_the_best_config(synth_dir: Path, tm
     assert cfg.trainer.lr == pytest.approx(best["trainer.lr"])
     assert cfg.model.embedding_dim == best["model.embedding_dim"]
     assert (tmp_path / "tune" / "trials.csv").read_text().count("\n") == 5
+    import csv
+
+    with open(tmp_path / "tune" / "trials.csv", newline="") as fh:
+        table = list(csv.DictReader(fh))
+    assert len(table) == 4 and all(len(r) == len(table[0]) and None not in r for r in table)
     assert len({json.dumps(r["trainer.lr"]) for r in rows}) == 4  # TPE drew four different values
 
 
