@@ -85,9 +85,10 @@ class NumericAccumulator:
         self.m2 += m2_b + delta * delta * self.n * n_b / n
         self.n = n
         if self.levels is not None:
-            if np.all(ok == np.round(ok)):
+            integer = bool(np.all(ok == np.round(ok)))
+            if integer:
                 self.levels.update(np.unique(ok).tolist())
-            if not np.all(ok == np.round(ok)) or len(self.levels) > MAX_LEVELS:
+            if not integer or len(self.levels) > MAX_LEVELS:
                 self.levels = None
         self.lo = min(self.lo, float(ok.min()))
         self.hi = max(self.hi, float(ok.max()))

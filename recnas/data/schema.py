@@ -179,6 +179,11 @@ class SourceFormat:
         return cls(**d)
 
 
+def is_folder_name(name: str) -> bool:
+    """Whether `name` names one folder inside its parent: not empty, no path separator or NUL, no leading dot."""
+    return bool(name) and not any(c in name for c in "/\\\x00") and not name.startswith(".")
+
+
 @dataclass(frozen=True)
 class Schema:
     """The ordered input fields of a dataset, its label column and how its files are read."""
@@ -202,7 +207,7 @@ class Schema:
             raise SchemaError(f"label column {self.label!r} is also listed as an input field")
         if not self.fields:
             raise SchemaError("schema has no input fields; list at least one column")
-        if not self.name or "/" in self.name or "\\" in self.name or self.name.startswith(".") or "\x00" in self.name:
+        if not is_folder_name(self.name):
             raise SchemaError(f"schema name {self.name!r} would name a folder outside the cache (it holds a path "
                               "separator or starts with a dot); use letters, digits, '-', '_' and '.'")
         both = sorted(set(self.label_positive) & set(self.label_negative))

@@ -12,6 +12,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
 
+from recnas.data.schema import is_folder_name
 from recnas.errors import ConfigError, describe_validation_error
 from recnas.methods.base import MethodConfig
 from recnas.nn.numerical import BUILTIN_KINDS, SCHEMA_KINDS
@@ -191,7 +192,7 @@ class ExperimentConfig(BaseModel):
     @classmethod
     def _safe_name(cls, name: str | None) -> str | None:
         """A run name is one folder under runs/: no path separator, no leading dot."""
-        if name is not None and (not name or "/" in name or "\\" in name or name.startswith(".") or "\x00" in name):
+        if name is not None and not is_folder_name(name):
             raise ValueError(f"the run name {name!r} would name a folder outside runs/; use letters, digits, '-', "
                              "'_' and '.' (or pass --out)")
         return name

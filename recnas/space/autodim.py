@@ -155,7 +155,7 @@ class AutoDimEmbedding(EmbeddingFacade):
         while one fits: "the best model under N parameters" rather than the smallest the search liked.
         """
         logp = torch.log_softmax(self.logits.detach(), dim=-1)
-        idx = {f: int(logp[i].argmax()) for i, f in enumerate(self.field_names)}
+        idx = self._argmax()
         if self.max_ep is not None:
             while self._ep(idx) > self.max_ep:
                 move = self._best_move(logp, idx, grow=False, room=0)
@@ -165,10 +165,14 @@ class AutoDimEmbedding(EmbeddingFacade):
                 idx[move[0]] = move[1]
         return {dim_label(f): self.candidates[k] for f, k in idx.items()}
 
+    def _argmax(self) -> dict[str, int]:
+        """The most probable candidate index per field."""
+        logits = self.logits.detach()
+        return {f: int(logits[i].argmax()) for i, f in enumerate(self.field_names)}
+
     def argmax_ep(self) -> int:
         """Embedding parameters of the plain argmax, before any budget cut or fill (what the budget acted on)."""
-        logp = self.logits.detach()
-        return self._ep({f: int(logp[i].argmax()) for i, f in enumerate(self.field_names)})
+        return self._ep(self._argmax())
 
     def _ep(self, idx: Mapping[str, int]) -> int:
         return sample_ep(self.rows, {f: self.candidates[k] for f, k in idx.items()})

@@ -77,6 +77,14 @@ def open_csv(
     return reader, column_names
 
 
+def open_parquet(path: Path) -> pq.ParquetFile:
+    """A Parquet file opened for reading; one that is not Parquet is a DataError naming it."""
+    try:
+        return pq.ParquetFile(str(path))
+    except (pa.ArrowInvalid, OSError) as e:
+        raise DataError(f"{path}: not a readable Parquet file ({e})") from e
+
+
 MAX_LABEL_VALUES = 100
 
 
@@ -99,10 +107,7 @@ def label_value_counts(path: Path, schema: Schema) -> dict[str, int]:
                             "is it the label column? Name it with --label (or data.label in the config)")
 
     if schema.format.kind == "parquet":
-        try:
-            pf = pq.ParquetFile(str(path))
-        except (pa.ArrowInvalid, OSError) as e:
-            raise DataError(f"{path}: not a readable Parquet file ({e})") from e
+        pf = open_parquet(path)
         check_columns(path, pf.schema_arrow.names, schema)
         for batch in pf.iter_batches(batch_size=1 << 16, columns=[schema.label]):
             add(batch.column(0))
@@ -180,10 +185,7 @@ def read_parquet(
 ) -> Iterator[pa.Table]:
     """Yield validated chunks of a Parquet file (row numbers are 1-based data rows)."""
     report.line_based = False
-    try:
-        pf = pq.ParquetFile(str(path))
-    except (pa.ArrowInvalid, OSError) as e:
-        raise DataError(f"{path}: not a readable Parquet file ({e})") from e
+    pf = open_parquet(path)
     check_columns(path, pf.schema_arrow.names, schema, report, require_label)
     columns = [c for c in wanted_columns(schema) if report.labeled or c != schema.label]
     check_parquet_types(path, pf.schema_arrow, columns, {f.name for f in schema.multi_categorical})
