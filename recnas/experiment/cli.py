@@ -236,6 +236,7 @@ def tune_cmd(
     out: Annotated[Path, typer.Option(help="tune folder (a killed tune resumes from it)")] = Path("runs/tune"),
     trials: Annotated[int, typer.Option(help="trials to finish (completed or pruned)")] = 20,
     space: Annotated[Path | None, typer.Option(help="search space YAML (default: the shipped tune_space.yaml)")] = None,
+    jobs: Annotated[int, typer.Option(help="trials trained side by side, in as many processes")] = 1,
     set_: Annotated[list[str] | None, typer.Option("--set", help="override a config key")] = None,
     quiet: Annotated[bool, typer.Option(help="no line per trial")] = False,
 ) -> None:
@@ -248,7 +249,7 @@ def tune_cmd(
         cfg.data.path = data
     if model is not None:
         cfg.model.name = model
-    res = run_tune(cfg, out, trials, load_space(space), log=(lambda _m: None) if quiet else console.print)
+    res = run_tune(cfg, out, trials, load_space(space), log=(lambda _m: None) if quiet else console.print, jobs=jobs)
     m = res.best_metrics
     console.print(f"best of {len(res.trials)} trials: valid AUC {m['valid_auc']:.4f}, test AUC {m['test_auc']:.4f}; "
                   f"{res.best_params}", markup=False)

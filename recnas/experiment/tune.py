@@ -13,7 +13,7 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -129,54 +129,134 @@ class TuneResult:
     trials: list[dict[str, Any]]
 
 
-def run_tune(cfg: ExperimentConfig, out: str | Path, trials: int, space: dict[str, ParamSpec] | None = None,
-             log: Log | None = None) -> TuneResult:
-    """Run `trials` finished (completed or pruned) trials of `cfg` over `space`; resumes a killed tune in `out`."""
+def default_params(cfg: ExperimentConfig, space: dict[str, ParamSpec]) -> dict[str, Any]:
+    """The values `cfg` already has for the keys of `space`, where the space can draw them (as Optuna stores them).
+
+    Trial 0 of a new study runs them, so a tuned model is never worse on the validation split than the untuned one.
+    """
+    raw = cfg.model_dump(mode="json")
+    out: dict[str, Any] = {}
+    for key, p in space.items():
+        node: Any = raw
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is None:
+            continue
+        if p.type == "categorical":
+            if node in (p.choices or []):
+                out[key] = json.dumps(node)
+        elif isinstance(node, int | float) and not isinstance(node, bool) and p.low <= node <= p.high:
+            out[key] = int(node) if p.type == "int" else float(node)
+    return out
+
+
+def _study(cfg: ExperimentConfig, out: Path, worker: int = 0) -> Any:
+    """The tune's Optuna study in `out/study.db` (created or loaded); each parallel worker seeds its own sampler."""
     import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.create_study(
+        study_name="tune", storage=f"sqlite:///{out / 'study.db'}", load_if_exists=True, direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=cfg.seed + worker),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1))
+
+
+def run_tune(cfg: ExperimentConfig, out: str | Path, trials: int, space: dict[str, ParamSpec] | None = None,
+             log: Log | None = None, jobs: int = 1, hooks: Sequence[Hook] = ()) -> TuneResult:
+    """Run `trials` finished (completed or pruned) trials of `cfg` over `space`; resumes a killed tune in `out`.
+
+    Trial 0 runs `cfg`'s own values (`default_params`). With `jobs` > 1, that many processes draw and train
+    trials side by side on one study, each with `cfg.threads // jobs` threads (results then depend on timing).
+    `hooks` join every trial's fit (e.g. a deadline).
+    """
     from optuna.trial import TrialState
 
     if trials < 1:
         raise ConfigError(f"--trials must be >= 1, got {trials}")
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1, got {jobs}")
     log = log or (lambda _m: None)
     space = space or load_space()
     first = {k: (p.choices[0] if p.type == "categorical" else p.low) for k, p in space.items()}
     trial_config(cfg, first)  # a key the config does not have fails before any training
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     with run_folder_lock(out, log):
-        study = optuna.create_study(
-            study_name="tune", storage=f"sqlite:///{out / 'study.db'}", load_if_exists=True, direction="maximize",
-            sampler=optuna.samplers.TPESampler(seed=cfg.seed),
-            pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1))
+        study = _study(cfg, out)
+        if not study.trials:
+            study.enqueue_trial(default_params(cfg, space))
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):  # killed: run its values again
             study.enqueue_trial(t.params, skip_if_exists=False)
             study.tell(t.number, state=TrialState.FAIL)
             log(f"trial {t.number} was killed; its values run again (resuming from its checkpoint)")
         write_text_atomic(out / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
         write_text_atomic(out / "space.json", json.dumps({k: v.model_dump() for k, v in space.items()}, indent=2))
-        while _finished(study) < trials:
-            trial = study.ask()
-            params = suggest(trial, space)
-            tcfg = trial_config(cfg, params)
-            tcfg.trainer.progress = False
-            hook = PruneOnValidAUC(trial)
-            folder = out / "trials" / params_key(params)
-            try:
-                res = run_train(tcfg, folder, log=lambda _m: None, hooks=[hook])
-            except optuna.TrialPruned as e:
-                study.tell(trial, state=TrialState.PRUNED)
-                log(f"trial {trial.number}: pruned ({e}); {params}")
-                continue
-            except RecnasError as e:  # a value that cannot train (e.g. a width the model refuses) fails the trial
-                study.tell(trial, state=TrialState.FAIL)
-                log(f"trial {trial.number}: failed ({e}); {params}")
-                continue
-            trial.set_user_attr("folder", str(folder))
-            trial.set_user_attr("test_auc", res.metrics["test_auc"])
-            study.tell(trial, res.metrics["valid_auc"])
-            log(f"trial {trial.number}: valid AUC {res.metrics['valid_auc']:.4f}; {params}")
+        if jobs == 1:
+            trial_loop(study, cfg, out, trials, space, log, hooks)
+        else:
+            _parallel(cfg, out, trials, space, jobs, log)
         return _write_results(study, cfg, out, space)
+
+
+def _parallel(cfg: ExperimentConfig, out: Path, trials: int, space: dict[str, ParamSpec], jobs: int,
+              log: Log) -> None:
+    """`jobs` worker processes run `trial_loop` on the same study; a worker that fails is an error naming it."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")  # a fresh interpreter: no torch threads or locks inherited
+    threads = max(1, cfg.threads // jobs)
+    args = [(cfg.model_dump(mode="json"), str(out), trials, {k: v.model_dump() for k, v in space.items()}, w, threads)
+            for w in range(jobs)]
+    log(f"{jobs} trials at a time, {threads} thread(s) each")
+    with ctx.Pool(jobs) as pool:
+        for line in pool.starmap(_worker, args):
+            if line:
+                raise RecnasError(line)
+
+
+def _worker(raw: dict[str, Any], out: str, trials: int, raw_space: dict[str, Any], worker: int,
+            threads: int) -> str | None:
+    """One parallel tune worker (in its own process); returns an error line instead of raising across processes."""
+    try:
+        cfg = ExperimentConfig.model_validate(raw)
+        cfg.threads = threads
+        space = {k: ParamSpec.model_validate(v) for k, v in raw_space.items()}
+        trial_loop(_study(cfg, Path(out), worker), cfg, Path(out), trials, space, print)
+    except RecnasError as e:
+        return f"tune worker {worker}: {e}"
+    return None
+
+
+def trial_loop(study: Any, cfg: ExperimentConfig, out: Path, trials: int, space: dict[str, ParamSpec], log: Log,
+               hooks: Sequence[Hook] = ()) -> None:
+    """Ask, train and tell trials until `trials` are finished or running (those of other workers count)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    while _finished(study) + len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))) < trials:
+        if any(getattr(h, "expired", False) for h in hooks):
+            log(f"the time budget is spent: {_finished(study)} of {trials} trials ran")
+            return
+        trial = study.ask()
+        params = suggest(trial, space)
+        tcfg = trial_config(cfg, params)
+        tcfg.trainer.progress = False
+        hook = PruneOnValidAUC(trial)
+        folder = out / "trials" / params_key(params)
+        try:
+            res = run_train(tcfg, folder, log=lambda _m: None, hooks=[hook, *hooks])
+        except optuna.TrialPruned as e:
+            study.tell(trial, state=TrialState.PRUNED)
+            log(f"trial {trial.number}: pruned ({e}); {params}")
+            continue
+        except RecnasError as e:  # a value that cannot train (e.g. a width the model refuses) fails the trial
+            study.tell(trial, state=TrialState.FAIL)
+            log(f"trial {trial.number}: failed ({e}); {params}")
+            continue
+        trial.set_user_attr("folder", str(folder))
+        trial.set_user_attr("test_auc", res.metrics["test_auc"])
+        study.tell(trial, res.metrics["valid_auc"])
+        log(f"trial {trial.number}: valid AUC {res.metrics['valid_auc']:.4f}; {params}")
 
 
 def _finished(study: Any) -> int:
@@ -215,4 +295,4 @@ def _write_results(study: Any, cfg: ExperimentConfig, out: Path, space: dict[str
     return TuneResult(out, params, metrics, rows)
 
 
-__all__ = ["ParamSpec", "PruneOnValidAUC", "TuneResult", "load_space", "run_tune"]
+__all__ = ["ParamSpec", "PruneOnValidAUC", "TuneResult", "default_params", "load_space", "run_tune", "trial_loop"]

@@ -129,3 +129,23 @@ def test_tune_cli(synth_dir: Path, tmp_path: Path) -> None:
                                    "--space", str(tmp_path / "space.yaml"), "--quiet", *sets])
     assert res.exit_code == 0, res.output
     assert "best of 2 trials" in res.output and (tmp_path / "t" / "best.yaml").is_file()
+
+
+def test_trial_zero_runs_the_configs_own_values_so_tuning_never_ends_below_them(synth_dir: Path,
+                                                                                tmp_path: Path) -> None:
+    cfg = config(synth_dir, tmp_path / "cache", "trainer.lr=0.003", "model.embedding_dim=8")
+    res = run_tune(cfg, tmp_path / "tune", 2, space(tmp_path))
+    first = res.trials[0]
+    assert first["trainer.lr"] == pytest.approx(0.003) and first["model.embedding_dim"] == 8
+    assert first["model.mlp"] == [16]
+    assert res.best_metrics["valid_auc"] >= first["valid_auc"]
+
+
+def test_two_jobs_share_one_study_and_finish_the_trials(synth_dir: Path, tmp_path: Path) -> None:
+    cfg = config(synth_dir, tmp_path / "cache", "threads=2")
+    res = run_tune(cfg, tmp_path / "tune", 4, space(tmp_path), jobs=2)
+    assert len(res.trials) == 4 and {r["state"] for r in res.trials} <= {"COMPLETE", "PRUNED"}
+    folders = list((tmp_path / "tune" / "trials").iterdir())
+    assert len(folders) == 4
+    threads = {yaml.safe_load((f / "config.yaml").read_text())["threads"] for f in folders}
+    assert threads == {1}  # the cores are split between the jobs

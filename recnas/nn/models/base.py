@@ -17,6 +17,7 @@ from recnas.data.batches import FieldBatch
 from recnas.data.schema import Schema
 from recnas.errors import ConfigError, SchemaError
 from recnas.nn.embedding import FieldEmbedding, NumericalSpec, field_order
+from recnas.nn.embedding_norm import NormedEmbedding
 from recnas.nn.facade import FieldEmbeddingLayer, OwnIdTables, id_tables
 from recnas.nn.frozen import FrozenModule
 from recnas.nn.interactions import PairwiseLayer
@@ -58,7 +59,7 @@ class CTRModel(nn.Module):
         self, schema: Schema, embedding_dim: int | Mapping[str, int] = 10, mlp: Sequence[int] = (400, 400, 400),
         dropout: float = 0.0, batch_norm: bool = False, numerical: NumericalSpec = "auto", pooling: str = "mean",
         sparse: bool = False, numerical_options: Mapping[str, Any] | None = None,
-        embedding: FieldEmbeddingLayer | None = None, **options: Any,
+        embedding: FieldEmbeddingLayer | None = None, embedding_norm: bool = False, **options: Any,
     ) -> None:
         super().__init__()
         self.schema = schema
@@ -75,6 +76,11 @@ class CTRModel(nn.Module):
             self._check_equal_dims()
         else:
             self._build_embedding(schema, embedding_dim, **self.encoding)
+        if embedding_norm:  # after composition: the norm wraps whichever embedding the model holds
+            if not self.has_embedding:
+                raise ConfigError(f"model.embedding_norm: model {self.model_name!r} has no embeddings to normalise; "
+                                  "set it to false")
+            self.embedding = NormedEmbedding(self.embedding)  # type: ignore[assignment]
         self.mlp_sizes = list(mlp)
         self.dropout = dropout
         self.batch_norm = batch_norm
