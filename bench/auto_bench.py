@@ -1,0 +1,117 @@
+"""AutoML benchmark (issue 19): the tuned zoo against its defaults, and `recnas auto` against the tuned zoo.
+
+    # tuned zoo: `recnas tune` per dataset, model and seed; trial 0 of every tune is the zoo default (the baseline,
+    # trained in the same run), so "default" and "tuned" below come from one study each
+    .venv/bin/python bench/auto_bench.py tune --datasets ml100k --models deepfm,dcnv2 --seeds 2026,2027,2028 \
+        --trials 12 --threads 1 --out bench/results/tune_ml100k.json
+    # recnas auto with a time budget, against the tuned zoo of the same seed
+    .venv/bin/python bench/auto_bench.py auto --datasets ml100k --seeds 2026 --budget 20m \
+        --out bench/results/auto_ml100k.json
+
+Every setting comes from the shipped defaults (the zoo's config defaults and `recnas/experiment/tune_space.yaml`):
+nothing here is chosen per dataset. Work folders under bench/work/auto/ (a killed run resumes: tune studies and
+auto folders pick up where they stopped). The JSON holds one record per (dataset, model, seed) and the summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from recnas.fileio import write_text_atomic
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "derived"
+WORK = ROOT / "bench" / "work" / "auto"
+
+
+def machine(threads: int) -> str:
+    import os
+
+    return (f"{platform.machine()}, {os.cpu_count()} cpus, Python {platform.python_version()}, torch "
+            f"{torch.__version__}, {threads} threads")
+
+
+def mean_sd(values: list[float]) -> list[float]:
+    return [statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0]
+
+
+def tune_cell(dataset: str, model: str, seed: int, trials: int, threads: int) -> dict:
+    from recnas.experiment.config import load_config
+    from recnas.experiment.tune import run_tune
+
+    cfg = load_config(None, [f"model.name={model}", f"seed={seed}", f"threads={threads}", "trainer.progress=false",
+                             f"data.path={DATA / dataset}", f"data.cache_dir={WORK / 'cache'}"])
+    t = time.perf_counter()
+    res = run_tune(cfg, WORK / "tune" / f"{dataset}-{model}-{seed}", trials,
+                   log=lambda m: print(f"  [{dataset} {model} {seed}] {m}", flush=True))
+    first = res.trials[0]
+    rows = [r for r in res.trials if r["state"] == "COMPLETE"]
+    return {"dataset": dataset, "model": model, "seed": seed, "trials": len(res.trials),
+            "completed": len(rows), "default_valid_auc": first["valid_auc"], "default_test_auc": first["test_auc"],
+            "tuned_valid_auc": res.best_metrics["valid_auc"], "tuned_test_auc": res.best_metrics["test_auc"],
+            "tuned_test_logloss": res.best_metrics["test_logloss"],
+            "tuned_embedding_params": res.best_metrics["embedding_params"], "best_params": res.best_params,
+            "wall_seconds": time.perf_counter() - t}
+
+
+def summary(records: list[dict]) -> list[dict]:
+    out = []
+    for key in dict.fromkeys((r["dataset"], r["model"]) for r in records):
+        rs = [r for r in records if (r["dataset"], r["model"]) == key]
+        gain = [r["tuned_test_auc"] - r["default_test_auc"] for r in rs]
+        out.append({"dataset": key[0], "model": key[1], "seeds": [r["seed"] for r in rs],
+                    "default_test_auc": mean_sd([r["default_test_auc"] for r in rs]),
+                    "tuned_test_auc": mean_sd([r["tuned_test_auc"] for r in rs]),
+                    "gain": mean_sd(gain), "tuned_valid_auc": mean_sd([r["tuned_valid_auc"] for r in rs])})
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("mode", choices=["tune", "auto"])
+    p.add_argument("--datasets", default="ml100k")
+    p.add_argument("--models", default="deepfm,dcnv2")
+    p.add_argument("--seeds", default="2026,2027,2028")
+    p.add_argument("--trials", type=int, default=12)
+    p.add_argument("--budget", default="20m")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", type=Path, required=True)
+    a = p.parse_args()
+    seeds = [int(s) for s in a.seeds.split(",")]
+    records: list[dict] = []
+    doc = {"date": dt.date.today().isoformat(), "command": "python " + " ".join(sys.argv),
+           "machine": machine(a.threads), "mode": a.mode, "records": records}
+    for dataset in a.datasets.split(","):
+        for seed in seeds:
+            if a.mode == "tune":
+                for model in a.models.split(","):
+                    records.append(tune_cell(dataset, model, seed, a.trials, a.threads))
+                    doc["summary"] = summary(records)
+                    write_text_atomic(a.out, json.dumps(doc, indent=2))
+            else:
+                records.append(auto_cell(dataset, seed, a.budget, a.threads))
+                write_text_atomic(a.out, json.dumps(doc, indent=2))
+
+
+def auto_cell(dataset: str, seed: int, budget: str, threads: int) -> dict:
+    from recnas.experiment.auto import parse_duration, run_auto
+
+    t = time.perf_counter()
+    res = run_auto(DATA / dataset, WORK / "auto" / f"{dataset}-{seed}-{budget}", time_budget_s=parse_duration(budget),
+                   seed=seed, threads=threads, cache_dir=WORK / "cache",
+                   log=lambda m: print(f"  [auto {dataset} {seed}] {m}", flush=True))
+    return {"dataset": dataset, "seed": seed, "budget": budget, "wall_seconds": time.perf_counter() - t,
+            "chosen": res.chosen, "leaderboard": res.leaderboard}
+
+
+if __name__ == "__main__":
+    main()
