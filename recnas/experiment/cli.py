@@ -256,6 +256,31 @@ def tune_cmd(
     console.print(f"config: {res.path / 'best.yaml'} (train it with `recnas train {res.path / 'best.yaml'}`)")
 
 
+@app.command("auto")
+def auto_cmd(
+    data: Annotated[str, typer.Option(help="dataset folder (train, valid and test files)")],
+    out: Annotated[Path, typer.Option(help="auto folder (a killed run resumes from it)")] = Path("runs/auto"),
+    max_ep_fraction: Annotated[float, typer.Option(help="memory budget: the chosen model's embedding parameters "
+                                                        "as a fraction of the tuned full-width DeepFM's")] = 0.3,
+    time_budget: Annotated[str, typer.Option(help="wall time for everything: 30m, 2h, 1h30m, 90s")] = "1h",
+    seed: Annotated[int, typer.Option(help="seed of every candidate")] = 2026,
+    threads: Annotated[int, typer.Option(help="torch threads")] = 2,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override a config key of every candidate")] = None,
+    quiet: Annotated[bool, typer.Option(help="only the result")] = False,
+) -> None:
+    """Tune the zoo, run the searches that fit the data, choose the best model under the memory budget."""
+    from recnas.experiment.auto import parse_duration, run_auto
+
+    res = run_auto(data, out, max_ep_fraction, parse_duration(time_budget), seed, threads,
+                   overrides=list(set_ or []), log=(lambda _m: None) if quiet else console.print)
+    c = res.chosen
+    console.print(f"chosen: {c['candidate']}: test AUC {c['test_auc']:.4f} (valid {c['valid_auc']:.4f}), "
+                  f"{c['embedding_params']:,} embedding parameters ({c['ep_fraction']:.1%} of the tuned DeepFM)",
+                  markup=False)
+    console.print(f"model: {res.path / 'model'}; leaderboard: {res.path / 'leaderboard.csv'}; "
+                  f"front: {res.path / 'pareto.png'}", markup=False)
+
+
 def _print_search(res, warnings: bool = True) -> None:  # noqa: ANN001
     arch, m, b = res.arch, res.retrain, res.baseline
     from recnas.experiment.run import load_config_file

@@ -77,7 +77,7 @@ def retrain_config(cfg: ExperimentConfig) -> ExperimentConfig:
 
 
 def retrain_stage(method: SearchMethod, splits: Splits, arch: dict[str, Any], retrain_dir: Path,
-                  log: Log | None = None) -> dict[str, Any]:
+                  log: Log | None = None, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
     """Train the found architecture from scratch; writes a complete run folder with arch.json and frozen.json."""
     cfg = retrain_config(method.cfg)
     set_seed(cfg.seed, cfg.threads)
@@ -85,7 +85,8 @@ def retrain_stage(method: SearchMethod, splits: Splits, arch: dict[str, Any], re
     retrain_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(retrain_dir / "arch.json", json.dumps(arch, indent=2))
     write_text_atomic(retrain_dir / "frozen.json", json.dumps(model.frozen_spec(), indent=2))
-    return fit_and_score(cfg, model, splits, retrain_dir, log, extra={"method": arch["method"], "searched": True})
+    return fit_and_score(cfg, model, splits, retrain_dir, log, extra={"method": arch["method"], "searched": True},
+                         hooks=hooks)
 
 
 def baseline_stage(method: SearchMethod, splits: Splits, baseline_dir: Path, log: Log | None = None) -> dict[str, Any]:
@@ -121,18 +122,21 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def run_search(cfg: ExperimentConfig, out: str | Path | None = None, log: Log | None = None,
-               fit_hooks: Sequence[Hook] = ()) -> SearchRun:
-    """Prepare -> search -> retrain -> baseline (-> control) -> report; stages already done in `out` are skipped."""
+               fit_hooks: Sequence[Hook] = (), retrain_hooks: Sequence[Hook] = ()) -> SearchRun:
+    """Prepare -> search -> retrain -> baseline (-> control) -> report; stages already done in `out` are skipped.
+
+    `fit_hooks` join the search's fit, `retrain_hooks` the retrain's (e.g. a deadline).
+    """
     method = method_of(cfg)  # fails on bad search settings before any work
     if cfg.lab.control and type(method).control_arch is SearchMethod.control_arch:
         raise ConfigError(f"lab.control: {method.name} defines no random control; set lab.control=false")
     run_dir = Path(out) if out is not None else default_search_dir(cfg)
     with run_folder_lock(run_dir, log):
-        return _run_search(method, cfg, run_dir, log, fit_hooks)
+        return _run_search(method, cfg, run_dir, log, fit_hooks, retrain_hooks)
 
 
 def _run_search(method: SearchMethod, cfg: ExperimentConfig, run_dir: Path, log: Log | None,
-                fit_hooks: Sequence[Hook]) -> SearchRun:
+                fit_hooks: Sequence[Hook], retrain_hooks: Sequence[Hook] = ()) -> SearchRun:
     from recnas.experiment.report import write_report
 
     splits = load_splits(cfg, log)
@@ -143,7 +147,7 @@ def _run_search(method: SearchMethod, cfg: ExperimentConfig, run_dir: Path, log:
         arch = search_stage(method, splits, run_dir / "search", log, fit_hooks)
     retrain = _read_json(run_dir / "retrain" / "metrics.json")
     if retrain is None:
-        retrain = retrain_stage(method, splits, arch, run_dir / "retrain", log)
+        retrain = retrain_stage(method, splits, arch, run_dir / "retrain", log, retrain_hooks)
     baseline = _read_json(run_dir / "baseline" / "metrics.json")
     if method.s.baseline and baseline is None:
         baseline = baseline_stage(method, splits, run_dir / "baseline", log)

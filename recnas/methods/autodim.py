@@ -16,7 +16,14 @@ from pydantic import Field
 from torch import nn
 
 from recnas.data.schema import Schema
-from recnas.methods.base import FillBudgetConfig, model_kwargs, refuse_field_aware, register_method
+from recnas.methods.base import (
+    FillBudgetConfig,
+    has_large_id_fields,
+    model_kwargs,
+    refuse_field_aware,
+    register_method,
+    sizes_up_to,
+)
 from recnas.methods.oneshot import OneShotConfig, OneShotMethod
 from recnas.methods.render import bars, search_curve, table
 from recnas.nn.models import CTRModel, build_model
@@ -76,6 +83,14 @@ class AutoDim(OneShotMethod):
     trace_keys = ("dims",)
     smoke = ("search.epochs=3", "search.warmup_epochs=1", "search.candidates=[2,4,8]")
 
+    @classmethod
+    def auto_settings(cls, schema: Schema, embedding_dim: int, max_ep: int) -> list[str] | None:
+        """Where there are large id tables: sizes up to the tuned width, grown into the budget."""
+        if not has_large_id_fields(schema):
+            return None
+        sizes = sizes_up_to(embedding_dim)
+        return [f"search.candidates={sizes}", f"search.max_ep={max_ep}", "search.fill_budget=true"]
+
     def check(self) -> None:
         """One vector per field."""
         super().check()
@@ -104,7 +119,7 @@ class AutoDim(OneShotMethod):
 
     def describe(self, model: CTRModel, sample: dict[str, Any]) -> dict[str, Any]:
         """Size per field, with the EP against every field at the largest size."""
-        block = model.embedding
+        block = model.embedding_block
         assert isinstance(block, AutoDimEmbedding)
         dims = block.chosen_dims(sample)
         return {"dims": dims, "common_dim": block.common_dim, "candidates": list(block.candidates),

@@ -45,6 +45,11 @@ class AutoFIS(OneShotMethod):
     trace_keys = ("nonzero_gates",)
     smoke = ("search.epochs=3",)
 
+    @classmethod
+    def auto_settings(cls, schema: Schema, embedding_dim: int, max_ep: int) -> list[str] | None:
+        """Where there are at least three embedded fields (so pairs to choose among); its own defaults."""
+        return [] if len(embedded_field_names(schema, "auto")) >= 3 else None
+
     def check(self) -> None:
         """The model needs a pairwise slot (FM, DeepFM, IPNN)."""
         super().check()

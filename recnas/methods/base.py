@@ -91,6 +91,15 @@ class SearchMethod:
     # (tests/methods) runs every registered method with them, search -> retrain -> report and kills.
     smoke: ClassVar[tuple[str, ...]] = ()
 
+    @classmethod
+    def auto_settings(cls, schema: Schema, embedding_dim: int, max_ep: int) -> list[str] | None:
+        """`--set` overrides under which `recnas auto` runs this method, or None where it does not fit the data.
+
+        `schema` is the data's, `embedding_dim` the tuned full width, `max_ep` the floats the searched tables may
+        store. The default: `recnas auto` does not run the method.
+        """
+        return None
+
     def __init__(self, cfg: ExperimentConfig) -> None:
         if not isinstance(cfg.search, self.config):
             raise ConfigError(f"method {self.name!r} needs a search section of its own config class")
@@ -231,6 +240,19 @@ def search_batches(cfg: ExperimentConfig, splits: Splits) -> BatchIterator:
     size = cfg.search.batch_size or splits.train.batch_size
     arrays = train_arrays(splits.ds, cfg.lab.max_train_rows)
     return BatchIterator(arrays, size, shuffle=True, seed=cfg.seed, drop_last=len(arrays["y"]) >= size)
+
+
+AUTO_MIN_ID_ROWS = 1000  # below this many categorical rows in all, an embedding-size search cannot save much
+
+
+def has_large_id_fields(schema: Schema) -> bool:
+    """Whether the categorical fields hold enough rows for an embedding-size search to be worth its time."""
+    return sum(f.cardinality for f in schema.categorical) >= AUTO_MIN_ID_ROWS
+
+
+def sizes_up_to(full: int, ladder: Sequence[int] = (2, 4, 8, 16, 32, 64)) -> list[int]:
+    """Candidate sizes for a full width `full`: the ladder below it, then `full` itself (the largest)."""
+    return [s for s in ladder if s < full] + [full]
 
 
 def fingerprint(blocks: Sequence[Any]) -> str:

@@ -17,7 +17,16 @@ from pydantic import Field
 
 from recnas.data.schema import Schema
 from recnas.data.splits import Splits
-from recnas.methods.base import BudgetConfig, Log, MethodConfig, register_method, search_batches, weight_settings
+from recnas.methods.base import (
+    BudgetConfig,
+    Log,
+    MethodConfig,
+    has_large_id_fields,
+    register_method,
+    search_batches,
+    sizes_up_to,
+    weight_settings,
+)
 from recnas.methods.mixed_width import MixedWidthMethod, non_empty_buckets
 from recnas.nn.mixed_width import size_counts
 from recnas.search.esapn import ESAPNSearch, random_rate_for_ep
@@ -56,6 +65,13 @@ class ESAPN(MixedWidthMethod):
     curve_y2_label = "EP share"
     smoke = ("search.sizes=[2,4,8]", "search.decision_every=2", "search.valid_rows=300", "search.batch_size=128")
 
+    @classmethod
+    def auto_settings(cls, schema: Schema, embedding_dim: int, max_ep: int) -> list[str] | None:
+        """Where there are large id tables: sizes grown up to the tuned width, never past the budget."""
+        if not has_large_id_fields(schema):
+            return None
+        return [f"search.sizes={sizes_up_to(embedding_dim)}", f"search.max_ep={max_ep}"]
+
     def full_dim(self) -> int:
         """The largest candidate size."""
         return int(self.s.sizes[-1])
@@ -81,7 +97,7 @@ class ESAPN(MixedWidthMethod):
         lr, l2 = weight_settings(cfg)
         n_valid = len(splits.ds.splits["valid"]["y"])
         valid = next(splits.ds.batches("valid", min(s.valid_rows, n_valid), shuffle=True, seed=cfg.seed).iter_epoch(0))
-        block = model.embedding
+        block = model.embedding_block
         train = search_batches(cfg, splits)
         rounds = (s.passes * len(train) - int(s.warmup * len(train))) // s.decision_every
         return ESAPNSearch(
@@ -101,7 +117,7 @@ class ESAPN(MixedWidthMethod):
         log(f"searching ESAPN sizes over {self.s.passes} pass(es) of the training stream")
         esapn = self.stream(splits, model, search_dir, log)
         sample = esapn.run(hooks)
-        block = model.embedding
+        block = model.embedding_block
         assert isinstance(block, ESAPNEmbedding)
         return {**self.arch(block, sample), "probs": block.export_probs(), "rounds": esapn.rounds,
                 "enlarge_rate": esapn.enlarge_rate, "memory_lambda": self.s.memory_lambda,
@@ -114,7 +130,7 @@ class ESAPN(MixedWidthMethod):
         """
         set_seed(self.cfg.seed, self.cfg.threads)
         model = self.supernet(splits.ds.schema)
-        block = model.embedding
+        block = model.embedding_block
         share = arch["ep"] / max(arch["full_ep"], 1)
         p = random_rate_for_ep(block, int(arch["rounds"]), share, seed=self.cfg.seed)
         log(f"ESAPN control: a random policy with p(enlarge) = {p:.4f}, set for the searched EP share {share:.3f}")

@@ -19,7 +19,15 @@ from pydantic import Field
 from recnas.data.schema import Schema
 from recnas.data.splits import Splits
 from recnas.errors import ConfigError
-from recnas.methods.base import FillBudgetConfig, Log, MethodConfig, register_method, search_batches, weight_settings
+from recnas.methods.base import (
+    FillBudgetConfig,
+    Log,
+    MethodConfig,
+    has_large_id_fields,
+    register_method,
+    search_batches,
+    weight_settings,
+)
 from recnas.methods.mixed_width import MixedWidthMethod, non_empty_buckets
 from recnas.search.reinforce import ReinforceController
 from recnas.search.weight_sharing import WeightSharingSearch
@@ -71,6 +79,14 @@ class NIS(MixedWidthMethod):
     config = NISConfig
     smoke = ("search.steps=40", "search.warmup_steps=5", "search.samples_per_step=4", "model.embedding_dim=8")
 
+    @classmethod
+    def auto_settings(cls, schema: Schema, embedding_dim: int, max_ep: int) -> list[str] | None:
+        """Where there are large id tables: as many column blocks (4, 2 or 1) as divide the tuned width."""
+        if not has_large_id_fields(schema):
+            return None
+        blocks = next(b for b in (4, 2, 1) if embedding_dim % b == 0)
+        return [f"search.col_blocks={blocks}", f"search.max_ep={max_ep}", "search.fill_budget=true"]
+
     def check(self) -> None:
         """The grid must divide the width; a control needs multi-size layouts."""
         super().check()
@@ -109,7 +125,7 @@ class NIS(MixedWidthMethod):
         set_seed(cfg.seed, cfg.threads)
         model = self.supernet(splits.ds.schema)
         search_dir.mkdir(parents=True, exist_ok=True)
-        block = model.embedding
+        block = model.embedding_block
         assert isinstance(block, NISEmbedding)
         controller = ReinforceController(Space(block.choices()), seed=cfg.seed, kind=s.controller,
                                          lr=s.controller_lr or CONTROLLER_LR[s.controller], batch=s.samples_per_step,

@@ -113,6 +113,12 @@ class CTRModel(nn.Module):
         self._composed["pairwise"] = pairwise  # type: ignore[assignment]
         return pairwise  # type: ignore[return-value]
 
+    @property
+    def embedding_block(self) -> nn.Module:
+        """The embedding module itself (a search block, say), without the `embedding_norm` wrapped around it."""
+        e = self.embedding
+        return e.inner if isinstance(e, NormedEmbedding) else e
+
     def frozen_spec(self) -> dict[str, Any]:
         """{constructor argument: spec} of the frozen parts this model was composed with (`recnas.nn.frozen`)."""
         out = {}

@@ -1,0 +1,443 @@
+"""`recnas auto`: from a dataset to the best model under a memory budget, within a time budget.
+
+    <out>/tune/<model>/         `recnas tune` of each zoo candidate (trial 0: the zoo default)
+    <out>/search/<method>/      each registered search that fits the data, a `recnas search` folder whose model and
+                                trainer settings are the tuned DeepFM's (baseline and searched model: one tuning)
+    <out>/leaderboard.csv/.json every candidate: valid and test AUC and logloss, EP, FLOPs per row, seconds
+    <out>/pareto.png            valid AUC against EP, the non-dominated candidates joined, the chosen one marked
+    <out>/model/                the chosen candidate's run folder (`recnas predict` and `recnas export` take it)
+    <out>/auto.json             the plan, the budget spent and the choice
+
+The time budget is spent by stages (tuning, then searches); every fit of a stage stops when the stage's share is
+spent, and the seconds spent are saved as they pass, so a killed run resumes with the budget that was left. The
+choice is the best valid AUC among candidates whose EP is at most `max_ep_fraction` of the tuned full-width
+DeepFM's. The runner knows no method by name: each method says if and how it runs (`SearchMethod.auto_settings`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from recnas.errors import ConfigError, DataError, RecnasError
+from recnas.experiment.config import ExperimentConfig, apply_overrides, load_config
+from recnas.experiment.folder import run_folder_lock
+from recnas.experiment.run import load_run, load_splits
+from recnas.experiment.tune import ParamSpec, load_space, run_tune
+from recnas.fileio import write_text_atomic
+from recnas.train.hooks import Hook
+
+Log = Callable[[str], None]
+ZOO_CANDIDATES = ("deepfm", "dcnv2")  # the strongest zoo models on frappe_full and ml100k (bench/README.md)
+SEARCH_MODEL = "deepfm"  # the searches' model: it has a pairwise slot and takes any embedding
+TUNE_SHARE = 0.45  # of the time budget: tuning the zoo candidates; the searches get as much; the rest is slack
+SEARCH_SHARE = 0.45
+SEARCH_PART = 0.6  # of a search's share: the search itself; its retrain gets the rest
+MIN_EPOCHS_PER_FIT = 3  # a stage share below this many epochs of the default model is too short to train
+PROBE_STEPS = 8
+
+
+def parse_duration(text: str) -> float:
+    """Seconds of a duration such as 90s, 30m, 2h or 1h30m (a bare number is minutes)."""
+    text = str(text).strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text) * 60
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([hms])", text)
+    if not parts or re.sub(r"\s", "", text) != "".join(f"{n}{u}" for n, u in parts):
+        raise ConfigError(f"--time-budget {text!r}: write a duration such as 30m, 2h, 1h30m or 90s")
+    seconds = sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+    if seconds <= 0:
+        raise ConfigError(f"--time-budget {text!r}: the budget must be more than zero")
+    return seconds
+
+
+class Clock:
+    """Seconds spent by this auto run, across kills: what earlier sessions spent (saved) plus this session's."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.before = float(json.loads(path.read_text())["spent_seconds"]) if path.is_file() else 0.0
+        self.start = time.monotonic()
+
+    def spent(self) -> float:
+        """Seconds spent so far."""
+        return self.before + time.monotonic() - self.start
+
+    def save(self) -> None:
+        """Persist the seconds spent (a resumed run starts from them)."""
+        write_text_atomic(self.path, json.dumps({"spent_seconds": round(self.spent(), 3)}))
+
+
+class Deadline(Hook):
+    """Ends a fit when the clock passes `until` (seconds spent); saves the clock after every epoch."""
+
+    def __init__(self, clock: Clock, until: float) -> None:
+        self.clock = clock
+        self.until = until
+
+    @property
+    def expired(self) -> bool:
+        """Whether the stage's share of the budget is spent."""
+        return self.clock.spent() >= self.until
+
+    def after_step(self, trainer: Any, batch: Any, step: int) -> None:
+        """Stop the fit once the share is spent (the epoch ends with its validation, as any stopped fit)."""
+        if self.expired:
+            trainer.stop = True
+
+    def on_epoch_end(self, trainer: Any, epoch: int, metrics: dict[str, Any]) -> None:
+        """Save the seconds spent, so a kill loses at most one epoch of accounting."""
+        self.clock.save()
+
+
+@dataclass
+class AutoResult:
+    """A finished `recnas auto`: the chosen candidate's row, every row, and the folders."""
+
+    path: Path
+    chosen: dict[str, Any]
+    leaderboard: list[dict[str, Any]]
+
+
+def base_config(data: str | Path, seed: int, threads: int, cache_dir: str | Path | None,
+                overrides: Sequence[str] = ()) -> ExperimentConfig:
+    """The zoo defaults on `data` (plus `overrides`): what every candidate starts from."""
+    extra = [f"data.cache_dir={cache_dir}"] if cache_dir is not None else []
+    return load_config(None, [f"data.path={data}", f"seed={seed}", f"threads={threads}", "trainer.progress=false",
+                              *extra, *overrides])
+
+
+def auto_space(has_numerical: bool) -> dict[str, ParamSpec]:
+    """The shipped tune space, plus the numerical encoder (auto or AutoDis) where the data has numerical fields."""
+    space = load_space()
+    if has_numerical:
+        space["model.numerical_encoder"] = ParamSpec(type="categorical", choices=["auto", "autodis"])
+    return space
+
+
+def check_data(cfg: ExperimentConfig, log: Log) -> Any:
+    """The prepared splits, refused with a clear error when there is no categorical field to build tables for."""
+    splits = load_splits(cfg, log)
+    schema = splits.ds.schema
+    if not schema.categorical and not schema.multi_categorical:
+        fields = ", ".join(f"{f.name} ({f.type.value})" for f in schema.fields) or "none"
+        raise DataError(f"{cfg.data.path}: recnas auto searches embedding tables, and this data has no categorical "
+                        f"field (its fields: {fields}); declare id columns as categorical in schema.yaml, or tune a "
+                        "model on numerical fields alone with `recnas tune --model deepfm`")
+    return splits
+
+
+def probe_seconds_per_epoch(cfg: ExperimentConfig, splits: Any) -> float:
+    """Seconds one training epoch of the default model takes here, timed on a few batches."""
+    import torch
+
+    from recnas.methods.base import model_kwargs
+    from recnas.nn.models import build_model
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model.name, splits.ds.schema, **model_kwargs(cfg))
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.trainer.lr)
+    batches = iter(splits.train.iter_epoch(0))
+    n = min(PROBE_STEPS, len(splits.train))
+    t0 = time.perf_counter()
+    for _ in range(n):
+        batch = next(batches)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(batch), batch.y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    per_batch = (time.perf_counter() - t0) / max(n, 1)
+    return per_batch * len(splits.train) * 1.15  # plus validation
+
+
+def tuned_overrides(best_yaml: Path, space: dict[str, ParamSpec]) -> list[str]:
+    """The tuned values of a tune's best.yaml for the keys of `space`, as `--set` overrides."""
+    raw = yaml.safe_load(best_yaml.read_text())
+    out = []
+    for key in space:
+        node: Any = raw
+        for part in key.split("."):
+            node = node[part]
+        out.append(f"{key}={json.dumps(node)}")
+    return out
+
+
+def run_auto(data: str | Path, out: str | Path, max_ep_fraction: float = 0.3, time_budget_s: float = 3600.0,
+             seed: int = 2026, threads: int = 2, cache_dir: str | Path | None = None,
+             overrides: Sequence[str] = (), log: Log | None = None) -> AutoResult:
+    """Tune the zoo candidates, run the searches that fit, retrain them with the tuned settings, choose, report.
+
+    A killed run started again with the same arguments resumes: finished tunes and searches are kept, and the
+    budget left is what the earlier sessions did not spend.
+    """
+    log = log or (lambda _m: None)
+    if not 0 < max_ep_fraction <= 1:
+        raise ConfigError(f"--max-ep-fraction must be in (0, 1], got {max_ep_fraction}")
+    if time_budget_s <= 0:
+        raise ConfigError("--time-budget must be more than zero")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with run_folder_lock(out, log):
+        return _run_auto(Path(data), out, max_ep_fraction, time_budget_s, seed, threads, cache_dir, overrides, log)
+
+
+def _run_auto(data: Path, out: Path, max_ep_fraction: float, budget: float, seed: int, threads: int,
+              cache_dir: str | Path | None, overrides: Sequence[str], log: Log) -> AutoResult:
+    cfg = base_config(data, seed, threads, cache_dir, overrides)
+    plan_path = out / "auto.json"
+    args = {"data": str(data), "max_ep_fraction": max_ep_fraction, "time_budget_seconds": budget, "seed": seed,
+            "threads": threads, "overrides": list(overrides)}
+    plan = json.loads(plan_path.read_text()) if plan_path.is_file() else {}
+    if plan and plan.get("args") != args:
+        raise ConfigError(f"{out} holds a recnas auto run with other arguments ({plan.get('args')}); pass a new --out "
+                          "(or the same arguments to resume it)")
+    clock = Clock(out / "clock.json")
+    splits = check_data(cfg, log)
+    schema = splits.ds.schema
+    if "epoch_seconds" not in plan:
+        plan = {"args": args, "epoch_seconds": probe_seconds_per_epoch(cfg, splits)}
+        write_text_atomic(plan_path, json.dumps(plan, indent=2))
+    need = MIN_EPOCHS_PER_FIT * plan["epoch_seconds"] * len(ZOO_CANDIDATES) / TUNE_SHARE
+    if budget < need:
+        raise ConfigError(f"--time-budget {budget:.0f}s is shorter than one trial: one epoch of {cfg.model.name} on "
+                          f"{splits.train.n:,} rows takes about {plan['epoch_seconds']:.0f}s here, and auto needs "
+                          f"{MIN_EPOCHS_PER_FIT} epochs per zoo candidate in its tuning share; pass --time-budget "
+                          f"{max(1, int(need * 1.5 / 60) + 1)}m or more")
+    searched_budget(cfg, schema, max_ep_fraction)  # a memory budget no search can meet fails before any tuning
+    log(f"time budget {budget / 60:.1f} min ({clock.spent() / 60:.1f} spent before); memory budget "
+        f"{max_ep_fraction:.0%} of the tuned DeepFM's embedding parameters")
+    space = auto_space(bool(schema.numerical))
+    rows: list[dict[str, Any]] = []
+    # 1. tune the zoo candidates, each in an equal share of the tuning budget
+    tune_end = TUNE_SHARE * budget
+    for i, name in enumerate(ZOO_CANDIDATES):
+        share = (tune_end - clock.spent()) / (len(ZOO_CANDIDATES) - i)
+        deadline = Deadline(clock, clock.spent() + max(share, 0.0))
+        tcfg = cfg.model_copy(deep=True)
+        tcfg.model.name = name
+        log(f"tuning {name} ({max(share, 0) / 60:.1f} min)")
+        res = run_tune(tcfg, out / "tune" / name, 10_000, space, log=lambda m, n=name: log(f"  [{n}] {m}"),
+                       hooks=[deadline])
+        clock.save()
+        rows.extend(tune_rows(name, out / "tune" / name))
+        log(f"  {name}: best valid AUC {res.best_metrics['valid_auc']:.4f} in {len(res.trials)} trials")
+    # 2. the searches that fit, with the tuned DeepFM's settings, each in an equal share of what is left
+    tuned = tuned_overrides(out / "tune" / SEARCH_MODEL / "best.yaml", space)
+    tuned_cfg = ExperimentConfig.model_validate(apply_overrides(cfg.model_dump(mode="json"),
+                                                                [*tuned, f"model.name={SEARCH_MODEL}"]))
+    full_ep, max_ep = searched_budget(tuned_cfg, schema, max_ep_fraction)
+    methods = fitting_methods(schema, tuned_cfg.model.embedding_dim, max_ep)
+    log("searches that fit this data: " + (", ".join(methods) or "none"))
+    search_end = (TUNE_SHARE + SEARCH_SHARE) * budget
+    for i, (name, settings) in enumerate(methods.items()):
+        share = (search_end - clock.spent()) / (len(methods) - i)
+        folder = out / "search" / name
+        if share <= 0 and not (folder / "retrain" / "metrics.json").is_file():
+            log(f"  {name}: skipped, the time budget is spent")
+            continue
+        now = clock.spent()  # the search gets 60% of its share, its retrain the rest
+        row = run_one_search(tuned_cfg, name, settings, folder, Deadline(clock, now + SEARCH_PART * share),
+                             Deadline(clock, now + share), log)
+        clock.save()
+        if row is not None:
+            rows.append(row)
+    # 3. leaderboard, Pareto front, choice
+    for row in rows:
+        row["ep_fraction"] = row["embedding_params"] / full_ep if row.get("embedding_params") else None
+    add_flops(rows, splits)
+    chosen = choose(rows, max_ep_fraction)
+    mark_pareto(rows)
+    write_leaderboard(out, rows, chosen)
+    clock.save()
+    if chosen is None:
+        small = min((r for r in rows if r.get("ep_fraction") is not None), key=lambda r: r["ep_fraction"])
+        raise ConfigError(f"no candidate fits the memory budget ({max_ep_fraction:.0%} of {full_ep:,} embedding "
+                          f"parameters): the smallest, {small['candidate']}, stores {small['ep_fraction']:.1%}; pass "
+                          f"--max-ep-fraction {small['ep_fraction'] + 0.005:.2f} or more (the leaderboard is in "
+                          f"{out / 'leaderboard.csv'})")
+    model_dir = out / "model"
+    if model_dir.exists():
+        shutil.rmtree(model_dir)
+    shutil.copytree(chosen["folder"], model_dir, ignore=shutil.ignore_patterns("*.lock", "checkpoint.pt"))
+    plan.update({"spent_seconds": clock.spent(), "chosen": chosen["candidate"], "model": str(model_dir),
+                 "full_width_ep": full_ep, "methods": list(methods)})
+    write_text_atomic(plan_path, json.dumps(plan, indent=2))
+    log(f"chosen: {chosen['candidate']}: valid AUC {chosen['valid_auc']:.4f}, test AUC {chosen['test_auc']:.4f}, "
+        f"EP {chosen['ep_fraction']:.1%} of the tuned DeepFM; {clock.spent() / 60:.1f} of {budget / 60:.1f} min")
+    return AutoResult(out, chosen, rows)
+
+
+def searched_budget(cfg: ExperimentConfig, schema: Any, max_ep_fraction: float) -> tuple[int, int]:
+    """(EP of `cfg`'s full-width model, floats its categorical tables may store so the whole stays in budget).
+
+    The parts no search shrinks (first-order weights, numerical encoders, multi-valued fields) count in the
+    budget too; a budget they alone exceed is an error naming the smallest fraction that could be met.
+    """
+    from recnas.methods.base import model_kwargs
+    from recnas.nn.models import build_model
+
+    full_ep = build_model(cfg.model.name, schema, **model_kwargs(cfg)).embedding_params()
+    tables = sum(f.cardinality for f in schema.categorical) * cfg.model.embedding_dim
+    rest = full_ep - tables
+    max_ep = int(max_ep_fraction * full_ep) - rest
+    floor = rest + len(schema.categorical)  # one float per categorical field at the very least
+    if max_ep < len(schema.categorical):
+        raise ConfigError(f"--max-ep-fraction {max_ep_fraction:g} is below the smallest model: the parts no search "
+                          f"shrinks (first-order weights, numerical encoders, multi-valued fields) already store "
+                          f"{rest / full_ep:.1%} of {cfg.model.name}'s {full_ep:,} embedding parameters at width "
+                          f"{cfg.model.embedding_dim}; pass --max-ep-fraction {floor / full_ep + 0.005:.2f} or more")
+    return full_ep, max_ep
+
+
+def fitting_methods(schema: Any, embedding_dim: int, max_ep: int) -> dict[str, list[str]]:
+    """{method: its overrides} of every registered method that fits the data (registry order)."""
+    from recnas.methods import get_method, method_names
+
+    out = {}
+    for name in method_names():
+        settings = get_method(name).auto_settings(schema, embedding_dim, max_ep)
+        if settings is not None:
+            out[name] = settings
+    return out
+
+
+def run_one_search(cfg: ExperimentConfig, method: str, settings: list[str], folder: Path, search_deadline: Deadline,
+                   retrain_deadline: Deadline, log: Log) -> dict[str, Any] | None:
+    """One search and its retrain, each under its deadline; a search that fails is logged and left out."""
+    from recnas.experiment.search import run_search
+
+    raw = cfg.model_dump(mode="json")
+    raw["search"] = {}
+    raw = apply_overrides(raw, [f"search.method={method}", *settings, "search.baseline=false"])
+    try:
+        scfg = ExperimentConfig.model_validate(raw)
+        log(f"searching with {method}")
+        res = run_search(scfg, folder, log=lambda m: log(f"  [{method}] {m}"), fit_hooks=[search_deadline],
+                         retrain_hooks=[retrain_deadline])
+    except RecnasError as e:
+        log(f"  {method}: failed ({e}); left out")
+        return None
+    except ValueError as e:  # pydantic's validation error of a method's auto settings
+        log(f"  {method}: its auto settings do not validate ({str(e).splitlines()[0]}); left out")
+        return None
+    m = res.retrain
+    search_s = float(res.arch.get("search_seconds", 0.0) or 0.0)
+    return candidate_row(f"{method} (searched)", "search", res.path / "retrain", m,
+                         seconds=search_s + float(m["train_seconds"]))
+
+
+def candidate_row(name: str, kind: str, folder: Path, m: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """A leaderboard row from a run folder's metrics.json."""
+    return {"candidate": name, "kind": kind, "valid_auc": m["valid_auc"], "valid_logloss": m["valid_logloss"],
+            "test_auc": m["test_auc"], "test_logloss": m["test_logloss"], "embedding_params": m["embedding_params"],
+            "params": m["params"], "train_seconds": round(seconds, 2), "folder": str(folder)}
+
+
+def tune_rows(model: str, tune_dir: Path) -> list[dict[str, Any]]:
+    """The zoo default (trial 0) and the tuned best of one tune folder, as leaderboard rows."""
+    import optuna
+    from optuna.trial import TrialState
+
+    study = optuna.load_study(study_name="tune", storage=f"sqlite:///{tune_dir / 'study.db'}")
+    done = [t for t in study.trials if t.state == TrialState.COMPLETE and "folder" in t.user_attrs]
+    seconds = sum(_metrics(Path(t.user_attrs["folder"])).get("train_seconds", 0.0) for t in done)
+    best = json.loads((tune_dir / "best.json").read_text())
+    rows = []
+    first = next((t for t in done if t.number == 0), None)
+    if first is not None:
+        m = _metrics(Path(first.user_attrs["folder"]))
+        rows.append(candidate_row(f"{model} (default)", "zoo", Path(first.user_attrs["folder"]), m,
+                                  float(m["train_seconds"])))
+    m = _metrics(Path(best["folder"]))
+    rows.append(candidate_row(f"{model} (tuned)", "zoo", Path(best["folder"]), m, seconds))
+    return rows
+
+
+def _metrics(folder: Path) -> dict[str, Any]:
+    return json.loads((folder / "metrics.json").read_text())
+
+
+def add_flops(rows: list[dict[str, Any]], splits: Any) -> None:
+    """FLOPs per scored row of every candidate, on a test batch."""
+    from recnas.train.cost import flops_per_sample
+
+    batch = next(iter(splits.test))
+    for row in rows:
+        try:
+            row["flops_per_row"] = flops_per_sample(load_run(row["folder"])[2], batch)
+        except RecnasError as e:
+            row["flops_per_row"] = None
+            row["error"] = str(e)
+
+
+def choose(rows: list[dict[str, Any]], max_ep_fraction: float) -> dict[str, Any] | None:
+    """The best valid AUC among rows within the memory budget (ties: the smaller EP), or None when none fits."""
+    fit = [r for r in rows if r.get("ep_fraction") is not None and r["ep_fraction"] <= max_ep_fraction + 1e-9]
+    return max(fit, key=lambda r: (r["valid_auc"], -r["embedding_params"])) if fit else None
+
+
+def mark_pareto(rows: list[dict[str, Any]]) -> None:
+    """`pareto`: True where no other row has at least the valid AUC at no more EP, and is better in one of them."""
+    for r in rows:
+        r["pareto"] = not any(
+            o is not r and o["valid_auc"] >= r["valid_auc"] and o["embedding_params"] <= r["embedding_params"]
+            and (o["valid_auc"] > r["valid_auc"] or o["embedding_params"] < r["embedding_params"]) for o in rows)
+
+
+LEADERBOARD_COLUMNS = ("candidate", "kind", "chosen", "pareto", "valid_auc", "valid_logloss", "test_auc",
+                       "test_logloss", "embedding_params", "ep_fraction", "flops_per_row", "params", "train_seconds",
+                       "folder")
+
+
+def write_leaderboard(out: Path, rows: list[dict[str, Any]], chosen: dict[str, Any] | None) -> None:
+    """leaderboard.csv and .json (best valid AUC first) and pareto.png."""
+    for r in rows:
+        r["chosen"] = r is chosen
+    rows.sort(key=lambda r: -r["valid_auc"])
+    text = io.StringIO()
+    writer = csv.DictWriter(text, LEADERBOARD_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(out / "leaderboard.csv", text.getvalue())
+    write_text_atomic(out / "leaderboard.json", json.dumps(rows, indent=2))
+    plot_pareto(out / "pareto.png", rows)
+
+
+def plot_pareto(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Valid AUC against EP (log scale), the front joined, the chosen candidate ringed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for r in rows:
+        ax.scatter(r["embedding_params"], r["valid_auc"], color="C1" if r["pareto"] else "C0", zorder=3)
+        ax.annotate(r["candidate"], (r["embedding_params"], r["valid_auc"]), fontsize=7, xytext=(4, 2),
+                    textcoords="offset points")
+        if r.get("chosen"):
+            ax.scatter(r["embedding_params"], r["valid_auc"], s=200, facecolors="none", edgecolors="C3", zorder=4)
+    front = sorted((r for r in rows if r["pareto"]), key=lambda r: r["embedding_params"])
+    ax.plot([r["embedding_params"] for r in front], [r["valid_auc"] for r in front], color="C1", lw=1)
+    ax.set_xscale("log")
+    ax.set_xlabel("embedding parameters (EP)")
+    ax.set_ylabel("valid AUC")
+    ax.set_title("recnas auto: candidates (orange: Pareto front; ringed: chosen)")
+    fig.tight_layout()
+    from recnas.fileio import write_atomic
+
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    plt.close(fig)
+
+
+__all__ = ["AutoResult", "Clock", "Deadline", "choose", "mark_pareto", "parse_duration", "run_auto"]

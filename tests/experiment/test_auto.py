@@ -1,0 +1,132 @@
+"""`recnas auto`: tune, search, choose under the memory budget within the time budget; resume; bad input."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from recnas.errors import ConfigError, DataError
+from recnas.experiment import auto
+from recnas.experiment.auto import choose, mark_pareto, parse_duration, run_auto
+from recnas.experiment.run import predict_file
+from tests.killing import KillAt, Killed
+
+BUDGET = 40.0  # seconds: a few trials per zoo candidate and a short run of each search on 4,000 rows
+
+
+def test_auto_chooses_the_best_valid_model_within_both_budgets(synth_dir: Path, tmp_path: Path) -> None:
+    t0 = time.monotonic()
+    res = run_auto(synth_dir, tmp_path / "auto", 0.3, BUDGET, threads=1, cache_dir=tmp_path / "cache")
+    wall = time.monotonic() - t0
+    spent = json.loads((tmp_path / "auto" / "clock.json").read_text())["spent_seconds"]
+    assert spent <= 1.1 * BUDGET and wall <= 1.1 * BUDGET + 5  # 5 s: importing and preparing the data
+    rows = json.loads((tmp_path / "auto" / "leaderboard.json").read_text())
+    names = {r["candidate"] for r in rows}
+    assert {"deepfm (default)", "deepfm (tuned)", "dcnv2 (default)", "dcnv2 (tuned)"} <= names
+    assert sum(r["kind"] == "search" for r in rows) >= 3  # the four built-in methods fit this data; one may fail
+    in_budget = [r for r in rows if r["ep_fraction"] <= 0.3]
+    assert res.chosen["candidate"] == max(in_budget, key=lambda r: r["valid_auc"])["candidate"]
+    assert [r["candidate"] for r in rows if r["chosen"]] == [res.chosen["candidate"]]
+    assert all(r["flops_per_row"] and r["flops_per_row"] > 0 for r in rows)
+    tuned = next(r for r in rows if r["candidate"] == "deepfm (tuned)")
+    default = next(r for r in rows if r["candidate"] == "deepfm (default)")
+    assert tuned["valid_auc"] >= default["valid_auc"]  # trial 0 is the default
+    assert (tmp_path / "auto" / "leaderboard.csv").read_text().count("\n") == len(rows) + 1
+    assert (tmp_path / "auto" / "pareto.png").stat().st_size > 1000
+    summary, _ = predict_file(tmp_path / "auto" / "model", synth_dir, tmp_path / "pred.csv")
+    assert summary["auc"] == pytest.approx(res.chosen["test_auc"], abs=1e-6)  # the chosen model, as it was scored
+
+
+def test_a_killed_auto_resumes_without_redoing_finished_stages(synth_dir: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from recnas.experiment import search
+
+    real = search.run_search
+    calls = []
+
+    def killed_in_the_second_search(cfg, out, log=None, fit_hooks=(), retrain_hooks=()):  # noqa: ANN001, ANN202
+        calls.append(out)
+        hooks = [*fit_hooks, KillAt(3)] if len(calls) == 2 else fit_hooks
+        return real(cfg, out, log, hooks, retrain_hooks)
+
+    monkeypatch.setattr(search, "run_search", killed_in_the_second_search)
+    with pytest.raises(Killed):
+        run_auto(synth_dir, tmp_path / "auto", 0.3, BUDGET, threads=1, cache_dir=tmp_path / "cache")
+    monkeypatch.setattr(search, "run_search", real)
+    first_search = Path(calls[0])
+    assert (first_search / "retrain" / "metrics.json").is_file()
+    done_at = (first_search / "retrain" / "metrics.json").stat().st_mtime
+    trials = {m: len(list((tmp_path / "auto" / "tune" / m / "trials").iterdir())) for m in ("deepfm", "dcnv2")}
+    spent = json.loads((tmp_path / "auto" / "clock.json").read_text())["spent_seconds"]
+    assert spent > 0.4 * BUDGET  # the tuning share was spent and saved
+    res = run_auto(synth_dir, tmp_path / "auto", 0.3, BUDGET, threads=1, cache_dir=tmp_path / "cache")
+    assert (first_search / "retrain" / "metrics.json").stat().st_mtime == done_at  # kept, not searched again
+    assert {m: len(list((tmp_path / "auto" / "tune" / m / "trials").iterdir())) for m in trials} == trials
+    total = json.loads((tmp_path / "auto" / "clock.json").read_text())["spent_seconds"]
+    assert total <= 1.1 * BUDGET  # the resumed run spent only what was left
+    assert (tmp_path / "auto" / "model" / "model.safetensors").is_file() and res.chosen["ep_fraction"] <= 0.3
+
+
+def test_bad_budgets_and_data_are_clear_errors_before_any_training(synth_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="shorter than one trial"):
+        run_auto(synth_dir, tmp_path / "a", 0.3, 0.5, threads=1, cache_dir=tmp_path / "cache")
+    with pytest.raises(ConfigError, match="below the smallest model"):
+        run_auto(synth_dir, tmp_path / "b", 0.01, BUDGET, threads=1, cache_dir=tmp_path / "cache")
+    with pytest.raises(ConfigError, match="max-ep-fraction"):
+        run_auto(synth_dir, tmp_path / "c", 1.5, BUDGET)
+    for folder in ("a", "b"):
+        assert not (tmp_path / folder / "tune").exists()
+    data = tmp_path / "numbers"
+    data.mkdir()
+    for split, n in (("train", 200), ("valid", 50), ("test", 50)):
+        lines = ["label,x,y"] + [f"{i % 2},{i * 0.5},{i % 7}" for i in range(n)]
+        (data / f"{split}.csv").write_text("\n".join(lines) + "\n")
+    (data / "schema.yaml").write_text("label: label\ncolumns:\n  - {name: label, type: label}\n"
+                                      "  - {name: x, type: numerical}\n  - {name: y, type: numerical}\n")
+    with pytest.raises(DataError, match="no categorical"):
+        run_auto(data, tmp_path / "d", 0.3, BUDGET, threads=1, cache_dir=tmp_path / "cache")
+
+
+def test_a_second_run_with_other_arguments_in_the_same_folder_is_refused(synth_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "auto").mkdir()
+    (tmp_path / "auto" / "auto.json").write_text(json.dumps({"args": {"data": "elsewhere"}}))
+    with pytest.raises(ConfigError, match="other arguments"):
+        run_auto(synth_dir, tmp_path / "auto", 0.3, BUDGET, threads=1, cache_dir=tmp_path / "cache")
+
+
+def test_durations() -> None:
+    assert parse_duration("90s") == 90 and parse_duration("30m") == 1800 and parse_duration("1h30m") == 5400
+    assert parse_duration("2") == 120
+    for bad in ("soon", "1x", "m30", "0m"):
+        with pytest.raises(ConfigError, match="time-budget"):
+            parse_duration(bad)
+
+
+def test_the_choice_and_the_front_on_known_rows() -> None:
+    rows = [{"candidate": n, "valid_auc": a, "embedding_params": ep, "ep_fraction": ep / 100}
+            for n, a, ep in (("full", 0.80, 100), ("big", 0.79, 40), ("small", 0.78, 20), ("bad", 0.70, 30),
+                             ("tiny", 0.75, 5))]
+    assert choose(rows, 0.3)["candidate"] == "small"  # big is better but over budget
+    assert choose(rows, 0.4)["candidate"] == "big"
+    assert choose(rows, 0.01) is None
+    mark_pareto(rows)
+    assert {r["candidate"] for r in rows if r["pareto"]} == {"full", "big", "small", "tiny"}
+
+
+def test_every_registered_method_says_whether_auto_runs_it(prepared) -> None:  # noqa: ANN001
+    from recnas.methods import get_method, method_names
+
+    fits = auto.fitting_methods(prepared.schema, 16, 5000)
+    assert set(fits) <= set(method_names())
+    for name, settings in fits.items():  # the settings validate as that method's config
+        from recnas.experiment.config import apply_overrides, load_config
+
+        raw = load_config(None, ["model.embedding_dim=16"]).model_dump(mode="json")
+        raw["search"] = {}
+        from recnas.experiment.config import ExperimentConfig
+
+        ExperimentConfig.model_validate(apply_overrides(raw, [f"search.method={name}", *settings]))
+        assert get_method(name).auto_settings(prepared.schema, 16, 5000) == settings
