@@ -170,7 +170,8 @@ class SearchMethod:
 
 
 METHODS: dict[str, type[SearchMethod]] = {}
-BUILTIN_METHODS = ("recnas.methods.autofis", "recnas.methods.autodim", "recnas.methods.nis", "recnas.methods.esapn")
+BUILTIN_METHODS = ("recnas.methods.autofis", "recnas.methods.autodim", "recnas.methods.nis", "recnas.methods.esapn",
+                   "recnas.methods.joint")
 
 
 def load_builtin_methods() -> dict[str, type[SearchMethod]]:

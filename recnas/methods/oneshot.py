@@ -65,6 +65,10 @@ class OneShotMethod(SearchMethod):
         """Weight of the blocks' `memory_cost()` in the architecture loss (0: none)."""
         return 0.0
 
+    def grda_lr(self) -> float:
+        """Learning rate of the GRDA-optimised gates (`arch_lr`; a method mixing optimisers has its own key)."""
+        return float(self.s.arch_lr)
+
     def describe(self, model: CTRModel, sample: dict[str, Any]) -> dict[str, Any]:
         """The method's own arch.json keys for the exported `sample`."""
         return {}
@@ -76,7 +80,7 @@ class OneShotMethod(SearchMethod):
         model = self.supernet(splits.ds.schema)
         train = search_batches(cfg, splits)
         planned = max((s.epochs - s.warmup_epochs) * len(train), 1)
-        grda_c = s.grda_c if s.grda_c is not None else c_for_threshold(s.grda_threshold, s.arch_lr, s.grda_mu,
+        grda_c = s.grda_c if s.grda_c is not None else c_for_threshold(s.grda_threshold, self.grda_lr(), s.grda_mu,
                                                                         planned)
         tau_decay = (max(s.tau_start - s.tau_end, 0.0) / planned if s.tau_decay == "auto" else float(s.tau_decay))
         n_valid = len(splits.ds.splits["valid"]["y"])
@@ -85,7 +89,8 @@ class OneShotMethod(SearchMethod):
         strategy = OneShotStrategy(
             s.mode, s.arch_optimizer, lr=s.arch_lr, grda_c=grda_c, grda_mu=s.grda_mu, warmup_epochs=s.warmup_epochs,
             tau_start=s.tau_start, tau_decay=tau_decay, tau_min=s.tau_min, memory_lambda=self.memory_lambda(),
-            valid=valid if s.mode == "bi_level" else None, history_path=search_dir / "history.jsonl")
+            valid=valid if s.mode == "bi_level" else None, history_path=search_dir / "history.jsonl",
+            grda_lr=self.grda_lr())
         update: dict[str, Any] = {"epochs": s.epochs, "patience": s.epochs, "reduce_lr_factor": 1.0,
                                   "restore_best": False, "sparse": False}
         if s.lr is not None:

@@ -64,6 +64,32 @@ def export_probs(model: nn.Module) -> dict[str, list[float]]:
     return probs
 
 
+class ArchOptimizers:
+    """Several architecture optimisers stepped as one (`mixed`: GRDA for sparse blocks' gates, Adam for the rest)."""
+
+    def __init__(self, optimizers: list[torch.optim.Optimizer]) -> None:
+        self.optimizers = optimizers
+
+    def step(self) -> None:
+        """Step every optimiser."""
+        for opt in self.optimizers:
+            opt.step()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear every optimiser's gradients."""
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Each optimiser's state, by position."""
+        return {str(i): opt.state_dict() for i, opt in enumerate(self.optimizers)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore `state_dict`."""
+        for i, opt in enumerate(self.optimizers):
+            opt.load_state_dict(state[str(i)])
+
+
 def temperature(step: int, start: float = 1.0, decay: float = 5e-5, minimum: float = 0.01) -> float:
     """Gumbel-softmax temperature after `step` architecture-phase steps: max(minimum, start - decay * step)."""
     return max(minimum, start - decay * step)
@@ -74,7 +100,8 @@ class OneShotStrategy(Hook):
 
     Args:
         mode: `one_level` (same batch) or `bi_level` (validation batches; needs `valid`).
-        optimizer: `adam` or `grda` for the architecture parameters.
+        optimizer: `adam` or `grda` for the architecture parameters, or `mixed`: GRDA (at `grda_lr`) for the
+            blocks that declare `sparse_arch` (gates a search zeroes), Adam (at `lr`) for the others.
         lr: architecture learning rate.
         grda_c, grda_mu: GRDA's threshold parameters (threshold c * lr^(1/2+mu) * t^mu).
         warmup_epochs: epochs of weight-only training before architecture steps.
@@ -88,22 +115,23 @@ class OneShotStrategy(Hook):
         self, mode: Literal["one_level", "bi_level"] = "one_level", optimizer: Literal["adam", "grda"] = "adam",
         lr: float = 3e-3, grda_c: float = 5e-4, grda_mu: float = 0.8, warmup_epochs: int = 0,
         tau_start: float = 1.0, tau_decay: float = 5e-5, tau_min: float = 0.01, memory_lambda: float = 0.0,
-        valid: BatchIterator | None = None, history_path: str | Path | None = None,
+        valid: BatchIterator | None = None, history_path: str | Path | None = None, grda_lr: float | None = None,
     ) -> None:
         if mode not in ("one_level", "bi_level"):
             raise ConfigError(f"search mode must be one_level or bi_level, got {mode!r}")
-        if optimizer not in ("adam", "grda"):
-            raise ConfigError(f"architecture optimizer must be adam or grda, got {optimizer!r}")
+        if optimizer not in ("adam", "grda", "mixed"):
+            raise ConfigError(f"architecture optimizer must be adam, grda or mixed, got {optimizer!r}")
         if mode == "bi_level" and valid is None:
             raise ConfigError("bi_level search needs validation batches (valid=...)")
         self.mode, self.optimizer_name, self.lr = mode, optimizer, lr
         self.grda_c, self.grda_mu = grda_c, grda_mu
+        self.grda_lr = lr if grda_lr is None else grda_lr
         self.warmup_epochs = warmup_epochs
         self.tau_start, self.tau_decay, self.tau_min = tau_start, tau_decay, tau_min
         self.memory_lambda = memory_lambda
         self.valid = valid
         self.history_path = Path(history_path) if history_path is not None else None
-        self.optimizer: torch.optim.Optimizer | None = None
+        self.optimizer: torch.optim.Optimizer | ArchOptimizers | None = None
         self.history: list[dict[str, Any]] = []
         self.arch_steps = 0
         self.valid_pass = 0
@@ -124,8 +152,18 @@ class OneShotStrategy(Hook):
         params = arch_parameters(model)
         if not params:
             raise ConfigError("the model has no architecture parameters to search")
+        self.params = params
         if self.optimizer_name == "grda":
             self.optimizer = GRDA(params, lr=self.lr, c=self.grda_c, mu=self.grda_mu)
+        elif self.optimizer_name == "mixed":
+            sparse = {id(p) for b in self.blocks if getattr(b, "sparse_arch", False) for p in b.arch_parameters()}
+            gates, rest = [p for p in params if id(p) in sparse], [p for p in params if id(p) not in sparse]
+            parts: list[torch.optim.Optimizer] = []
+            if gates:
+                parts.append(GRDA(gates, lr=self.grda_lr, c=self.grda_c, mu=self.grda_mu))
+            if rest:
+                parts.append(torch.optim.Adam(rest, lr=self.lr))
+            self.optimizer = ArchOptimizers(parts)
         else:
             self.optimizer = torch.optim.Adam(params, lr=self.lr)
         self._set_temperature()
@@ -169,7 +207,7 @@ class OneShotStrategy(Hook):
             vb = self._next_valid()
             loss = F.binary_cross_entropy_with_logits(self.model(vb), vb.y)
             cost = self._memory_cost()
-            (loss + cost if cost is not None else loss).backward(inputs=list(self.optimizer.param_groups[0]["params"]))
+            (loss + cost if cost is not None else loss).backward(inputs=list(self.params))
         else:  # one-level: the gradients of this training batch are already there
             cost = self._memory_cost()
             if cost is not None:
@@ -184,13 +222,15 @@ class OneShotStrategy(Hook):
 
         A search that zeroed (or kept) everything can then say which threshold would have kept some.
         """
-        if not isinstance(self.optimizer, GRDA):
+        parts = self.optimizer.optimizers if isinstance(self.optimizer, ArchOptimizers) else [self.optimizer]
+        grda = next((o for o in parts if isinstance(o, GRDA)), None)
+        if grda is None:
             return None
-        group = self.optimizer.param_groups[0]
+        group = grda.param_groups[0]
         mags: list[float] = []
         step = 0
         for p in group["params"]:
-            state = self.optimizer.state.get(p, {})
+            state = grda.state.get(p, {})
             acc = state.get("accumulator", p.detach())
             step = max(step, int(state.get("step", 0)))
             mags += acc.abs().flatten().tolist()

@@ -104,7 +104,8 @@ class WeightSharingSearch(Hook):
         if quality not in ("logloss", "auc"):
             raise ConfigError(f"quality must be logloss or auc, got {quality!r}")
         self.model, self.strategy, self.cost, self.budget_cost = model, strategy, cost, budget_cost
-        self.blocks = searchable_blocks(model)
+        # the blocks a sample drives: AutoDis encoders have no discrete choices, and train with the weights
+        self.blocks = [b for b in searchable_blocks(model) if b.choices()]
         self.train, self.valid = train, valid
         self.steps, self.samples_per_step, self.train_batches = steps, samples_per_step, train_batches
         self.warmup_steps, self.full_share = warmup_steps, full_share

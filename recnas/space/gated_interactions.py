@@ -46,6 +46,8 @@ class GatedInteractions(SelectedInteractions):
     The gates are architecture parameters (optimised by GRDA, not by the weight optimiser).
     """
 
+    sparse_arch = True  # a `mixed` architecture optimiser gives these gates GRDA, which zeroes the useless ones
+
     def __init__(self, field_names: Sequence[str], gate_init: float = GATE_INIT, seed: int = 0, reduce: bool = True,
                  retrain_gate_init: float | None = None) -> None:
         rows, cols = pair_indices(len(field_names))

@@ -14,7 +14,7 @@ from recnas.experiment.auto import choose, mark_pareto, parse_duration, run_auto
 from recnas.experiment.run import predict_file
 from tests.killing import KillAt, Killed
 
-BUDGET = 40.0  # seconds: a few trials per zoo candidate and a short run of each search on 4,000 rows
+BUDGET = 30.0  # seconds: a few trials per zoo candidate and a short run of each search on 4,000 rows
 
 
 def test_auto_chooses_the_best_valid_model_within_both_budgets(synth_dir: Path, tmp_path: Path) -> None:

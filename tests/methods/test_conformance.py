@@ -113,7 +113,7 @@ def test_a_search_killed_after_each_of_three_checkpoints_resumes_to_the_same_arc
 @pytest.mark.parametrize("name", NAMES)
 def test_the_method_runs_with_its_auto_settings_behind_an_embedding_norm(name: str, synth_dir: Path, prepared,  # noqa: ANN001
                                                                          tmp_path: Path) -> None:
-    """What `recnas auto` asks of a method: its own auto settings, on a tuned model that may normalise embeddings."""
+    """What `recnas auto` asks of a method: its auto settings, on a tuned model (embedding norm, AutoDis)."""
     from recnas.experiment.run import load_run, predict_file
 
     full = sum(f.cardinality for f in prepared.schema.categorical) * 8
@@ -121,7 +121,8 @@ def test_the_method_runs_with_its_auto_settings_behind_an_embedding_norm(name: s
     if settings is None:
         pytest.skip(f"{name} does not run in recnas auto on this data")
     cfg = load_config(None, overrides(name, synth_dir, tmp_path / "cache", "model.embedding_dim=8",
-                                      "model.embedding_norm=true", "search.baseline=false", *settings))
+                                      "model.embedding_norm=true", "model.numerical_encoder=autodis",
+                                      "search.baseline=false", *settings))
     res = run_search(cfg, tmp_path / "run")
     _, _, model = load_run(tmp_path / "run" / "retrain")
     assert model.embedding_params() == res.retrain["embedding_params"]
