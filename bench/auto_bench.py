@@ -77,15 +77,20 @@ def summary(records: list[dict]) -> list[dict]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("mode", choices=["tune", "auto"])
+    p.add_argument("mode", choices=["tune", "auto", "table"])
     p.add_argument("--datasets", default="ml100k")
     p.add_argument("--models", default="deepfm,dcnv2")
     p.add_argument("--seeds", default="2026,2027,2028")
     p.add_argument("--trials", type=int, default=12)
     p.add_argument("--budget", default="20m")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="the JSON to write (tune, auto) or to read (table)")
+    p.add_argument("--tuned", type=Path, nargs="*", default=[], help="table: the tune JSONs to compare auto with")
+    p.add_argument("--work", type=Path, default=WORK, help="table: the work folder the tunes ran in")
     a = p.parse_args()
+    if a.mode == "table":
+        print(table(json.loads(a.out.read_text()), [json.loads(t.read_text()) for t in a.tuned], a.work))
+        return
     seeds = [int(s) for s in a.seeds.split(",")]
     records: list[dict] = []
     doc = {"date": dt.date.today().isoformat(), "command": "python " + " ".join(sys.argv),
@@ -111,6 +116,44 @@ def auto_cell(dataset: str, seed: int, budget: str, threads: int) -> dict:
                    log=lambda m: print(f"  [auto {dataset} {seed}] {m}", flush=True))
     return {"dataset": dataset, "seed": seed, "budget": budget, "wall_seconds": time.perf_counter() - t,
             "chosen": res.chosen, "leaderboard": res.leaderboard}
+
+
+def tuned_wall(dataset: str, seed: int, work: Path) -> float | None:
+    """Seconds of the tuned DeepFM's own training (its best trial's wall time) for `dataset` and `seed`."""
+    best = work / "tune" / f"{dataset}-deepfm-{seed}" / "best.json"
+    if not best.is_file():
+        return None
+    folder = Path(json.loads(best.read_text())["folder"])
+    return json.loads((folder / "metrics.json").read_text())["wall_seconds"]
+
+
+def table(auto_doc: dict, tune_docs: list[dict], work: Path) -> str:
+    """Markdown: per auto run, every leaderboard row, then the chosen model against the best tuned zoo model."""
+    tuned = {(r["dataset"], r["seed"], r["model"]): r for d in tune_docs for r in d["records"]}
+    lines = []
+    for rec in auto_doc["records"]:
+        ds, seed = rec["dataset"], rec["seed"]
+        lines += [f"**{ds}, seed {seed}, budget {rec['budget']}** (wall {rec['wall_seconds'] / 60:.1f} min)", "",
+                  "| candidate | valid AUC | test AUC | test logloss | EP | EP share | FLOPs/row | seconds |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in rec["leaderboard"]:
+            mark = " (chosen)" if r["chosen"] else ""
+            lines.append(f"| {r['candidate']}{mark} | {r['valid_auc']:.4f} | {r['test_auc']:.4f} | "
+                         f"{r['test_logloss']:.4f} | {r['embedding_params']:,} | {r['ep_fraction']:.1%} | "
+                         f"{r['flops_per_row'] / 1e6:.2f} M | {r['train_seconds']:.0f} |")
+        zoo = [tuned[k] for k in tuned if k[:2] == (ds, seed)]
+        if zoo:
+            best = max(zoo, key=lambda r: r["tuned_valid_auc"])
+            c = rec["chosen"]
+            unit = tuned_wall(ds, seed, work)
+            units = f"{rec['wall_seconds'] / unit:.1f}" if unit else "n/a"
+            lines += ["", f"Chosen {c['candidate']}: test AUC {c['test_auc']:.4f} against the best tuned zoo model "
+                      f"of `recnas tune` ({best['model']}, {best['trials']} trials, chosen on valid): "
+                      f"{best['tuned_test_auc']:.4f} (difference {c['test_auc'] - best['tuned_test_auc']:+.4f}); "
+                      f"EP {c['embedding_params']:,} = {c['embedding_params'] / best['tuned_embedding_params']:.1%} "
+                      f"of that model's; auto's wall time = {units} tuned DeepFM trainings."]
+        lines.append("")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

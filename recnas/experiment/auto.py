@@ -195,8 +195,8 @@ def _run_auto(data: Path, out: Path, max_ep_fraction: float, budget: float, seed
               cache_dir: str | Path | None, overrides: Sequence[str], log: Log) -> AutoResult:
     cfg = base_config(data, seed, threads, cache_dir, overrides)
     plan_path = out / "auto.json"
-    args = {"data": str(data), "max_ep_fraction": max_ep_fraction, "time_budget_seconds": budget, "seed": seed,
-            "threads": threads, "overrides": list(overrides)}
+    args = {"data": str(data), "max_ep_fraction": max_ep_fraction, "seed": seed, "threads": threads,
+            "overrides": list(overrides)}  # what a resume must keep; the time budget may grow or shrink
     plan = json.loads(plan_path.read_text()) if plan_path.is_file() else {}
     if plan and plan.get("args") != args:
         raise ConfigError(f"{out} holds a recnas auto run with other arguments ({plan.get('args')}); pass a new --out "
@@ -269,7 +269,8 @@ def _run_auto(data: Path, out: Path, max_ep_fraction: float, budget: float, seed
     if model_dir.exists():
         shutil.rmtree(model_dir)
     shutil.copytree(chosen["folder"], model_dir, ignore=shutil.ignore_patterns("*.lock", "checkpoint.pt"))
-    plan.update({"spent_seconds": clock.spent(), "chosen": chosen["candidate"], "model": str(model_dir),
+    plan.update({"time_budget_seconds": budget, "spent_seconds": clock.spent(), "chosen": chosen["candidate"],
+                 "model": str(model_dir),
                  "full_width_ep": full_ep, "methods": list(methods)})
     write_text_atomic(plan_path, json.dumps(plan, indent=2))
     log(f"chosen: {chosen['candidate']}: valid AUC {chosen['valid_auc']:.4f}, test AUC {chosen['test_auc']:.4f}, "
