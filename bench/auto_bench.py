@@ -53,7 +53,7 @@ def tune_cell(dataset: str, model: str, seed: int, trials: int, threads: int) ->
     t = time.perf_counter()
     res = run_tune(cfg, WORK / "tune" / f"{dataset}-{model}-{seed}", trials,
                    log=lambda m: print(f"  [{dataset} {model} {seed}] {m}", flush=True))
-    first = res.trials[0]
+    first = next(r for r in res.trials if r["state"] == "COMPLETE")  # trial 0, or its re-run after a kill
     rows = [r for r in res.trials if r["state"] == "COMPLETE"]
     return {"dataset": dataset, "model": model, "seed": seed, "trials": len(res.trials),
             "completed": len(rows), "default_valid_auc": first["valid_auc"], "default_test_auc": first["test_auc"],

@@ -3,8 +3,9 @@
 Why Optuna: its ask/tell interface runs each trial through our own trainer (checkpoints, resumption, the run
 folder), its study lives in one SQLite file (a killed tune resumes from it), and its TPE sampler and median
 pruner need no cluster. Each trial trains `cfg` with the drawn values in `<out>/trials/<params hash>/`; a trial
-whose valid AUC after an epoch is below the median of earlier trials at that epoch is pruned. A killed trial is
-re-queued with the same values, so its folder's checkpoint resumes it. The best trial's config is `best.yaml`.
+whose valid AUC after an epoch (from the third) is below the median of earlier trials at that epoch is pruned. A
+killed trial is re-queued with the same values, so its folder's checkpoint resumes it. The best trial's config is
+`best.yaml`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ from recnas.fileio import write_text_atomic
 from recnas.train.hooks import Hook
 
 DEFAULT_SPACE = Path(__file__).with_name("tune_space.yaml")
+# Optuna's defaults (10 random trials, pruning from epoch 2) made an 8-trial tune of DeepFM on frappe_full a random
+# search whose slow-starting low-lr trials were pruned after one or two epochs (5 of 8), so it ended at the default
+# (bench/log/2026-12-06-issue19-auto.md): TPE models after 5 trials, and no trial is pruned before its 3rd epoch.
+TPE_RANDOM_TRIALS = 5
+PRUNE_AFTER_EPOCHS = 2
 Log = Callable[[str], None]
 
 
@@ -157,8 +163,8 @@ def _study(cfg: ExperimentConfig, out: Path, worker: int = 0) -> Any:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna.create_study(
         study_name="tune", storage=f"sqlite:///{out / 'study.db'}", load_if_exists=True, direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=cfg.seed + worker),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1))
+        sampler=optuna.samplers.TPESampler(seed=cfg.seed + worker, n_startup_trials=TPE_RANDOM_TRIALS),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=PRUNE_AFTER_EPOCHS))
 
 
 def run_tune(cfg: ExperimentConfig, out: str | Path, trials: int, space: dict[str, ParamSpec] | None = None,
