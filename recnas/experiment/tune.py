@@ -34,7 +34,7 @@ DEFAULT_SPACE = Path(__file__).with_name("tune_space.yaml")
 # search whose slow-starting low-lr trials were pruned after one or two epochs (5 of 8), so it ended at the default
 # (bench/log/2026-12-06-issue19-auto.md): TPE models after 5 trials, and no trial is pruned before its 3rd epoch.
 TPE_RANDOM_TRIALS = 5
-PRUNE_AFTER_EPOCHS = 2
+PRUNE_AFTER_EPOCHS = 3  # Optuna prunes from the step equal to n_warmup_steps: epoch 3
 Log = Callable[[str], None]
 
 
