@@ -44,6 +44,7 @@ TUNE_SHARE = 0.45  # of the time budget: tuning the zoo candidates; the searches
 SEARCH_SHARE = 0.45
 SEARCH_PART = 0.6  # of a search's share: the search itself; its retrain gets the rest
 MIN_EPOCHS_PER_FIT = 3  # a stage share below this many epochs of the default model is too short to train
+MIN_FITS_PER_SEARCH = 2.0  # a search and its retrain each need about one default training: fund fewer, not less
 PROBE_STEPS = 8
 
 
@@ -239,6 +240,16 @@ def _run_auto(data: Path, out: Path, max_ep_fraction: float, budget: float, seed
     methods = fitting_methods(schema, tuned_cfg.model.embedding_dim, max_ep)
     log("searches that fit this data: " + (", ".join(methods) or "none"))
     search_end = (TUNE_SHARE + SEARCH_SHARE) * budget
+    if "searches" not in plan:  # fund as many as get MIN_FITS_PER_SEARCH default trainings each, in rank order
+        fit_s = next((r["train_seconds"] for r in rows if r["candidate"] == f"{SEARCH_MODEL} (default)"),
+                     10 * plan["epoch_seconds"])
+        plan["searches"] = funded_searches(list(methods), search_end - clock.spent(), fit_s)
+        funded = len(plan["searches"])
+        write_text_atomic(plan_path, json.dumps(plan, indent=2))
+        if funded < len(methods):
+            log(f"the budget funds {funded} of {len(methods)} searches ({MIN_FITS_PER_SEARCH} trainings of "
+                f"{fit_s:.0f}s each): running {', '.join(plan['searches'])}")
+    methods = {m: methods[m] for m in plan["searches"] if m in methods}
     for i, (name, settings) in enumerate(methods.items()):
         share = (search_end - clock.spent()) / (len(methods) - i)
         folder = out / "search" / name
@@ -300,12 +311,17 @@ def searched_budget(cfg: ExperimentConfig, schema: Any, max_ep_fraction: float) 
     return full_ep, max_ep
 
 
+def funded_searches(methods: list[str], seconds: float, fit_seconds: float) -> list[str]:
+    """The first methods (in rank order) that `seconds` can give `MIN_FITS_PER_SEARCH` trainings each; at least one."""
+    return methods[: max(1, int(max(seconds, 0.0) // (MIN_FITS_PER_SEARCH * max(fit_seconds, 1e-9))))]
+
+
 def fitting_methods(schema: Any, embedding_dim: int, max_ep: int) -> dict[str, list[str]]:
-    """{method: its overrides} of every registered method that fits the data (registry order)."""
+    """{method: its overrides} of every registered method that fits the data, in `auto_rank` order."""
     from recnas.methods import get_method, method_names
 
     out = {}
-    for name in method_names():
+    for name in sorted(method_names(), key=lambda n: (get_method(n).auto_rank, n)):
         settings = get_method(name).auto_settings(schema, embedding_dim, max_ep)
         if settings is not None:
             out[name] = settings
@@ -354,7 +370,7 @@ def tune_rows(model: str, tune_dir: Path) -> list[dict[str, Any]]:
     seconds = sum(_metrics(Path(t.user_attrs["folder"])).get("train_seconds", 0.0) for t in done)
     best = json.loads((tune_dir / "best.json").read_text())
     rows = []
-    first = next((t for t in done if t.number == 0), None)
+    first = min(done, key=lambda t: t.number, default=None)  # trial 0, or its re-run after a kill
     if first is not None:
         m = _metrics(Path(first.user_attrs["folder"]))
         rows.append(candidate_row(f"{model} (default)", "zoo", Path(first.user_attrs["folder"]), m,

@@ -81,6 +81,7 @@ class AutoDim(OneShotMethod):
     decides = "an embedding size per field"
     config = AutoDimConfig
     trace_keys = ("dims",)
+    auto_rank = 20  # one supernet, sizes only
     smoke = ("search.epochs=3", "search.warmup_epochs=1", "search.candidates=[2,4,8]")
 
     @classmethod

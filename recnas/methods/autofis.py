@@ -47,8 +47,9 @@ class AutoFIS(OneShotMethod):
 
     @classmethod
     def auto_settings(cls, schema: Schema, embedding_dim: int, max_ep: int) -> list[str] | None:
-        """Where there are at least three embedded fields (so pairs to choose among); its own defaults."""
-        return [] if len(embedded_field_names(schema, "auto")) >= 3 else None
+        """Where there are at least three fields and the budget is the full tables (AutoFIS keeps every table)."""
+        full = sum(f.cardinality for f in schema.categorical) * embedding_dim
+        return [] if len(embedded_field_names(schema, "auto")) >= 3 and max_ep >= full else None
 
     def check(self) -> None:
         """The model needs a pairwise slot (FM, DeepFM, IPNN)."""

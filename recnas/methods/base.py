@@ -90,6 +90,8 @@ class SearchMethod:
     # `--set` overrides that make a run of a few seconds on a few thousand rows: the method conformance suite
     # (tests/methods) runs every registered method with them, search -> retrain -> report and kills.
     smoke: ClassVar[tuple[str, ...]] = ()
+    # Where `recnas auto` cannot fund every method that fits, it runs them in this order (lower first).
+    auto_rank: ClassVar[int] = 100
 
     @classmethod
     def auto_settings(cls, schema: Schema, embedding_dim: int, max_ep: int) -> list[str] | None:

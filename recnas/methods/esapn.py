@@ -61,6 +61,7 @@ class ESAPN(MixedWidthMethod):
     paper = "Liu et al., Automated Embedding Size Search in Deep Recommender Systems, SIGIR 2020"
     decides = "an embedding size per frequency bucket of every field"
     config = ESAPNConfig
+    auto_rank = 40
     curve_keys = ("round", "mean_value", "ep_fraction", "decision round", "mean value of growing")
     curve_y2_label = "EP share"
     smoke = ("search.sizes=[2,4,8]", "search.decision_every=2", "search.valid_rows=300", "search.batch_size=128")

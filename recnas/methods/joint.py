@@ -45,6 +45,7 @@ class Joint(AutoDim):
     decides = "an embedding size per field and which pairwise interactions to keep, at once"
     config = JointConfig
     trace_keys = ("dims", "nonzero_gates")
+    auto_rank = 10  # first: one supernet searches both sizes and pairs
     smoke = ("search.epochs=3", "search.warmup_epochs=1", "search.candidates=[2,4,8]")
 
     @classmethod

@@ -77,6 +77,7 @@ class NIS(MixedWidthMethod):
     paper = "Joglekar et al., Neural Input Search for Large Scale Recommendation Models, KDD 2020"
     decides = "column blocks per frequency bucket of every field"
     config = NISConfig
+    auto_rank = 30
     smoke = ("search.steps=40", "search.warmup_steps=5", "search.samples_per_step=4", "model.embedding_dim=8")
 
     @classmethod

@@ -116,11 +116,22 @@ def test_the_choice_and_the_front_on_known_rows() -> None:
     assert {r["candidate"] for r in rows if r["pareto"]} == {"full", "big", "small", "tiny"}
 
 
+def test_a_short_budget_funds_fewer_searches_in_rank_order_never_none() -> None:
+    ranked = ["joint", "autodim", "nis", "esapn"]
+    assert auto.funded_searches(ranked, 1000, 100) == ranked  # 2 trainings of 100 s each: all four fit
+    assert auto.funded_searches(ranked, 450, 100) == ["joint", "autodim"]
+    assert auto.funded_searches(ranked, 10, 100) == ["joint"]
+    assert auto.funded_searches(ranked, -5, 100) == ["joint"]
+
+
 def test_every_registered_method_says_whether_auto_runs_it(prepared) -> None:  # noqa: ANN001
     from recnas.methods import get_method, method_names
 
     fits = auto.fitting_methods(prepared.schema, 16, 5000)
-    assert set(fits) <= set(method_names())
+    assert set(fits) <= set(method_names()) and "autofis" not in fits  # it keeps every table: never under budget
+    assert "autofis" in auto.fitting_methods(prepared.schema, 16, 10**9)
+    ranks = [get_method(m).auto_rank for m in fits]
+    assert ranks == sorted(ranks)
     for name, settings in fits.items():  # the settings validate as that method's config
         from recnas.experiment.config import apply_overrides, load_config
 
