@@ -240,24 +240,21 @@ def _run_auto(data: Path, out: Path, max_ep_fraction: float, budget: float, seed
     methods = fitting_methods(schema, tuned_cfg.model.embedding_dim, max_ep)
     log("searches that fit this data: " + (", ".join(methods) or "none"))
     search_end = (TUNE_SHARE + SEARCH_SHARE) * budget
-    if "searches" not in plan:  # fund as many as get MIN_FITS_PER_SEARCH default trainings each, in rank order
-        fit_s = next((r["train_seconds"] for r in rows if r["candidate"] == f"{SEARCH_MODEL} (default)"),
-                     10 * plan["epoch_seconds"])
-        plan["searches"] = funded_searches(list(methods), search_end - clock.spent(), fit_s)
-        funded = len(plan["searches"])
-        write_text_atomic(plan_path, json.dumps(plan, indent=2))
-        if funded < len(methods):
-            log(f"the budget funds {funded} of {len(methods)} searches ({MIN_FITS_PER_SEARCH} trainings of "
-                f"{fit_s:.0f}s each): running {', '.join(plan['searches'])}")
-    methods = {m: methods[m] for m in plan["searches"] if m in methods}
-    for i, (name, settings) in enumerate(methods.items()):
-        share = (search_end - clock.spent()) / (len(methods) - i)
+    fit_s = next((r["train_seconds"] for r in rows if r["candidate"] == f"{SEARCH_MODEL} (default)"),
+                 10 * plan["epoch_seconds"])
+    names = list(methods)
+    for i, name in enumerate(names):
         folder = out / "search" / name
-        if share <= 0 and not (folder / "retrain" / "metrics.json").is_file():
-            log(f"  {name}: skipped, the time budget is spent")
+        finished = (folder / "retrain" / "metrics.json").is_file()
+        # fund as many of the rest as get MIN_FITS_PER_SEARCH default trainings each (time a finished search left
+        # unspent goes to the next); the first search always runs
+        funded = funded_searches(names[i:], search_end - clock.spent(), fit_s)
+        if not finished and i > 0 and search_end - clock.spent() < MIN_FITS_PER_SEARCH * fit_s:
+            log(f"  {name}: skipped, the time left is under {MIN_FITS_PER_SEARCH:g} trainings of {fit_s:.0f}s")
             continue
+        share = (search_end - clock.spent()) / len(funded)
         now = clock.spent()  # the search gets 60% of its share, its retrain the rest
-        row = run_one_search(tuned_cfg, name, settings, folder, Deadline(clock, now + SEARCH_PART * share),
+        row = run_one_search(tuned_cfg, name, methods[name], folder, Deadline(clock, now + SEARCH_PART * share),
                              Deadline(clock, now + share), log)
         clock.save()
         if row is not None:
