@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 from torch import nn
 
 from recnas.data.schema import Schema
@@ -24,14 +24,19 @@ from recnas.nn.models import MODELS, CTRModel, build_model
 from recnas.space.gated_interactions import GatedInteractions
 
 
-class AutoFISConfig(OneShotConfig):
+class GateRetrainConfig(BaseModel):
+    """How the kept pairs start their retrain (AutoFIS, and the joint search that reuses its gates)."""
+
+    retrain_gate_init: float | None = Field(
+        None, gt=0, description="initial gate of the kept pairs at retrain; default min(0.6, 1/sqrt(kept pairs))")
+
+
+class AutoFISConfig(OneShotConfig, GateRetrainConfig):
     """AutoFIS: a gate per field pair, GRDA zeroes the useless ones (one-level search)."""
 
     method: Literal["autofis"] = Field("autofis", description="gated pairwise interactions (AutoFIS)")
     arch_optimizer: Literal["adam", "grda"] = Field("grda", description="optimiser of the gates")
     arch_lr: float = Field(1.0, gt=0, description="learning rate of the gates")
-    retrain_gate_init: float | None = Field(
-        None, gt=0, description="initial gate of the kept pairs at retrain; default min(0.6, 1/sqrt(kept pairs))")
 
 
 @register_method("autofis")

@@ -20,20 +20,18 @@ from torch import nn
 from recnas.data.schema import Schema
 from recnas.errors import ConfigError
 from recnas.methods.autodim import AutoDim, AutoDimConfig
-from recnas.methods.autofis import AutoFIS
+from recnas.methods.autofis import AutoFIS, GateRetrainConfig
 from recnas.methods.base import has_large_id_fields, model_kwargs, register_method, sizes_up_to
 from recnas.nn.embedding import embedded_field_names
 from recnas.nn.models import MODELS, CTRModel, build_model
 
 
-class JointConfig(AutoDimConfig):
+class JointConfig(AutoDimConfig, GateRetrainConfig):
     """AutoDim's keys (sizes, budget, memory term) plus the gates' GRDA settings."""
 
     method: Literal["joint"] = Field("joint", description="embedding sizes and interactions in one supernet")
     arch_optimizer: Literal["mixed"] = Field("mixed", description="Adam for the sizes, GRDA for the gates")
     gate_lr: float = Field(1.0, gt=0, description="GRDA learning rate of the gates (AutoFIS's arch_lr)")
-    retrain_gate_init: float | None = Field(
-        None, gt=0, description="initial gate of the kept pairs at retrain; default min(0.6, 1/sqrt(kept pairs))")
 
 
 @register_method("joint")
