@@ -46,6 +46,7 @@ SEARCH_PART = 0.6  # of a search's share: the search itself; its retrain gets th
 MIN_EPOCHS_PER_FIT = 3  # a stage share below this many epochs of the default model is too short to train
 MIN_FITS_PER_SEARCH = 2.0  # a search and its retrain each need about one default training: fund fewer, not less
 PROBE_STEPS = 8
+PER_EPOCH = ("epoch=", "step=")  # a search's per-epoch lines: in its run folder (train_log.jsonl), not auto's log
 
 
 def parse_duration(text: str) -> float:
@@ -336,7 +337,8 @@ def run_one_search(cfg: ExperimentConfig, method: str, settings: list[str], fold
     try:
         scfg = ExperimentConfig.model_validate(raw)
         log(f"searching with {method}")
-        res = run_search(scfg, folder, log=lambda m: log(f"  [{method}] {m}"), fit_hooks=[search_deadline],
+        res = run_search(scfg, folder, log=lambda m: None if m.startswith(PER_EPOCH) else log(f"  [{method}] {m}"),
+                         fit_hooks=[search_deadline],
                          retrain_hooks=[retrain_deadline])
     except RecnasError as e:
         log(f"  {method}: failed ({e}); left out")

@@ -272,7 +272,8 @@ def auto_cmd(
     from recnas.experiment.auto import parse_duration, run_auto
 
     res = run_auto(data, out, max_ep_fraction, parse_duration(time_budget), seed, threads,
-                   overrides=list(set_ or []), log=(lambda _m: None) if quiet else console.print)
+                   overrides=list(set_ or []),
+                   log=(lambda _m: None) if quiet else (lambda m: console.print(m, markup=False)))  # "[nis] ..."
     c = res.chosen
     console.print(f"chosen: {c['candidate']}: test AUC {c['test_auc']:.4f} (valid {c['valid_auc']:.4f}), "
                   f"{c['embedding_params']:,} embedding parameters ({c['ep_fraction']:.1%} of the tuned DeepFM)",
