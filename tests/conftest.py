@@ -30,6 +30,21 @@ def prepared(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa
 
 
 @pytest.fixture(scope="session")
+def planted_rank8(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    """Small vocabularies, a strong rank-8 c1 x c2 pair and a rank-2 c5 x c6 pair: the embedding-size searches'
+    known answer, learnable in a few epochs of 32k rows (encoded once, with its truth)."""
+    from recnas.data.cache import prepare
+    from recnas.data.source import open_dataset
+    from recnas.data.synthetic import Interaction
+
+    out = tmp_path_factory.mktemp("rank8") / "syn"
+    cfg = SynthConfig(rows=40_000, seed=1, cat_cardinalities=[40, 30, 40, 30, 20, 12, 50, 30],
+                      interactions=[Interaction(["c1", "c2"], rank=8, scale=3.0), Interaction(["c5", "c6"], rank=2)])
+    truth = write_synthetic(out, cfg)
+    return prepare(open_dataset(out), tmp_path_factory.mktemp("rank8_cache")), truth
+
+
+@pytest.fixture(scope="session")
 def prepared_large(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     """20,000 synthetic rows, encoded: enough signal for the learn-something checks."""
     from recnas.data.cache import prepare

@@ -27,13 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from recnas.errors import ConfigError, DataError, RecnasError
 from recnas.experiment.config import ExperimentConfig, apply_overrides, load_config
 from recnas.experiment.folder import run_folder_lock
 from recnas.experiment.run import load_run, load_splits
-from recnas.experiment.tune import ParamSpec, load_space, run_tune
+from recnas.experiment.tune import ParamSpec, load_space, run_tune, trial_config
 from recnas.fileio import write_text_atomic
 from recnas.train.hooks import Hook
 
@@ -162,18 +160,6 @@ def probe_seconds_per_epoch(cfg: ExperimentConfig, splits: Any) -> float:
     return per_batch * len(splits.train) * 1.15  # plus validation
 
 
-def tuned_overrides(best_yaml: Path, space: dict[str, ParamSpec]) -> list[str]:
-    """The tuned values of a tune's best.yaml for the keys of `space`, as `--set` overrides."""
-    raw = yaml.safe_load(best_yaml.read_text())
-    out = []
-    for key in space:
-        node: Any = raw
-        for part in key.split("."):
-            node = node[part]
-        out.append(f"{key}={json.dumps(node)}")
-    return out
-
-
 def run_auto(data: str | Path, out: str | Path, max_ep_fraction: float = 0.3, time_budget_s: float = 3600.0,
              seed: int = 2026, threads: int = 2, cache_dir: str | Path | None = None,
              overrides: Sequence[str] = (), log: Log | None = None) -> AutoResult:
@@ -234,9 +220,9 @@ def _run_auto(data: Path, out: Path, max_ep_fraction: float, budget: float, seed
         rows.extend(tune_rows(name, out / "tune" / name))
         log(f"  {name}: best valid AUC {res.best_metrics['valid_auc']:.4f} in {len(res.trials)} trials")
     # 2. the searches that fit, with the tuned DeepFM's settings, each in an equal share of what is left
-    tuned = tuned_overrides(out / "tune" / SEARCH_MODEL / "best.yaml", space)
-    tuned_cfg = ExperimentConfig.model_validate(apply_overrides(cfg.model_dump(mode="json"),
-                                                                [*tuned, f"model.name={SEARCH_MODEL}"]))
+    search_cfg = cfg.model_copy(deep=True)
+    search_cfg.model.name = SEARCH_MODEL
+    tuned_cfg = trial_config(search_cfg, json.loads((out / "tune" / SEARCH_MODEL / "best.json").read_text())["params"])
     full_ep, max_ep = searched_budget(tuned_cfg, schema, max_ep_fraction)
     methods = fitting_methods(schema, tuned_cfg.model.embedding_dim, max_ep)
     log("searches that fit this data: " + (", ".join(methods) or "none"))
@@ -293,11 +279,11 @@ def searched_budget(cfg: ExperimentConfig, schema: Any, max_ep_fraction: float) 
     The parts no search shrinks (first-order weights, numerical encoders, multi-valued fields) count in the
     budget too; a budget they alone exceed is an error naming the smallest fraction that could be met.
     """
-    from recnas.methods.base import model_kwargs
+    from recnas.methods.base import categorical_rows, model_kwargs
     from recnas.nn.models import build_model
 
     full_ep = build_model(cfg.model.name, schema, **model_kwargs(cfg)).embedding_params()
-    tables = sum(f.cardinality for f in schema.categorical) * cfg.model.embedding_dim
+    tables = categorical_rows(schema) * cfg.model.embedding_dim
     rest = full_ep - tables
     max_ep = int(max_ep_fraction * full_ep) - rest
     floor = rest + len(schema.categorical)  # one float per categorical field at the very least

@@ -248,9 +248,14 @@ def search_batches(cfg: ExperimentConfig, splits: Splits) -> BatchIterator:
 AUTO_MIN_ID_ROWS = 1000  # below this many categorical rows in all, an embedding-size search cannot save much
 
 
+def categorical_rows(schema: Schema) -> int:
+    """Rows of every categorical field's table: the tables an embedding-size search shrinks."""
+    return sum(f.cardinality for f in schema.categorical)
+
+
 def has_large_id_fields(schema: Schema) -> bool:
     """Whether the categorical fields hold enough rows for an embedding-size search to be worth its time."""
-    return sum(f.cardinality for f in schema.categorical) >= AUTO_MIN_ID_ROWS
+    return categorical_rows(schema) >= AUTO_MIN_ID_ROWS
 
 
 def sizes_up_to(full: int, ladder: Sequence[int] = (2, 4, 8, 16, 32, 64)) -> list[int]:

@@ -9,7 +9,7 @@ import torch
 from recnas.data.batches import FieldBatch
 from recnas.data.cache import prepare
 from recnas.data.source import open_dataset
-from recnas.data.synthetic import Interaction, SynthConfig, write_synthetic
+from recnas.data.synthetic import SynthConfig, write_synthetic
 from recnas.errors import ConfigError, SchemaError
 from recnas.nn.models import build_model
 from recnas.search.oneshot import OneShotStrategy, arch_parameters
@@ -21,13 +21,9 @@ CANDIDATES = (2, 4, 8, 16)
 
 
 @pytest.fixture(scope="module")
-def planted(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
-    """Small vocabularies and a strong rank-8 c1 x c2 interaction: learnable in a few epochs of 32k rows."""
-    out = tmp_path_factory.mktemp("dim") / "syn"
-    cfg = SynthConfig(rows=40_000, seed=1, cat_cardinalities=[40, 30, 40, 30, 20, 12, 50, 30],
-                      interactions=[Interaction(["c1", "c2"], rank=8, scale=3.0), Interaction(["c5", "c6"], rank=2)])
-    truth = write_synthetic(out, cfg)
-    return prepare(open_dataset(out), tmp_path_factory.mktemp("dim_cache")), truth
+def planted(planted_rank8):  # noqa: ANN001, ANN201
+    """The rank-8 known-answer data (tests/conftest.py), shared with the joint search's test."""
+    return planted_rank8
 
 
 def autodim_fm(schema, seed: int = 0) -> torch.nn.Module:  # noqa: ANN001

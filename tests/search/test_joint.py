@@ -5,9 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from recnas.data.cache import prepare
-from recnas.data.source import open_dataset
-from recnas.data.synthetic import Interaction, SynthConfig, write_synthetic
 from recnas.nn.embedding import embedded_field_names
 from recnas.nn.models import build_model
 from recnas.search.grda import GRDA, c_for_threshold
@@ -21,13 +18,9 @@ EPOCHS, WARMUP, BATCH = 10, 3, 1024
 
 
 @pytest.fixture(scope="module")
-def planted(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
-    """AutoDim's known-answer data: a strong rank-8 pair c1 x c2, a rank-2 pair c5 x c6, two noise fields."""
-    out = tmp_path_factory.mktemp("joint") / "syn"
-    cfg = SynthConfig(rows=40_000, seed=1, cat_cardinalities=[40, 30, 40, 30, 20, 12, 50, 30],
-                      interactions=[Interaction(["c1", "c2"], rank=8, scale=3.0), Interaction(["c5", "c6"], rank=2)])
-    truth = write_synthetic(out, cfg)
-    return prepare(open_dataset(out), tmp_path_factory.mktemp("joint_cache")), truth
+def planted(planted_rank8):  # noqa: ANN001, ANN201
+    """AutoDim's known-answer data (tests/conftest.py): a rank-8 pair c1 x c2, a rank-2 pair c5 x c6, noise fields."""
+    return planted_rank8
 
 
 def joint_search(ds, seed: int) -> tuple[AutoDimEmbedding, GatedInteractions, OneShotStrategy]:  # noqa: ANN001
