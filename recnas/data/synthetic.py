@@ -61,6 +61,7 @@ class SynthConfig:
     bias: float = -1.0
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
     file_format: str = "csv"
+    shuffle_fields: bool = False  # feature columns in a seeded order (files and schema): no method may lean on it
 
     def validate(self) -> None:
         """Raise `ConfigError` naming the bad knob."""
@@ -221,6 +222,12 @@ def auc(y: np.ndarray, score: np.ndarray) -> float:
     return float(roc_auc_score(y, score))
 
 
+def column_spec(name: str) -> dict[str, Any]:
+    """schema.yaml's entry of a generated column (c*: categorical, n*: numerical, m*: multi-valued)."""
+    kind = {"c": "categorical", "n": "numerical", "m": "multi_categorical"}[name[0]]
+    return {"name": name, "type": kind, **({"separator": "|"} if kind == "multi_categorical" else {})}
+
+
 def write_synthetic(out: str | Path, cfg: SynthConfig) -> dict[str, Any]:
     """Write a dataset folder (train/valid/test, schema.yaml, truth.json) and return the truth."""
     out = Path(out)
@@ -232,7 +239,11 @@ def write_synthetic(out: str | Path, cfg: SynthConfig) -> dict[str, Any]:
     n_valid = int(n * cfg.split[1])
     parts = {"train": perm[:n_train], "valid": perm[n_train : n_train + n_valid], "test": perm[n_train + n_valid :]}
     columns: dict[str, pa.Array] = {"label": pa.array(y)}
-    for name, v in cols.items():
+    order = list(cols)
+    if cfg.shuffle_fields:
+        order = [order[i] for i in np.random.default_rng([cfg.seed, 2]).permutation(len(order))]
+    for name in order:
+        v = cols[name]
         if isinstance(v, pa.ListArray):
             columns[name] = pc.binary_join(v, "|")
         elif name.startswith("c"):
@@ -260,10 +271,7 @@ def write_synthetic(out: str | Path, cfg: SynthConfig) -> dict[str, Any]:
         "files": {s: f"{s}.{ext}" for s in parts},
         "format": {"kind": ext, "delimiter": ",", "header": True},
         "label": "label",
-        "columns": [{"name": "label", "type": "label", "values": [0, 1]}]
-        + [{"name": c, "type": "categorical"} for c in cfg.cat_names]
-        + [{"name": f"n{i + 1}", "type": "numerical"} for i in range(cfg.n_numerical)]
-        + [{"name": f"m{i + 1}", "type": "multi_categorical", "separator": "|"} for i in range(cfg.n_multi)],
+        "columns": [{"name": "label", "type": "label", "values": [0, 1]}] + [column_spec(c) for c in order],
     }
     (out / "schema.yaml").write_text(yaml.safe_dump(schema, sort_keys=False))
     return truth

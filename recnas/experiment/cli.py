@@ -282,6 +282,14 @@ def auto_cmd(
                   f"front: {res.path / 'pareto.png'}", markup=False)
 
 
+def _load_planted(run_dir: Path) -> dict | None:
+    """The report's planted-against-found view (synthetic data with a truth.json), if it has one."""
+    try:
+        return json.loads((run_dir / "report.json").read_text()).get("planted")
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
 def _print_search(res, warnings: bool = True) -> None:  # noqa: ANN001
     arch, m, b = res.arch, res.retrain, res.baseline
     from recnas.experiment.run import load_config_file
@@ -290,6 +298,11 @@ def _print_search(res, warnings: bool = True) -> None:  # noqa: ANN001
     method = get_method(arch["method"])(load_config_file(res.path / "config.yaml"))
     for line in method.summary(arch):
         console.print(line)
+    from recnas.experiment.planted import summary_lines
+
+    planted = _load_planted(res.path)
+    for line in summary_lines(planted) if planted else []:
+        console.print(line, markup=False)
     for line in method.warnings(arch) if warnings else []:  # else the run's log printed them
         console.print(f"warning: {line}", markup=False)
     console.print(f"searched {arch['method']}-{arch['model']}: test AUC {m['test_auc']:.4f}, logloss "

@@ -16,6 +16,7 @@ from typing import Any
 
 from recnas.data.schema import Schema
 from recnas.errors import DataError
+from recnas.experiment.planted import planted_against_found, read_truth
 from recnas.methods import SearchMethod, get_method
 from recnas.methods.render import fmt, table
 
@@ -55,6 +56,10 @@ def build_report(run_dir: str | Path, method: SearchMethod | None = None) -> dic
     }
     rep["warnings"] = method.warnings(arch)
     rep["architecture"] = method.architecture(arch, schema)
+    truth = read_truth(method.cfg.data.path)
+    planted = planted_against_found(method, arch, truth) if truth is not None else {}
+    if planted:
+        rep["planted"] = planted
     results: dict[str, Any] = {}
     if retrain is not None:
         results["searched"] = {k: retrain.get(k) for k in RESULT_KEYS}
@@ -98,6 +103,27 @@ def _method(run_dir: Path, arch: dict[str, Any]) -> SearchMethod:
     return get_method(arch["method"])(cfg)
 
 
+def planted_html(view: dict[str, Any]) -> list[str]:
+    """The planted-against-found section (synthetic data with a truth.json): what was planted, what was found."""
+    out = []
+    if "memory" in view:
+        m = view["memory"]
+        verdict = ("the planted pair's fields store more per id than every noise field" if m["holds"] else
+                   "the planted pair's fields do NOT store more per id than every noise field")
+        pair = html.escape(" x ".join(m["pair"]))
+        out += [f"<h2>Planted against found: memory</h2><p>strongest planted pair {pair}; {verdict}</p>",
+                table([[f, v["role"], v["floats_per_id"]] for f, v in m["per_field"].items()],
+                      ["field", "planted role", "floats stored per id"])]
+    if "pairs" in view:
+        p = view["pairs"]
+        kept = {frozenset(x) for x in p["recovered"]}
+        rows = [[" x ".join(x), "kept" if frozenset(x) in kept else "missed"] for x in p["planted"]]
+        rows += [[" x ".join(x), "kept (noise field)"] for x in p["with_noise_field"]]
+        out += [f"<h2>Planted against found: interactions</h2><p>{len(p['recovered'])} of {len(p['planted'])} "
+                f"planted pairs kept, {p['kept']} kept in all</p>", table(rows, ["pair", "found"])]
+    return out
+
+
 def render_html(rep: dict[str, Any], arch: dict[str, Any], method: SearchMethod) -> str:
     """The report as one self-contained HTML page."""
     parts = [f"<h1>recnas search report: {html.escape(rep['method'])} on {html.escape(rep['model'])}</h1>",
@@ -114,6 +140,7 @@ def render_html(rep: dict[str, Any], arch: dict[str, Any], method: SearchMethod)
                          f"weights included) {res['model_ep_fraction']:.1%} of the baseline's; search + retrain "
                          f"{res['search_plus_retrain_seconds']:.1f} s = {res['time_vs_baseline']:.2f}x one baseline "
                          "training</p>")
+    parts += planted_html(rep.get("planted") or {})
     parts += method.html(rep, arch)
     for caption, fig in method.plots(rep, arch):
         parts.append(f"<h3>{html.escape(caption)}</h3><img src='data:image/png;base64,{_png(fig)}'/>")

@@ -2,8 +2,8 @@
 
 The supernet's embedding (`AutoDimEmbedding`) mixes every candidate size of each field with Gumbel-softmax
 weights, lifted to a common dimension; a bi-level search (first-order DARTS) moves the weights on validation
-batches, with an optional memory term toward small sizes. The export is the argmax per field, cut to the
-budget (`max_ep` / `max_ep_fraction`) and, with `fill_budget`, grown back up to it; the retrain model is the
+batches, with an optional memory term toward small sizes. The export is the median (or argmax) size per field, cut
+to the budget (`max_ep` / `max_ep_fraction`) and, with `fill_budget`, grown back up to it; the retrain model is the
 same zoo model with a `ProjectedEmbedding` of the found sizes. Any zoo model with one vector per field works.
 """
 
@@ -40,36 +40,44 @@ class AutoDimConfig(OneShotConfig, FillBudgetConfig):
     mode: Literal["one_level", "bi_level"] = Field(
         "bi_level", description="one_level: architecture and weights step on the same batch; bi_level: first-order "
         "DARTS, architecture steps on validation batches")
-    warmup_epochs: int = Field(2, ge=0, description="weight-only epochs before architecture steps")
+    epochs: int = Field(9, ge=1, description="search epochs")
+    warmup_epochs: int = Field(3, ge=0, description="weight-only epochs before architecture steps (the larger sizes' "
+                               "columns need them to learn what the smallest cannot, before the sizes are compared)")
     candidates: list[int] = Field(default_factory=lambda: [2, 4, 8, 16, 32], min_length=1,
                                   description="candidate sizes (size d uses the first d columns of one table)")
     common_dim: int | None = Field(None, ge=1, description="interaction dimension every size is lifted to (default: "
                                    "the largest candidate)")
     lift_gamma: float = Field(0.15, gt=0, description="initial batch-norm scale of the lifts: at 1 the FM logits "
                               "start huge and every field collapses to the smallest size")
-    memory_lambda: float = Field(0.1, ge=0, description="weight of the expected-size term (the expected size of each "
+    memory_lambda: float = Field(0.0, ge=0, description="weight of the expected-size term (the expected size of each "
                                  "field as a share of the largest, averaged over fields) in the architecture loss; "
-                                 "0 = the paper's form")
+                                 "0 = the paper's form. Under Adam a small steady pull outweighs a noisy validation "
+                                 "gradient and every field collapses to the smallest size: bound memory with "
+                                 "max_ep / max_ep_fraction instead")
+    pick: Literal["median", "argmax"] = Field(
+        "median", description="the size exported per field: the median of its size distribution (the sizes are "
+        "ordered; robust when the mass spreads over several large sizes) or the argmax (the paper)")
 
 
 def budget_line(arch: dict[str, Any]) -> str:
     """What the budget did to the export, in the searched tables' terms: nothing, a cut, or a fill."""
     full = max(int(arch["full_ep"]), 1)
     share = arch["ep"] / full
-    argmax = arch.get("argmax_ep")
+    rule = arch.get("pick", "argmax")  # arch.json files before the pick setting took the argmax
+    picked = arch.get("picked_ep", arch.get("argmax_ep"))
     if arch.get("max_ep") is None:
-        return f"no budget: the argmax uses {share:.1%} of the searched tables at full size"
+        return f"no budget: the {rule} uses {share:.1%} of the searched tables at full size"
     budget = arch["max_ep"] / full
-    if argmax is None:  # an arch.json written before the argmax was recorded
+    if picked is None:  # an arch.json written before the pick was recorded
         return f"the export uses {share:.1%} of the searched tables at full size (budget {budget:.1%})"
-    argmax_share = argmax / full
-    if argmax > arch["max_ep"]:
-        return (f"the argmax used {argmax_share:.1%} of the searched tables, over the {budget:.1%} budget: cut to "
+    picked_share = picked / full
+    if picked > arch["max_ep"]:
+        return (f"the {rule} used {picked_share:.1%} of the searched tables, over the {budget:.1%} budget: cut to "
                 f"{share:.1%}")
     if arch.get("fill_budget"):
-        return (f"the argmax uses {argmax_share:.1%} of the searched tables, under the {budget:.1%} budget: filled to "
-                f"{share:.1%}")
-    return (f"the argmax uses {argmax_share:.1%} of the searched tables, under the {budget:.1%} budget; "
+        return (f"the {rule} uses {picked_share:.1%} of the searched tables, under the {budget:.1%} budget: filled "
+                f"to {share:.1%}")
+    return (f"the {rule} uses {picked_share:.1%} of the searched tables, under the {budget:.1%} budget; "
             "search.fill_budget is off, so the budget changed nothing")
 
 
@@ -107,7 +115,7 @@ class AutoDim(OneShotMethod):
         s = self.s
         return AutoDimEmbedding(schema, s.candidates, self.common_dim, **self.cfg.model.encoding_kwargs(),
                                 lift_gamma=s.lift_gamma, max_ep=s.max_ep, max_ep_fraction=s.max_ep_fraction,
-                                fill_budget=s.fill_budget)
+                                fill_budget=s.fill_budget, pick=s.pick)
 
     def supernet(self, schema: Schema) -> CTRModel:
         """The configured model with the AutoDim embedding."""
@@ -126,7 +134,7 @@ class AutoDim(OneShotMethod):
         return {"dims": dims, "common_dim": block.common_dim, "candidates": list(block.candidates),
                 "lift_gamma": block.lift_gamma, "max_ep": block.max_ep, "fill_budget": block.fill_budget,
                 "field_rows": block.rows, "ep": sample_ep(block.rows, dims), "full_ep": block.full_ep,
-                "argmax_ep": block.argmax_ep()}
+                "pick": block.pick, "picked_ep": block.picked_ep()}
 
     def frozen_parts(self, schema: Schema, arch: dict[str, Any]) -> dict[str, nn.Module]:
         """The found sizes, frozen from the search embedding (fresh weights)."""
@@ -152,6 +160,10 @@ class AutoDim(OneShotMethod):
                 # the searched tables against the same tables with every field at the largest candidate
                 "ep": arch["ep"], "full_ep": arch["full_ep"],
                 "searched_ep_fraction": arch["ep"] / max(arch["full_ep"], 1), "budget": budget_line(arch)}
+
+    def field_memory(self, arch: dict[str, Any]) -> dict[str, float]:
+        """A field's size is what each of its ids stores."""
+        return {f: float(d) for f, d in arch["dims"].items()}
 
     def html(self, rep: dict[str, Any], arch: dict[str, Any]) -> list[str]:
         """The size table."""

@@ -113,6 +113,10 @@ class AutoFIS(OneShotMethod):
         return [f"AutoFIS kept all {total} interactions ({setting} removed none: the search selected nothing); raise "
                 f"search.grda_threshold{hint}"]
 
+    def kept_pairs(self, arch: dict[str, Any]) -> list[list[str]]:
+        """The pairs whose gates survived."""
+        return [list(p) for p in arch["interactions"]]
+
     def architecture(self, arch: dict[str, Any], schema: Schema) -> dict[str, Any]:
         """Kept pairs, their share, and the gates."""
         return {"interactions": arch["interactions"], "kept": len(arch["interactions"]),

@@ -158,6 +158,17 @@ class SearchMethod:
         """The report's `architecture` section: the found architecture in human terms."""
         return {}
 
+    def field_memory(self, arch: dict[str, Any]) -> dict[str, float] | None:
+        """Floats stored per id of every field the method sizes (its EP over its rows); None if it sizes none.
+
+        What the planted-truth view compares across methods (`recnas.experiment.planted`).
+        """
+        return None
+
+    def kept_pairs(self, arch: dict[str, Any]) -> list[list[str]] | None:
+        """The field pairs the architecture keeps; None if the method selects no interactions."""
+        return None
+
     def curve(self, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The report's search trace from `search/history.jsonl`."""
         return history

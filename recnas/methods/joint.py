@@ -84,6 +84,10 @@ class Joint(AutoDim):
         """The found sizes and the kept pairs, frozen with fresh weights."""
         return {**super().frozen_parts(schema, arch), "pairwise": self.gated(schema).freeze(arch["sample"])}
 
+    def kept_pairs(self, arch: dict[str, Any]) -> list[list[str]]:
+        """AutoFIS's kept pairs."""
+        return AutoFIS.kept_pairs(self, arch)  # type: ignore[arg-type]
+
     def summary(self, arch: dict[str, Any]) -> list[str]:
         """Sizes, budget and kept pairs."""
         return super().summary(arch) + AutoFIS.summary(self, arch)  # type: ignore[arg-type]

@@ -82,6 +82,10 @@ class MixedWidthMethod(SearchMethod):
                 "full_ep": sum(full.values()),
                 "searched_ep_fraction": sum(field_ep.values()) / max(sum(full.values()), 1)}
 
+    def field_memory(self, arch: dict[str, Any]) -> dict[str, float]:
+        """The field's stored floats over its ids: its mean width per id."""
+        return {f: arch["field_ep"][f] / max(sum(arch["bucket_rows"][f]), 1) for f in arch["field_ep"]}
+
     def summary(self, arch: dict[str, Any]) -> list[str]:
         """Widths per frequency bucket and the EP share."""
         lines = [f"  {f}: widths per frequency bucket (head first) {w}" for f, w in arch["bucket_widths"].items()]

@@ -22,7 +22,8 @@ SMALL = ["threads=1", "model.embedding_dim=4", "model.mlp=[16]", "trainer.epochs
 
 def config(synth_dir: Path, cache: Path, method: str, *extra: str):  # noqa: ANN201
     path = ROOT / "configs" / f"{method}_synth.yaml"
-    return load_config(path, [*SMALL, f"data.path={synth_dir}", f"data.cache_dir={cache}", *extra])
+    short = ["search.warmup_epochs=1"] if method == "autodim" else []  # its shipped 3 weight-only epochs of 3
+    return load_config(path, [*SMALL, *short, f"data.path={synth_dir}", f"data.cache_dir={cache}", *extra])
 
 
 class Kill(Hook):
@@ -63,6 +64,7 @@ def test_search_cli_writes_arch_retrain_baseline_and_report(synth_dir: Path, tmp
                                    "--out", str(run), "--quiet", *sets])
     assert res.exit_code == 0, res.output
     assert "kept" in res.output and "report:" in res.output
+    assert "planted against found:" in res.output and "of 2 planted pairs kept" in res.output  # synth's truth.json
     arch = json.loads((run / "search" / "arch.json").read_text())
     assert {"method", "sample", "space_fingerprint", "interactions"} <= set(arch)
     assert arch["method"] == "autofis" and len(arch["sample"]) == arch["num_pairs"] == 55
@@ -78,6 +80,9 @@ def test_search_cli_writes_arch_retrain_baseline_and_report(synth_dir: Path, tmp
     assert report["results"]["searched"]["test_auc"] == retrain["test_auc"]
     html = (run / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 2  # search curve + gate heat map, embedded
+    planted = report["planted"]["pairs"]  # the dataset's truth.json against the kept pairs
+    assert planted["planted"] == [["c1", "c2"], ["c5", "c6"]] and planted["kept"] == len(arch["interactions"])
+    assert "Planted against found: interactions" in html and "memory" not in report["planted"]
 
     # the retrained model is a normal run folder: predict loads it (architecture first, then weights)
     res = CliRunner().invoke(app, ["predict", str(run / "retrain"), str(synth_dir), "--out", str(tmp_path / "p.csv")])
@@ -101,6 +106,10 @@ def test_autodim_run_reports_dims_and_ep(synth_dir: Path, tmp_path: Path) -> Non
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["architecture"]["ep"] == res.arch["ep"] <= res.arch["full_ep"]
     assert [d["dim"] for d in report["architecture"]["dims"]] == list(dims.values())
+    memory = report["planted"]["memory"]  # AutoDim sizes fields: floats per id is the size, with each field's role
+    assert {f: v["floats_per_id"] for f, v in memory["per_field"].items()} == dims
+    assert memory["per_field"]["c1"]["role"] == "rank-8 interaction" and memory["per_field"]["c7"]["role"] == "noise"
+    assert "pairs" not in report["planted"]
 
 
 def test_a_run_folder_refuses_a_different_config_and_autofis_a_model_it_cannot_gate(synth_dir: Path,
@@ -177,11 +186,13 @@ def test_an_autofis_search_that_removes_every_pair_says_so_and_how_to_fix_it(syn
 def test_the_autodim_summary_says_what_the_budget_did() -> None:
     from recnas.methods.autodim import budget_line
 
-    base = {"full_ep": 1000, "ep": 80, "argmax_ep": 80, "max_ep": 300, "fill_budget": False}
-    assert budget_line(base) == ("the argmax uses 8.0% of the searched tables, under the 30.0% budget; "
+    base = {"full_ep": 1000, "ep": 80, "pick": "median", "picked_ep": 80, "max_ep": 300, "fill_budget": False}
+    assert budget_line(base) == ("the median uses 8.0% of the searched tables, under the 30.0% budget; "
                                  "search.fill_budget is off, so the budget changed nothing")
     assert "filled to 29.5%" in budget_line({**base, "ep": 295, "fill_budget": True})
-    assert "over the 30.0% budget: cut to 29.0%" in budget_line({**base, "argmax_ep": 600, "ep": 290})
+    assert "over the 30.0% budget: cut to 29.0%" in budget_line({**base, "picked_ep": 600, "ep": 290})
+    old = {"full_ep": 1000, "ep": 80, "argmax_ep": 600, "max_ep": 300}  # an arch.json from before `pick`
+    assert budget_line(old).startswith("the argmax used 60.0%")
     assert budget_line({**base, "max_ep": None}).startswith("no budget")
 
 
@@ -199,6 +210,6 @@ def test_report_json_names_one_fraction_per_denominator(synth_dir: Path, tmp_pat
 
     assert "ep_fraction" not in keys(rep)
     assert 0 < rep["architecture"]["searched_ep_fraction"] <= 0.9 and rep["results"]["model_ep_fraction"] > 0
-    assert rep["architecture"]["budget"].startswith("the argmax uses") or "cut to" in rep["architecture"]["budget"]
+    assert rep["architecture"]["budget"].startswith("the median uses") or "cut to" in rep["architecture"]["budget"]
     res = CliRunner().invoke(app, ["report", str(tmp_path / "run")])
     assert res.exit_code == 0, res.output
