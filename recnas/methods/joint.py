@@ -4,7 +4,7 @@ One DeepFM-style supernet holds AutoDim's embedding (a Gumbel-softmax mix of can
 common dimension) and AutoFIS's gated pairs; one bi-level search moves both on validation batches, with a
 `mixed` architecture optimiser: Adam for the size logits (with AutoDim's expected-size term) and GRDA for the gates,
 which zeroes the useless pairs. Numerical fields are encoded by `model.numerical_encoder` inside the same supernet
-(AutoDis where `recnas auto` tunes it so), learned with it. The export is AutoDim's (argmax per field, cut to the
+(AutoDis where `recnas auto` tunes it so), learned with it. The export is AutoDim's (median size per field, cut to the
 budget and grown back into it) plus AutoFIS's kept pairs; the retrain model composes both frozen parts. Why
 jointly: a field's best size depends on which of its pairs survive, and one search costs one supernet, not two
 (prior art: i-Razor, OptFS). The gates add no EP: the memory budget is the embedding tables'.

@@ -21,8 +21,8 @@ Why the median: the sizes are ordered, and a field whose data rewards width ofte
 over the larger sizes (0.31, 0.06, 0.14, 0.21, 0.28 over 2..32) while the smallest size holds the single
 largest share; the argmax then exports 2 although most of the mass says 16 or more. The median (the
 smallest size with at least half the mass at or below it) reads the distribution as the ordinal choice it
-is; on planted data it gave the rank-8 pair more width than every noise field on 10 of 10 seeds where the
-argmax did so on 0 of 10 (bench/README.md, "Known answers over seeds").
+is. On planted data (seeds 1-10, the same ten searches exported both ways) it gave the rank-8 pair more
+width than every noise field on 10 of 10 seeds, the argmax on 6 (bench/log/2026-12-06-issue26-known-answers.md).
 """
 
 from __future__ import annotations

@@ -50,3 +50,12 @@ def test_a_run_name_that_would_leave_runs_is_refused(name: str) -> None:
 def test_a_layer_of_width_zero_is_refused(key: str) -> None:
     with pytest.raises(ConfigError, match="layer widths must be >= 1"):
         load_config(None, [key])
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_every_shipped_config_loads_as_it_is(path: Path) -> None:
+    """Every configs/*.yaml validates as shipped (e.g. its warm-up below its search epochs at the method's defaults)."""
+    cfg = load_config(path)
+    method = path.stem.split("_")[0]
+    assert cfg.search is None or cfg.search.method == method, (path.name, cfg.search)
