@@ -21,7 +21,7 @@ demo: setup
 test: setup lint
 	$(PY) -m pytest
 
-# The searches' known answers over five seeds at the shipped configs' scale (~15 min on 2 cores): run it before
+# The searches' known answers over five seeds at the shipped configs' scale (~10 min on 2 cores): run it before
 # resolving a change to a search or its defaults. `make test` leaves these slow tests out.
 test-known: setup
 	$(PY) -m pytest -m slow tests/known_answers
