@@ -14,7 +14,8 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -239,11 +240,14 @@ def trial_loop(study: Any, cfg: ExperimentConfig, out: Path, trials: int, space:
     import optuna
     from optuna.trial import TrialState
 
-    while _finished(study) + len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))) < trials:
+    while True:
         if any(getattr(h, "expired", False) for h in hooks):
             log(f"the time budget is spent: {_finished(study)} of {trials} trials ran")
             return
-        trial = study.ask()
+        with ask_lock(out):  # count and ask as one step: two workers seeing 3 of 4 must not both start a 4th
+            if _finished(study) + len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))) >= trials:
+                return
+            trial = study.ask()
         params = suggest(trial, space)
         tcfg = trial_config(cfg, params)
         tcfg.trainer.progress = False
@@ -263,6 +267,20 @@ def trial_loop(study: Any, cfg: ExperimentConfig, out: Path, trials: int, space:
         trial.set_user_attr("test_auc", res.metrics["test_auc"])
         study.tell(trial, res.metrics["valid_auc"])
         log(f"trial {trial.number}: valid AUC {res.metrics['valid_auc']:.4f}; {params}")
+
+
+@contextmanager
+def ask_lock(out: Path) -> Iterator[None]:
+    """An exclusive lock on `out`/ask.lock across the processes of one tune (`--jobs`), released on exit or death."""
+    import fcntl
+
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "ask.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _finished(study: Any) -> int:
