@@ -24,6 +24,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from zoo_bench import mean_sd
+
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "bench" / "work" / "known"
 
@@ -53,9 +55,8 @@ def table(results: list[dict]) -> str:
     for m, rs in by.items():
         mem = [r["memory"] for r in rs if "memory" in r]
         pairs = [r["pairs"] for r in rs if "pairs" in r]
-        margins = [x["margin"] for x in mem if x["margin"] is not None]
-        mean = sum(margins) / len(margins) if margins else float("nan")
-        sd = (sum((x - mean) ** 2 for x in margins) / max(len(margins) - 1, 1)) ** 0.5 if margins else float("nan")
+        margins = [x for x in mem if x["margin"] is not None]
+        mean, sd = mean_sd(margins, "margin") if margins else (float("nan"), float("nan"))
         failing = sorted({r["seed"] for r in rs if not all(r[k]["holds"] for k in ("memory", "pairs") if k in r)})
         def share(views: list[dict]) -> str:
             return f"{sum(v['holds'] for v in views)} of {len(views)}" if views else "-"
