@@ -98,6 +98,7 @@ class AutoFIS(OneShotMethod):
         if total == 0 or 0 < kept < total:
             return []
         grda = arch.get("grda")
+        who = f"the {self.name} search"  # autofis, or the joint search that reuses these warnings
         setting = f"search.grda_threshold={self.s.grda_threshold:g}"
         if kept == 0:
             hint = ""
@@ -105,12 +106,12 @@ class AutoFIS(OneShotMethod):
                 top = grda["magnitudes"]
                 hint = (f"; the largest gate accumulator ended at {top[0]:.3g}, so a threshold near "
                         f"{top[min(len(top) - 1, max(len(top) // 10, 1))]:.2g} keeps about a tenth of the pairs")
-            return [f"AutoFIS removed all {total} interactions ({setting} is too high for this data: the retrain has "
+            return [f"{who} removed all {total} interactions ({setting} is too high for this data: the retrain has "
                     f"no pairwise part); lower search.grda_threshold{hint}"]
         hint = ""
         if grda and grda["magnitudes"]:
             hint = f"; the median gate accumulator ended at {grda['magnitudes'][len(grda['magnitudes']) // 2]:.3g}"
-        return [f"AutoFIS kept all {total} interactions ({setting} removed none: the search selected nothing); raise "
+        return [f"{who} kept all {total} interactions ({setting} removed none: the search selected nothing); raise "
                 f"search.grda_threshold{hint}"]
 
     def kept_pairs(self, arch: dict[str, Any]) -> list[list[str]]:

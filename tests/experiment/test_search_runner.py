@@ -167,7 +167,7 @@ def test_an_autofis_search_that_removes_every_pair_says_so_and_how_to_fix_it(syn
     res = run_search(config(synth_dir, tmp_path / "cache", "autofis", "search.grda_threshold=50", *common),
                      tmp_path / "none", log=lines.append)
     assert res.arch["interactions"] == []
-    warned = [ln for ln in lines if ln.startswith("warning: AutoFIS removed all")]
+    warned = [ln for ln in lines if ln.startswith("warning: the autofis search removed all")]
     assert len(warned) == 1 and "search.grda_threshold=50" in warned[0], lines[-5:]
     report = json.loads((tmp_path / "none" / "report.json").read_text())
     assert report["warnings"] == [warned[0].removeprefix("warning: ")]
@@ -180,7 +180,7 @@ def test_an_autofis_search_that_removes_every_pair_says_so_and_how_to_fix_it(syn
     every = run_search(config(synth_dir, tmp_path / "cache", "autofis", "search.grda_threshold=0", *common),
                        tmp_path / "all")
     assert len(every.arch["interactions"]) == every.arch["num_pairs"]
-    assert "AutoFIS kept all" in json.loads((tmp_path / "all" / "report.json").read_text())["warnings"][0]
+    assert "the autofis search kept all" in json.loads((tmp_path / "all" / "report.json").read_text())["warnings"][0]
 
 
 def test_the_autodim_summary_says_what_the_budget_did() -> None:
