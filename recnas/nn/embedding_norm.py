@@ -17,7 +17,8 @@ from recnas.nn.facade import FieldEmbeddingLayer
 class NormedEmbedding(nn.Module):
     """`inner`'s output through a `BatchNorm1d` over its flat `[B, sum of dims]` view; the same shape comes out."""
 
-    def __init__(self, inner: FieldEmbeddingLayer) -> None:
+    def __init__(self, inner: FieldEmbeddingLayer, scale: float = 1.0) -> None:
+        """`scale`: the norm's initial output scale (its affine weight); small keeps the interactions' inputs small."""
         super().__init__()
         self.inner = inner
         self.field_names = list(inner.field_names)
@@ -25,6 +26,7 @@ class NormedEmbedding(nn.Module):
         self.equal_dims = inner.equal_dims
         self.dim = inner.dim
         self.norm = nn.BatchNorm1d(inner.flat_dim)
+        nn.init.constant_(self.norm.weight, float(scale))
 
     @property
     def num_fields(self) -> int:

@@ -53,3 +53,26 @@ def test_a_normed_run_reloads_with_the_same_scores(synth_dir: Path, tmp_path: Pa
 def test_a_model_without_embeddings_refuses_the_norm(prepared) -> None:  # noqa: ANN001
     with pytest.raises(ConfigError, match="embedding_norm"):
         build_model("lr", prepared.schema, embedding_norm=True)
+
+
+def test_the_norm_scale_sets_the_standardised_outputs_spread(prepared) -> None:  # noqa: ANN001
+    torch.manual_seed(0)
+    batch = next(iter(prepared.batches("train", 512, shuffle=False)))
+    spreads = {}
+    for scale in (1.0, 0.15):
+        model = build_model("deepfm", prepared.schema, embedding_dim=4, mlp=[8], embedding_norm=True,
+                            embedding_norm_scale=scale)
+        model.train()
+        spreads[scale] = model.embedding.flat(batch).std(0, unbiased=False)
+    varying = spreads[1.0] > 0.5  # entries with any spread in this batch
+    torch.testing.assert_close(spreads[0.15][varying], 0.15 * spreads[1.0][varying], atol=1e-4, rtol=1e-3)
+
+
+def test_the_norm_scale_comes_from_the_config(synth_dir: Path, tmp_path: Path) -> None:
+    cfg = load_config(None, [f"data.path={synth_dir}", f"data.cache_dir={tmp_path / 'c'}", "model.mlp=[16]",
+                             "model.embedding_norm=true", "model.embedding_norm_scale=0.15", "trainer.epochs=1",
+                             "trainer.progress=false", "threads=1", "lab.max_train_rows=2000"])
+    run_train(cfg, tmp_path / "run")
+    _, _, model = load_run(tmp_path / "run")
+    weight = model.embedding.norm.weight.detach()  # the reloaded run's: one short epoch moves it only a little
+    assert abs(float(weight.mean()) - 0.15) < 0.05

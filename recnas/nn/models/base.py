@@ -59,7 +59,8 @@ class CTRModel(nn.Module):
         self, schema: Schema, embedding_dim: int | Mapping[str, int] = 10, mlp: Sequence[int] = (400, 400, 400),
         dropout: float = 0.0, batch_norm: bool = False, numerical: NumericalSpec = "auto", pooling: str = "mean",
         sparse: bool = False, numerical_options: Mapping[str, Any] | None = None,
-        embedding: FieldEmbeddingLayer | None = None, embedding_norm: bool = False, **options: Any,
+        embedding: FieldEmbeddingLayer | None = None, embedding_norm: bool = False,
+        embedding_norm_scale: float = 1.0, **options: Any,
     ) -> None:
         super().__init__()
         self.schema = schema
@@ -80,7 +81,7 @@ class CTRModel(nn.Module):
             if not self.has_embedding:
                 raise ConfigError(f"model.embedding_norm: model {self.model_name!r} has no embeddings to normalise; "
                                   "set it to false")
-            self.embedding = NormedEmbedding(self.embedding)  # type: ignore[assignment]
+            self.embedding = NormedEmbedding(self.embedding, embedding_norm_scale)  # type: ignore[assignment]
         self.mlp_sizes = list(mlp)
         self.dropout = dropout
         self.batch_norm = batch_norm
