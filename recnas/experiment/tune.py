@@ -49,6 +49,8 @@ class ParamSpec(BaseModel):
     high: float | None = Field(None, description="upper end of a range")
     log: bool = Field(False, description="draw the range on a log scale")
     choices: list[Any] | None = Field(None, description="the values of a categorical parameter")
+    start: list[Any] = Field(default_factory=list, description="values tried first: trial k (after trial 0, the "
+                             "config's own values) takes this key's k-th start value, keys without one keep trial 0's")
 
     @model_validator(mode="after")
     def _complete(self) -> ParamSpec:
@@ -57,7 +59,22 @@ class ParamSpec(BaseModel):
                 raise ValueError("a categorical parameter needs a non-empty choices list")
         elif self.low is None or self.high is None or not self.low < self.high or (self.log and self.low <= 0):
             raise ValueError(f"a {self.type} parameter needs low < high (and low > 0 with log)")
+        outside = [v for v in self.start if not self.draws(v)]
+        if outside:
+            raise ValueError(f"start value(s) {outside} are not values this parameter can draw")
         return self
+
+    def draws(self, value: Any) -> bool:
+        """Whether `value` is one this parameter can draw."""
+        if self.type == "categorical":
+            return value in (self.choices or [])
+        return isinstance(value, int | float) and not isinstance(value, bool) and self.low <= value <= self.high
+
+    def stored(self, value: Any) -> Any:
+        """`value` as Optuna stores it for this parameter (categorical values as JSON text)."""
+        if self.type == "categorical":
+            return json.dumps(value)
+        return int(value) if self.type == "int" else float(value)
 
 
 def load_space(path: str | Path | None = None) -> dict[str, ParamSpec]:
@@ -147,14 +164,23 @@ def default_params(cfg: ExperimentConfig, space: dict[str, ParamSpec]) -> dict[s
         node: Any = raw
         for part in key.split("."):
             node = node.get(part) if isinstance(node, dict) else None
-        if node is None:
-            continue
-        if p.type == "categorical":
-            if node in (p.choices or []):
-                out[key] = json.dumps(node)
-        elif isinstance(node, int | float) and not isinstance(node, bool) and p.low <= node <= p.high:
-            out[key] = int(node) if p.type == "int" else float(node)
+        if node is not None and p.draws(node):
+            out[key] = p.stored(node)
     return out
+
+
+def start_params(cfg: ExperimentConfig, space: dict[str, ParamSpec]) -> list[dict[str, Any]]:
+    """The first trials of a new study: `cfg`'s own values, then each row of the space's `start` values over them.
+
+    A row equal to an earlier one is dropped (a config that already has a start value does not run it twice).
+    """
+    first = default_params(cfg, space)
+    rows = [first]
+    for k in range(max((len(p.start) for p in space.values()), default=0)):
+        row = {**first, **{key: p.stored(p.start[k]) for key, p in space.items() if k < len(p.start)}}
+        if row not in rows:
+            rows.append(row)
+    return rows
 
 
 def _study(cfg: ExperimentConfig, out: Path, worker: int = 0) -> Any:
@@ -172,8 +198,9 @@ def run_tune(cfg: ExperimentConfig, out: str | Path, trials: int, space: dict[st
              log: Log | None = None, jobs: int = 1, hooks: Sequence[Hook] = ()) -> TuneResult:
     """Run `trials` finished (completed or pruned) trials of `cfg` over `space`; resumes a killed tune in `out`.
 
-    Trial 0 runs `cfg`'s own values (`default_params`). With `jobs` > 1, that many processes draw and train
-    trials side by side on one study, each with `cfg.threads // jobs` threads (results then depend on timing).
+    Trial 0 runs `cfg`'s own values, the next trials the space's `start` values (`start_params`). With `jobs` > 1,
+    that many processes draw and train trials side by side on one study, each with `cfg.threads // jobs` threads
+    (results then depend on timing).
     `hooks` join every trial's fit (e.g. a deadline).
     """
     from optuna.trial import TrialState
@@ -191,7 +218,8 @@ def run_tune(cfg: ExperimentConfig, out: str | Path, trials: int, space: dict[st
     with run_folder_lock(out, log):
         study = _study(cfg, out)
         if not study.trials:
-            study.enqueue_trial(default_params(cfg, space))
+            for params in start_params(cfg, space):
+                study.enqueue_trial(params)
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):  # killed: run its values again
             study.enqueue_trial(t.params, skip_if_exists=False)
             study.tell(t.number, state=TrialState.FAIL)
@@ -319,4 +347,5 @@ def _write_results(study: Any, cfg: ExperimentConfig, out: Path, space: dict[str
     return TuneResult(out, params, metrics, rows)
 
 
-__all__ = ["ParamSpec", "PruneOnValidAUC", "TuneResult", "default_params", "load_space", "run_tune", "trial_loop"]
+__all__ = ["ParamSpec", "PruneOnValidAUC", "TuneResult", "default_params", "load_space", "run_tune", "start_params",
+           "trial_loop"]

@@ -149,3 +149,20 @@ def test_two_jobs_share_one_study_and_finish_the_trials(synth_dir: Path, tmp_pat
     assert len(folders) == 4
     threads = {yaml.safe_load((f / "config.yaml").read_text())["threads"] for f in folders}
     assert threads == {1}  # the cores are split between the jobs
+
+
+def test_the_space_start_values_run_right_after_the_default(synth_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "space.yaml").write_text(
+        SPACE.replace("choices: [4, 8]}", "choices: [4, 8], start: [8, 4]}")
+        .replace("choices: [[16], [16, 8]]}", "choices: [[16], [16, 8]], start: [[16, 8]]}"))
+    cfg = config(synth_dir, tmp_path / "cache", "model.embedding_dim=4")
+    res = run_tune(cfg, tmp_path / "tune", 3, load_space(tmp_path / "space.yaml"))
+    got = [(r["model.embedding_dim"], r["model.mlp"], r["trainer.lr"]) for r in sorted(res.trials,
+                                                                                         key=lambda r: r["trial"])]
+    # trial 0: the config; trial 1: both keys' first start values; trial 2 (8 -> 4, mlp as trial 0) equals trial 0,
+    # so it is dropped and TPE draws trial 2 (its lr is new)
+    assert got[0] == (4, [16], pytest.approx(1e-3)) and got[1] == (8, [16, 8], pytest.approx(1e-3))
+    assert got[2][2] != pytest.approx(1e-3)
+    (tmp_path / "bad.yaml").write_text("model.embedding_dim: {type: categorical, choices: [4, 8], start: [16]}\n")
+    with pytest.raises(ConfigError, match="start value"):
+        load_space(tmp_path / "bad.yaml")
