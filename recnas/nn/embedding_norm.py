@@ -17,7 +17,7 @@ from recnas.nn.facade import FieldEmbeddingLayer
 class NormedEmbedding(nn.Module):
     """`inner`'s output through a `BatchNorm1d` over its flat `[B, sum of dims]` view; the same shape comes out."""
 
-    def __init__(self, inner: FieldEmbeddingLayer, scale: float = 1.0) -> None:
+    def __init__(self, inner: FieldEmbeddingLayer, scale: float = 0.15) -> None:
         """`scale`: the norm's initial output scale (its affine weight); small keeps the interactions' inputs small."""
         super().__init__()
         self.inner = inner

@@ -18,7 +18,7 @@ from recnas.nn.models import build_model
 @pytest.mark.parametrize("name", ["deepfm", "dcnv2", "fm", "widedeep"])
 def test_the_norm_standardises_every_embedding_entry_in_training(prepared, name: str) -> None:  # noqa: ANN001
     torch.manual_seed(0)
-    model = build_model(name, prepared.schema, embedding_dim=4, mlp=[8], embedding_norm=True)
+    model = build_model(name, prepared.schema, embedding_dim=4, mlp=[8], embedding_norm=True, embedding_norm_scale=1.0)
     assert isinstance(model.embedding, NormedEmbedding)
     batch = next(iter(prepared.batches("train", 512, shuffle=False)))
     model.train()

@@ -60,7 +60,7 @@ class CTRModel(nn.Module):
         dropout: float = 0.0, batch_norm: bool = False, numerical: NumericalSpec = "auto", pooling: str = "mean",
         sparse: bool = False, numerical_options: Mapping[str, Any] | None = None,
         embedding: FieldEmbeddingLayer | None = None, embedding_norm: bool = False,
-        embedding_norm_scale: float = 1.0, **options: Any,
+        embedding_norm_scale: float = 0.15, **options: Any,
     ) -> None:
         super().__init__()
         self.schema = schema
