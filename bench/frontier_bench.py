@@ -1,0 +1,257 @@
+"""Memory frontier (issue 19, point 3): test AUC at EP budgets of the full-width DeepFM, searches against baselines.
+
+For each budget (a fraction of the full-width DeepFM's embedding parameters, counted the way `recnas auto` counts
+them: the parts no search shrinks stay in the budget) every registered embedding-size search that fits runs with
+the settings its `auto_settings` gives for that budget (the same ones `recnas auto` uses), and its retrain is
+scored. Beside them, the simple baselines a user would try first:
+- `uniform`: one smaller width for every field (the largest that fits; none below width 1);
+- `tiered`: frequency tiers by hand, the most frequent share of each field's ids at the full width and the rest at
+  width 1 (at width 0 when width 1 alone is over the budget), the share chosen to fill the budget;
+- hashing each id field into fewer buckets waits for the scale issue's `hash_buckets` (not run).
+Every run takes the library's defaults (DeepFM, width 10), nothing chosen per dataset. Test AUC is reported. A
+budget below what the first-order weights alone store (one float per id: 1/11 of DeepFM's EP at width 10) cannot
+be met by any variant and is recorded as such.
+
+    .venv/bin/python bench/frontier_bench.py --dataset bookcrossing --fractions 0.05,0.1,0.3,1 \
+        --variants uniform,tiered,autodim,nis,esapn,joint --seeds 2026,2027,2028 --threads 1 \
+        --out bench/results/frontier_bookcrossing.json
+    .venv/bin/python bench/frontier_bench.py --out bench/results/frontier_bookcrossing.json --table
+
+Finished runs are kept as records under --work; a killed run resumes, and two invocations side by side (each
+--threads 1) share the queue through claim files. `--data DIR` runs on any prepared folder (a smoke run on
+`recnas synth` data, say).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from zoo_bench import claim, mean_sd  # noqa: E402
+
+from recnas.fileio import write_text_atomic  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "derived"
+BASELINES = ("uniform", "tiered")
+
+
+def base_config(data: Path, seed: int, threads: int, work: Path) -> Any:
+    """The library's defaults on `data`."""
+    from recnas.experiment.config import load_config
+
+    return load_config(None, [f"data.path={data}", f"data.cache_dir={work / 'cache'}", f"seed={seed}",
+                              f"threads={threads}", "trainer.progress=false"])
+
+
+def uniform_width(cfg: Any, schema: Any, budget_ep: int) -> int | None:
+    """The largest width <= the model's whose whole embedding (first-order weights included) fits `budget_ep`."""
+    from recnas.methods.base import model_kwargs
+    from recnas.nn.models import build_model
+
+    for d in range(cfg.model.embedding_dim, 0, -1):
+        kw = {**model_kwargs(cfg), "embedding_dim": d}
+        if build_model(cfg.model.name, schema, **kw).embedding_params() <= budget_ep:
+            return d
+    return None
+
+
+def tiered_widths(schema: Any, dim: int, table_floats: int) -> tuple[dict[str, np.ndarray], float, int]:
+    """Per-id widths of every categorical field: the head share at `dim`, the rest at 1 (or 0), filling the tables.
+
+    Ids come by descending train count after the reserved ones (padding, OOV), which take the tail width.
+    Returns (widths, head share, tail width).
+    """
+    from recnas.data.vocab import N_RESERVED
+
+    cards = {f.name: f.cardinality for f in schema.categorical}
+    rows = sum(cards.values())
+    tail = 1 if rows <= table_floats else 0
+    head = float(np.clip((table_floats - tail * rows) / max(rows * (dim - tail), 1), 0.0, 1.0))
+    widths = {}
+    for name, n in cards.items():
+        real = n - N_RESERVED
+        w = np.full(n, tail, dtype=np.int64)
+        w[N_RESERVED:N_RESERVED + int(head * real)] = dim
+        widths[name] = w
+    return widths, head, tail
+
+
+def run_baseline(variant: str, cfg: Any, splits: Any, fraction: float, folder: Path) -> dict[str, Any] | None:
+    """Train `uniform` or `tiered` at the budget; None when the variant cannot meet it."""
+    from recnas.experiment.auto import searched_budget
+    from recnas.experiment.run import fit_and_score, run_train
+    from recnas.methods.base import model_kwargs
+    from recnas.nn.mixed_width import MixedWidthEmbedding
+    from recnas.nn.models import build_model
+    from recnas.train.seed import set_seed
+
+    schema = splits.ds.schema
+    full_ep, table_floats = searched_budget(cfg, schema, fraction)
+    if variant == "uniform":
+        d = uniform_width(cfg, schema, int(fraction * full_ep))
+        if d is None:
+            return None
+        c = cfg.model_copy(deep=True)
+        c.model.embedding_dim = d
+        m = run_train(c, folder, log=lambda _m: None).metrics
+        return {**m, "setting": f"width {d}"}
+    widths, head, tail = tiered_widths(schema, cfg.model.embedding_dim, table_floats)
+    set_seed(cfg.seed, cfg.threads)
+    kw = model_kwargs(cfg)
+    emb = MixedWidthEmbedding(schema, widths, cfg.model.embedding_dim, sparse=kw["sparse"],
+                              **cfg.model.encoding_kwargs())
+    model = build_model(cfg.model.name, schema, embedding=emb, **kw)
+    m = fit_and_score(cfg, model, splits, folder)
+    return {**m, "setting": f"head {head:.1%} of each field's ids at width {cfg.model.embedding_dim}, rest at {tail}"}
+
+
+def run_method(method: str, cfg: Any, schema: Any, fraction: float, folder: Path) -> dict[str, Any] | None:
+    """The search `method` at the budget with its auto settings, and its retrain; None when it does not fit."""
+    from recnas.experiment.auto import searched_budget
+    from recnas.experiment.config import ExperimentConfig, apply_overrides
+    from recnas.experiment.search import run_search
+    from recnas.methods import get_method
+
+    _, max_ep = searched_budget(cfg, schema, fraction)
+    settings = get_method(method).auto_settings(schema, cfg.model.embedding_dim, max_ep)
+    if settings is None:
+        return None
+    raw = apply_overrides({**cfg.model_dump(mode="json"), "search": {}},
+                          [f"search.method={method}", *settings, "search.baseline=false"])
+    res = run_search(ExperimentConfig.model_validate(raw), folder, log=lambda _m: None)
+    return {**res.retrain, "setting": " ".join(settings)}
+
+
+def run_one(data: Path, variant: str, fraction: float, seed: int, threads: int, work: Path) -> dict[str, Any]:
+    """One cell: the variant at the budget on one seed (a record saying so when it cannot meet the budget)."""
+    from recnas.errors import ConfigError
+    from recnas.experiment.auto import searched_budget
+    from recnas.experiment.run import load_splits
+
+    cfg = base_config(data, seed, threads, work)
+    splits = load_splits(cfg)
+    full_ep, _ = searched_budget(cfg, splits.ds.schema, 1.0)
+    rec = {"dataset": data.name, "variant": variant, "fraction": fraction, "seed": seed, "full_ep": full_ep}
+    folder = work / "runs" / f"{data.name}-{variant}-{fraction:g}-{seed}"
+    t = time.perf_counter()
+    try:
+        searched_budget(cfg, splits.ds.schema, fraction)
+    except ConfigError as e:  # below what the parts no search shrinks (the first-order weights) already store
+        return {**rec, "fits": False, "why": str(e), "wall_seconds": 0.0}
+    if variant in BASELINES:
+        m = run_baseline(variant, cfg, splits, fraction, folder)
+    else:
+        m = run_method(variant, cfg, splits.ds.schema, fraction, folder)
+    rec["wall_seconds"] = time.perf_counter() - t
+    if m is None:
+        return {**rec, "fits": False, "why": f"{variant} cannot meet {fraction:.0%} of {full_ep:,}"}
+    return {**rec, "fits": True, "setting": m["setting"], "valid_auc": m["valid_auc"], "test_auc": m["test_auc"],
+            "test_logloss": m["test_logloss"], "embedding_params": m["embedding_params"],
+            "ep_share": m["embedding_params"] / full_ep}
+
+
+def record_path(work: Path, data: Path, variant: str, fraction: float, seed: int) -> Path:
+    return work / "records" / f"{data.name}-{variant}-{fraction:g}-{seed}.json"
+
+
+def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every missing cell, shared with other invocations through claim files; then every record."""
+    jobs = [(v, f, s) for s in args.seeds for f in args.fractions for v in args.variants]
+    (args.work / "records").mkdir(parents=True, exist_ok=True)
+    while True:
+        pending = blocked = 0
+        for v, f, s in jobs:
+            path = record_path(args.work, args.data, v, f, s)
+            if path.exists():
+                continue
+            pending += 1
+            if not claim(path):
+                blocked += 1
+                continue
+            try:
+                r = run_one(args.data, v, f, s, args.threads, args.work)
+                write_text_atomic(path, json.dumps(r, indent=2))
+            finally:
+                path.with_suffix(".claim").unlink(missing_ok=True)
+            what = f"test {r['test_auc']:.4f} at {r['ep_share']:.1%}" if r["fits"] else "does not fit"
+            print(f"{args.data.name} {v} {f:g} {s}: {what} ({r['wall_seconds']:.0f} s)", flush=True)
+        if pending == 0:
+            return [json.loads(record_path(args.work, args.data, v, f, s).read_text()) for v, f, s in jobs]
+        if pending == blocked:
+            time.sleep(15)
+
+
+def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per variant and budget: test AUC mean ± sd and the EP share, over the seeds that met the budget."""
+    out = []
+    for key in dict.fromkeys((r["variant"], r["fraction"]) for r in records):
+        rs = [r for r in records if (r["variant"], r["fraction"]) == key and r["fits"]]
+        row: dict[str, Any] = {"variant": key[0], "fraction": key[1], "seeds": len(rs)}
+        if rs:
+            row.update({"test_auc": list(mean_sd(rs, "test_auc")), "valid_auc": list(mean_sd(rs, "valid_auc")),
+                        "ep_share": mean_sd(rs, "ep_share")[0], "setting": rs[0]["setting"]})
+        out.append(row)
+    return out
+
+
+def table(summary: list[dict[str, Any]]) -> str:
+    fractions = sorted({s["fraction"] for s in summary})
+    variants = list(dict.fromkeys(s["variant"] for s in summary))
+    cell = {(s["variant"], s["fraction"]): s for s in summary}
+    lines = ["| variant | " + " | ".join(f"budget {f:.0%}" for f in fractions) + " |",
+             "|---|" + "---|" * len(fractions)]
+    for v in variants:
+        cols = []
+        for f in fractions:
+            s = cell.get((v, f))
+            if s is None or not s["seeds"]:
+                cols.append("cannot meet it" if s else "not run")
+            else:
+                cols.append(f"{s['test_auc'][0]:.4f} ± {s['test_auc'][1]:.4f} ({s['ep_share']:.1%})")
+        lines.append(f"| {v} | " + " | ".join(cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dataset", default="bookcrossing", help="a folder of ../shared/data/derived")
+    p.add_argument("--data", type=Path, default=None, help="any prepared data folder instead of --dataset")
+    p.add_argument("--fractions", default="0.05,0.1,0.3,1")
+    p.add_argument("--variants", default="uniform,tiered,autodim,nis,esapn,joint")
+    p.add_argument("--seeds", default="2026,2027,2028")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--work", type=Path, default=ROOT / "bench" / "work" / "frontier")
+    p.add_argument("--out", type=Path, default=None, help="default bench/results/frontier_<dataset>.json")
+    p.add_argument("--table", action="store_true", help="print the table of --out and stop")
+    args = p.parse_args()
+    args.data = args.data or DATA / args.dataset
+    args.out = args.out or ROOT / "bench" / "results" / f"frontier_{args.data.name}.json"
+    if args.table:
+        print(table(json.loads(args.out.read_text())["summary"]))
+        return
+    args.fractions = [float(f) for f in args.fractions.split(",")]
+    args.variants = args.variants.split(",")
+    args.seeds = [int(s) for s in args.seeds.split(",")]
+    torch.set_num_threads(args.threads)
+    records = run_all(args)
+    summary = summarize(records)
+    write_text_atomic(args.out, json.dumps({
+        "date": dt.date.today().isoformat(), "command": "python " + " ".join(sys.argv),
+        "machine": f"{platform.machine()}, Python {platform.python_version()}, torch {torch.__version__}, "
+                   f"{args.threads} threads", "runs": records, "summary": summary}, indent=2))
+    print(table(summary))
+
+
+if __name__ == "__main__":
+    main()
