@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from zoo_bench import claim, mean_sd  # noqa: E402
+from zoo_bench import mean_sd, run_queue  # noqa: E402
 
 from recnas.fileio import write_text_atomic  # noqa: E402
 
@@ -67,30 +67,15 @@ def record_path(work: Path, job: tuple[str, str, str, int]) -> Path:
     return work / "records" / ("-".join(map(str, job)) + ".json")
 
 
-def run_all(args: argparse.Namespace) -> None:
-    """Run every missing job; a job another process has claimed is left to it."""
-    (args.work / "records").mkdir(parents=True, exist_ok=True)
-    while True:
-        pending = blocked = 0
-        for job in jobs(args):
-            path = record_path(args.work, job)
-            if path.exists():
-                continue
-            pending += 1
-            if not claim(path):
-                blocked += 1
-                continue
-            try:
-                r = run_one(*job, args.threads, args.work)
-                write_text_atomic(path, json.dumps(r, indent=2))
-            finally:
-                path.with_suffix(".claim").unlink(missing_ok=True)
-            print(f"{' '.join(map(str, job))}: valid {r['valid_auc']:.4f} test {r['test_auc']:.4f} "
-                  f"({r['epochs']} epochs, {r['wall_seconds']:.0f} s)", flush=True)
-        if pending == 0:
-            return
-        if pending == blocked:
-            time.sleep(15)
+def run_all(args: argparse.Namespace) -> list[dict]:
+    """Every missing job (a job another process has claimed is left to it); then every record."""
+
+    def say(job: tuple, r: dict) -> str:
+        return (f"{' '.join(map(str, job))}: valid {r['valid_auc']:.4f} test {r['test_auc']:.4f} "
+                f"({r['epochs']} epochs, {r['wall_seconds']:.0f} s)")
+
+    return run_queue(jobs(args), lambda job: record_path(args.work, job),
+                     lambda job: run_one(*job, args.threads, args.work), say)
 
 
 def summarize(records: list[dict]) -> list[dict]:
@@ -147,8 +132,7 @@ def main() -> None:
     if unknown:
         sys.exit(f"unknown candidate(s) {sorted(unknown)}; known: {', '.join(CANDIDATES)}")
     torch.set_num_threads(args.threads)
-    run_all(args)
-    records = [json.loads(record_path(args.work, j).read_text()) for j in jobs(args)]
+    records = run_all(args)
     summary = summarize(records)
     write_text_atomic(args.out, json.dumps({
         "date": dt.date.today().isoformat(), "command": " ".join(sys.argv),

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from zoo_bench import claim, mean_sd  # noqa: E402
+from zoo_bench import mean_sd, run_queue  # noqa: E402
 
 from recnas.fileio import write_text_atomic  # noqa: E402
 
@@ -167,29 +167,14 @@ def record_path(work: Path, data: Path, variant: str, fraction: float, seed: int
 
 def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Every missing cell, shared with other invocations through claim files; then every record."""
+
+    def say(job: tuple, r: dict) -> str:
+        what = f"test {r['test_auc']:.4f} at {r['ep_share']:.1%}" if r["fits"] else "does not fit"
+        return f"{args.data.name} {job[0]} {job[1]:g} {job[2]}: {what} ({r['wall_seconds']:.0f} s)"
+
     jobs = [(v, f, s) for s in args.seeds for f in args.fractions for v in args.variants]
-    (args.work / "records").mkdir(parents=True, exist_ok=True)
-    while True:
-        pending = blocked = 0
-        for v, f, s in jobs:
-            path = record_path(args.work, args.data, v, f, s)
-            if path.exists():
-                continue
-            pending += 1
-            if not claim(path):
-                blocked += 1
-                continue
-            try:
-                r = run_one(args.data, v, f, s, args.threads, args.work)
-                write_text_atomic(path, json.dumps(r, indent=2))
-            finally:
-                path.with_suffix(".claim").unlink(missing_ok=True)
-            what = f"test {r['test_auc']:.4f} at {r['ep_share']:.1%}" if r["fits"] else "does not fit"
-            print(f"{args.data.name} {v} {f:g} {s}: {what} ({r['wall_seconds']:.0f} s)", flush=True)
-        if pending == 0:
-            return [json.loads(record_path(args.work, args.data, v, f, s).read_text()) for v, f, s in jobs]
-        if pending == blocked:
-            time.sleep(15)
+    return run_queue(jobs, lambda job: record_path(args.work, args.data, *job),
+                     lambda job: run_one(args.data, *job, args.threads, args.work), say)
 
 
 def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

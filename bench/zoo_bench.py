@@ -26,7 +26,9 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from recnas.fileio import write_text_atomic
 
@@ -131,6 +133,35 @@ def claim(path: Path) -> bool:
         os.close(fd)
         return True
     return False
+
+
+def run_queue(jobs: Sequence[Any], path_of: Callable[[Any], Path], run: Callable[[Any], dict],
+              say: Callable[[Any, dict], str]) -> list[dict]:
+    """Run every job whose record file is missing and return every job's record, in `jobs` order.
+
+    Several processes may share the queue: a job another process has claimed is left to it (and waited for).
+    """
+    while True:
+        pending = blocked = 0
+        for job in jobs:
+            path = path_of(job)
+            if path.exists():
+                continue
+            pending += 1
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not claim(path):
+                blocked += 1
+                continue
+            try:
+                record = run(job)
+                write_text_atomic(path, json.dumps(record, indent=2))
+            finally:
+                path.with_suffix(".claim").unlink(missing_ok=True)
+            print(say(job, record), flush=True)
+        if pending == 0:
+            return [json.loads(path_of(job).read_text()) for job in jobs]
+        if pending == blocked:  # everything left is being run by another process
+            time.sleep(15)
 
 
 def chosen_l2(records: Path, model: str, seed: int, grid: list[float]) -> float | None:
