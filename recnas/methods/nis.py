@@ -62,6 +62,9 @@ class NISConfig(MethodConfig, FillBudgetConfig):
     controller: Literal["logits", "lstm"] = Field("logits", description="the REINFORCE controller's policy")
     controller_lr: float | None = Field(None, gt=0, description="default 0.05 (logits), 0.01 (lstm)")
     entropy_weight: float = Field(1e-3, ge=0, description="entropy bonus of the controller")
+    reward_baseline: Literal["moving", "leave_one_out"] = Field(
+        "moving", description="REINFORCE baseline: a moving average of past steps' rewards, or per layout the mean "
+        "of the step's other layouts, scored on the same validation batch (cancels that batch's difficulty)")
     memory_lambda: float = Field(0.01, ge=0, description="weight of the memory cost C_M in the reward "
                                  "R = R_Q - memory_lambda * C_M")
     cost: Literal["field_mean", "total"] = Field(
@@ -94,6 +97,9 @@ class NIS(MixedWidthMethod):
         if self.cfg.lab.control and self.s.layout != "me":
             raise ConfigError("lab.control draws a random multi-size layout; with search.layout=se set "
                               "lab.control=false")
+        if self.s.reward_baseline == "leave_one_out" and self.s.samples_per_step < 2:
+            raise ConfigError("search.reward_baseline=leave_one_out compares the layouts of one step: set "
+                              "search.samples_per_step to 2 or more, or search.reward_baseline=moving")
         if self.cfg.model.embedding_dim % self.s.col_blocks:
             raise ConfigError(f"model.embedding_dim ({self.cfg.model.embedding_dim}) must divide into "
                               f"search.col_blocks ({self.s.col_blocks}) equal column blocks")
@@ -130,7 +136,7 @@ class NIS(MixedWidthMethod):
         assert isinstance(block, NISEmbedding)
         controller = ReinforceController(Space(block.choices()), seed=cfg.seed, kind=s.controller,
                                          lr=s.controller_lr or CONTROLLER_LR[s.controller], batch=s.samples_per_step,
-                                         entropy_weight=s.entropy_weight)
+                                         entropy_weight=s.entropy_weight, baseline=s.reward_baseline)
         lr, l2 = weight_settings(cfg)
         n_valid = len(splits.ds.splits["valid"]["y"])  # full batches only: a small last one may hold one class
         valid = splits.ds.batches("valid", s.valid_batch_size, shuffle=True, seed=cfg.seed,

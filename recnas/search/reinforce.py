@@ -6,7 +6,10 @@ The update is the policy gradient of the batch of told samples,
 
     loss = -mean_k (R_k - b) / s * log p(sample_k) - entropy_weight * H,
 
-with b an exponential moving average of the rewards (the baseline), s a running standard deviation of the
+with b the baseline: an exponential moving average of the rewards (`baseline="moving"`), or for each sample the
+mean reward of the other samples told with it (`baseline="leave_one_out"`: when the samples of one update are
+scored on the same validation batch, that batch's difficulty moves all their rewards alike and this baseline
+cancels it, which a moving average over batches cannot), s a running standard deviation of the
 advantages (`normalize=True`: the scale of rewards stops mattering, which is what makes one learning rate
 work for logloss differences of 0.005 and for 0/1 bandit rewards alike) and H the policy entropy.
 """
@@ -71,16 +74,23 @@ class ReinforceController(SampleStrategy):
         entropy_weight: weight of the entropy bonus.
         normalize: divide advantages by their running standard deviation.
         hidden: LSTM width.
+        baseline: `moving` (an average over updates) or `leave_one_out` (the other samples of the same update;
+            needs batch >= 2).
     """
 
     def __init__(self, space: Space, seed: int = 0, kind: Literal["logits", "lstm"] = "logits", lr: float = 0.05,
                  batch: int = 1, baseline_decay: float = 0.9, entropy_weight: float = 1e-3, normalize: bool = True,
-                 hidden: int = 32) -> None:
+                 hidden: int = 32, baseline: Literal["moving", "leave_one_out"] = "moving") -> None:
         super().__init__(space, seed)
         if kind not in ("logits", "lstm"):
             raise ConfigError(f"controller kind must be logits or lstm, got {kind!r}")
         if batch < 1:
             raise ConfigError(f"controller batch must be >= 1, got {batch}")
+        if baseline not in ("moving", "leave_one_out"):
+            raise ConfigError(f"controller baseline must be moving or leave_one_out, got {baseline!r}")
+        if baseline == "leave_one_out" and batch < 2:
+            raise ConfigError("a leave-one-out baseline needs at least 2 samples per update (batch >= 2)")
+        self.baseline_kind = baseline
         if not 0 <= baseline_decay < 1:
             raise ConfigError(f"baseline_decay must be in [0, 1), got {baseline_decay}")
         self.labels = list(space.choices)
@@ -158,8 +168,10 @@ class ReinforceController(SampleStrategy):
     def _update(self) -> None:
         rewards = torch.tensor([r for _, r in self.pending])
         mean = float(rewards.mean())
-        base = mean if self.baseline is None else self.baseline
-        adv = rewards - base
+        if self.baseline_kind == "leave_one_out" and len(rewards) > 1:
+            adv = rewards - (rewards.sum() - rewards) / (len(rewards) - 1)
+        else:
+            adv = rewards - (mean if self.baseline is None else self.baseline)
         if self.normalize:
             var = float(adv.pow(2).mean())
             self.adv_var = var if self.adv_var is None else (

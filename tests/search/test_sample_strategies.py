@@ -98,3 +98,29 @@ def test_bad_rewards_samples_and_settings_are_clear_errors() -> None:
         ReinforceController(space, kind="gru")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="no choices"):
         RandomSearch(Space())
+
+
+def shared_offset_bandit(baseline: str, seed: int, steps: int = 100, k: int = 8) -> float:
+    """p(best value) of the paying choice when every step's k rewards share a large common offset.
+
+    The offset stands for the step's validation batch (NIS scores a step's layouts on one batch): it is 12x the
+    largest gap between layouts, and moves every reward of the step alike.
+    """
+    space = Space([Choice(f"f{i}", (0, 1, 2, 3)) for i in range(6)])
+    ctrl = ReinforceController(space, seed=seed, lr=0.05, batch=k, baseline=baseline)  # type: ignore[arg-type]
+    rng = np.random.default_rng(seed)
+    for _ in range(steps):
+        offset = rng.normal(0, 0.05)
+        for _ in range(k):
+            s = ctrl.ask()
+            ctrl.tell(s, offset + 0.004 * s["f0"] + rng.normal(0, 0.002))  # only f0 pays
+    return ctrl.probs()["f0"][3]
+
+
+def test_a_leave_one_out_baseline_cancels_a_reward_offset_shared_by_a_step() -> None:
+    loo = [shared_offset_bandit("leave_one_out", seed) for seed in range(5)]
+    moving = [shared_offset_bandit("moving", seed) for seed in range(5)]
+    assert min(loo) > 0.9, loo
+    assert np.mean(loo) > np.mean(moving) + 0.1, (loo, moving)  # the moving average carries the offsets as noise
+    with pytest.raises(ConfigError, match="leave-one-out"):
+        ReinforceController(Space([Choice("a", (0, 1))]), batch=1, baseline="leave_one_out")
