@@ -63,8 +63,9 @@ class NISConfig(MethodConfig, FillBudgetConfig):
     controller_lr: float | None = Field(None, gt=0, description="default 0.05 (logits), 0.01 (lstm)")
     entropy_weight: float = Field(1e-3, ge=0, description="entropy bonus of the controller")
     reward_baseline: Literal["moving", "leave_one_out"] = Field(
-        "moving", description="REINFORCE baseline: a moving average of past steps' rewards, or per layout the mean "
-        "of the step's other layouts, scored on the same validation batch (cancels that batch's difficulty)")
+        "leave_one_out", description="REINFORCE baseline: per layout the mean reward of the step's other layouts, "
+        "scored on the same validation batch (cancels that batch's difficulty), or a moving average of past steps' "
+        "rewards (the paper's; the planted pair on 7 of 10 synthetic seeds against 10 of 10)")
     memory_lambda: float = Field(0.01, ge=0, description="weight of the memory cost C_M in the reward "
                                  "R = R_Q - memory_lambda * C_M")
     cost: Literal["field_mean", "total"] = Field(
