@@ -4,7 +4,11 @@ Each categorical field's ids are split into frequency buckets (`row_shares`, hea
 into `col_blocks` blocks; the controller decides, per field and block, how many buckets keep it (`me`) or
 one width per field (`se`). A weight-sharing supernet trains the sampled layouts; the reward is
 R = R_Q - memory_lambda * C_M on validation batches, with a hard budget (`max_ep` / `max_ep_fraction`) on the
-EP share. The retrain model stores every id at its width (`MixedWidthEmbedding`).
+EP share. The controller's baseline is, per layout, the mean reward of the other layouts of its step (all scored
+on one validation batch), not the paper's moving average: a batch's difficulty moves every reward of its step
+alike, and the moving average left it in the advantages as noise larger than the layouts' differences (the planted
+rank-8 pair got the memory on 7 of 10 synthetic seeds with it, every seed without; bench/README.md "Known answers").
+The retrain model stores every id at its width (`MixedWidthEmbedding`).
 """
 
 from __future__ import annotations
