@@ -4,8 +4,7 @@ change to a search or its defaults, it is not part of `make test`).
 Each search runs its `configs/<method>_synth.yaml` unchanged on `recnas synth` data (100,000 rows) of five seeds,
 two of them with the feature columns in a shuffled order, and must find the planted truth on at least 4 of the 5:
 the embedding-size searches give the rank-8 pair's fields more floats per id than every noise field; AutoFIS keeps
-both planted pairs and no pair with a noise field. `bench/known_answers.py` counts the same over seeds 1-10. NIS
-misses that bar today and is marked an expected failure (not strict: it holds on some draws) while issue 26 is open.
+both planted pairs and no pair with a noise field. `bench/known_answers.py` counts the same over seeds 1-10.
 """
 
 from __future__ import annotations
@@ -33,11 +32,7 @@ def views(method: str, work: Path) -> list[dict]:
             for seed, shuffled in SEEDS]
 
 
-NIS_OPEN = pytest.mark.xfail(reason="issue 26, open: NIS finds the pair on 7 of 10 seeds (bench/README.md, 'Known "
-                              "answers over seeds'); here 3 of 5 (2 shuffled and 5 miss)", strict=False)
-
-
-@pytest.mark.parametrize("method", ["autodim", pytest.param("nis", marks=NIS_OPEN), "esapn"])
+@pytest.mark.parametrize("method", ["autodim", "nis", "esapn"])
 def test_the_rank8_pairs_fields_store_more_per_id_than_every_noise_field(method: str, work: Path) -> None:
     found = views(method, work)
     per_seed = {v["seed"]: (v["memory"]["holds"], {f: x["floats_per_id"] for f, x in v["memory"]["per_field"].items()})
