@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationErr
 from recnas.data.schema import is_folder_name
 from recnas.errors import ConfigError, describe_validation_error
 from recnas.methods.base import MethodConfig
+from recnas.nn.embedding_norm import INITIAL_SCALE
 from recnas.nn.numerical import BUILTIN_KINDS, SCHEMA_KINDS
 from recnas.train.config import TrainerConfig
 
@@ -79,8 +80,8 @@ class ModelConfig(BaseModel):
     embedding_norm: bool = Field(False, description="batch norm over the field embeddings before the interactions "
                                  "(it lifted frappe_full's DeepFM by 0.003-0.005 test AUC; `recnas tune` tries it)")
     embedding_norm_scale: float = Field(
-        0.15, gt=0, description="initial output scale of model.embedding_norm's batch norm (its affine weight); "
-        "0.15 beat 1 on valid in 11 of 12 runs of DeepFM and DCNv2 on frappe_full and ml100k, 3 seeds "
+        INITIAL_SCALE, gt=0, description="initial output scale of model.embedding_norm's batch norm (its affine "
+        "weight); 0.15 beat 1 on valid in 11 of 12 runs of DeepFM and DCNv2 on frappe_full and ml100k, 3 seeds "
         "(bench/log/2026-12-06-issue19-defaults.md)")
     numerical_encoder: str | dict[str, str] = Field(
         "auto", description="one encoder for every numerical field, or {field: encoder}; auto, per field: the "

@@ -13,11 +13,13 @@ from torch import nn
 from recnas.data.batches import FieldBatch
 from recnas.nn.facade import FieldEmbeddingLayer
 
+INITIAL_SCALE = 0.15  # `model.embedding_norm_scale`'s default (bench/log/2026-12-06-issue19-defaults.md)
+
 
 class NormedEmbedding(nn.Module):
     """`inner`'s output through a `BatchNorm1d` over its flat `[B, sum of dims]` view; the same shape comes out."""
 
-    def __init__(self, inner: FieldEmbeddingLayer, scale: float = 0.15) -> None:
+    def __init__(self, inner: FieldEmbeddingLayer, scale: float = INITIAL_SCALE) -> None:
         """`scale`: the norm's initial output scale (its affine weight); small keeps the interactions' inputs small."""
         super().__init__()
         self.inner = inner

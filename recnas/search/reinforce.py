@@ -168,7 +168,7 @@ class ReinforceController(SampleStrategy):
     def _update(self) -> None:
         rewards = torch.tensor([r for _, r in self.pending])
         mean = float(rewards.mean())
-        if self.baseline_kind == "leave_one_out" and len(rewards) > 1:
+        if self.baseline_kind == "leave_one_out":  # batch >= 2 (checked at construction)
             adv = rewards - (rewards.sum() - rewards) / (len(rewards) - 1)
         else:
             adv = rewards - (mean if self.baseline is None else self.baseline)

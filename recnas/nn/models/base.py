@@ -17,7 +17,7 @@ from recnas.data.batches import FieldBatch
 from recnas.data.schema import Schema
 from recnas.errors import ConfigError, SchemaError
 from recnas.nn.embedding import FieldEmbedding, NumericalSpec, field_order
-from recnas.nn.embedding_norm import NormedEmbedding
+from recnas.nn.embedding_norm import INITIAL_SCALE, NormedEmbedding
 from recnas.nn.facade import FieldEmbeddingLayer, OwnIdTables, id_tables
 from recnas.nn.frozen import FrozenModule
 from recnas.nn.interactions import PairwiseLayer
@@ -60,7 +60,7 @@ class CTRModel(nn.Module):
         dropout: float = 0.0, batch_norm: bool = False, numerical: NumericalSpec = "auto", pooling: str = "mean",
         sparse: bool = False, numerical_options: Mapping[str, Any] | None = None,
         embedding: FieldEmbeddingLayer | None = None, embedding_norm: bool = False,
-        embedding_norm_scale: float = 0.15, **options: Any,
+        embedding_norm_scale: float = INITIAL_SCALE, **options: Any,
     ) -> None:
         super().__init__()
         self.schema = schema
