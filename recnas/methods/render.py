@@ -6,7 +6,7 @@ Plots are matplotlib figures (Agg backend); the report embeds them as PNG.
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
@@ -68,6 +68,27 @@ def heat_map(names: Sequence[str], pairs: Sequence[Sequence[str]], values: Seque
     ax.set_xticks(range(len(names)), names, rotation=90)
     ax.set_yticks(range(len(names)), names)
     fig.colorbar(im, ax=ax, label=label)
+    return fig
+
+
+def set_grid(fields: Sequence[str], probs: Mapping[str, Sequence[Mapping[str, float]]]) -> Any:
+    """One panel per order: a field x set grid of keep-probabilities (`probs[order][set][field]`)."""
+    import numpy as np
+
+    plt = pyplot()
+    orders = list(probs)
+    fig, axes = plt.subplots(1, len(orders), figsize=(3.2 * len(orders) + 1.5, 0.32 * len(fields) + 1.6),
+                             squeeze=False)
+    im = None
+    for ax, order in zip(axes[0], orders, strict=True):
+        grid = np.array([[s.get(f, np.nan) for s in probs[order]] for f in fields], dtype=float)
+        grid = grid.reshape(len(fields), -1)
+        im = ax.imshow(grid, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+        ax.set_title(order.replace("_", " "))
+        ax.set_xlabel("set")
+        ax.set_yticks(range(len(fields)), fields if ax is axes[0][0] else [""] * len(fields))
+    if im is not None:
+        fig.colorbar(im, ax=axes[0].tolist(), label="p(keep)")
     return fig
 
 

@@ -26,7 +26,7 @@ def first_rows(prepared, split: str, n: int) -> FieldBatch:  # noqa: ANN001
 def test_zoo_has_the_thirteen_models_and_the_autoint_plus_variant() -> None:
     expected = {"lr", "fm", "fwfm", "ffm", "afm", "nfm", "widedeep", "deepfm", "ipnn", "dcn", "dcnv2", "xdeepfm",
                 "autoint", "autoint+"}
-    assert set(ZOO) == expected
+    assert expected <= set(ZOO)
     for name in ZOO:
         assert MODELS[name].paper, f"{name} must cite its paper"
     # every registered model is in ZOO, so the conformance suite below covers it

@@ -1,0 +1,50 @@
+"""AutoGroup's sets on planted data (slow: `make test-known`): `configs/autogroup_synth.yaml` unchanged, 3 seeds.
+
+The data plants a rank-8 pair (c1, c2) and a third-order interaction (c4, c5, c6) on fields small enough to learn it
+from 80,000 rows: retrained with the set {c4, c5, c6} fixed, the model gains 0.02-0.03 valid AUC over the same sets
+without it (seeds 1, 2). What holds on every seed: the noise fields sit in fewer order-1 and order-2 sets than the
+planted interactions' fields. Not asserted, because it does not hold on every seed: that some order-3 set holds
+all of c4, c5 and c6 (found on seeds 1 and 3, not 2).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from recnas.data.synthetic import Interaction, SynthConfig, write_synthetic
+from recnas.experiment.config import load_config
+from recnas.experiment.run import load_splits, set_seed
+from recnas.experiment.search import search_stage
+from recnas.methods import method_of
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+PLANTED = [Interaction(["c1", "c2"], 8, 1.2), Interaction(["c4", "c5", "c6"], 2, 1.2)]
+
+
+def searched_sets(seed: int, work: Path) -> tuple[dict, dict]:
+    """(arch.json of the search, truth.json of the data) for data seed `seed`."""
+    data = work / f"synth{seed}"
+    write_synthetic(data, SynthConfig(rows=100_000, seed=seed, interactions=PLANTED))
+    cfg = load_config(ROOT / "configs" / "autogroup_synth.yaml", [
+        f"data.path={data}", f"data.cache_dir={work / 'cache'}", "trainer.progress=false", f"seed={seed}"])
+    set_seed(cfg.seed, cfg.threads)
+    arch = search_stage(method_of(cfg), load_splits(cfg), work / f"run{seed}")
+    return arch, json.loads((data / "truth.json").read_text())
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_noise_fields_join_fewer_sets_than_the_planted_interactions_fields(seed: int, tmp_path: Path) -> None:
+    arch, truth = searched_sets(seed, tmp_path)
+    planted = sorted({f for fields in truth["interactions"] for f in fields})
+    noise = truth["noise_fields"]
+    for order in ("order_1", "order_2"):
+        sets = arch["sets"][order]
+        count = {f: sum(f in s for s in sets) for f in arch["fields"]}
+        mean_noise = sum(count[f] for f in noise) / len(noise)
+        mean_planted = sum(count[f] for f in planted) / len(planted)
+        assert mean_noise < mean_planted, (order, count)

@@ -1,0 +1,64 @@
+"""AutoGroup's feature-set interactions against their written-out formulas, and the frozen block's spec."""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+
+from recnas.nn.feature_sets import FeatureSets, set_interactions
+from recnas.nn.frozen import build_frozen
+
+
+def test_order_two_with_compensation_is_the_weighted_pairwise_sum() -> None:
+    torch.manual_seed(0)
+    x, coef = torch.randn(4, 5, 3), torch.randn(5, 2)
+    out = set_interactions(x, coef, 2, 1.0)
+    for s in range(2):
+        explicit = sum(2 * coef[i, s] * coef[j, s] * (x[:, i] * x[:, j]).sum(-1)
+                       for i, j in itertools.combinations(range(5), 2))
+        torch.testing.assert_close(out[:, s], explicit)
+
+
+def test_order_three_keeps_the_mixed_terms_and_drops_only_the_pure_cubes() -> None:
+    torch.manual_seed(1)
+    x, coef = torch.randn(3, 4, 2), torch.randn(4, 1)
+    v = x * coef[:, 0].view(1, 4, 1)  # w_i e_i
+    mixed = sum(3 * v[:, i] ** 2 * v[:, j] for i in range(4) for j in range(4) if i != j)
+    triples = sum(6 * v[:, i] * v[:, j] * v[:, k] for i, j, k in itertools.combinations(range(4), 3))
+    torch.testing.assert_close(set_interactions(x, coef, 3, 1.0)[:, 0], (mixed + triples).sum(-1))
+    torch.testing.assert_close(set_interactions(x, coef, 3, 0.0)[:, 0], v.sum(1).pow(3).sum(-1))
+
+
+def test_order_one_is_the_weighted_set_vector() -> None:
+    x, coef = torch.randn(2, 3, 4), torch.tensor([[1.0, 0.0], [0.5, 2.0], [0.0, -1.0]])
+    out = set_interactions(x, coef, 1, 1.0).view(2, 2, 4)
+    torch.testing.assert_close(out[:, 0], x[:, 0] + 0.5 * x[:, 1])
+    torch.testing.assert_close(out[:, 1], 2.0 * x[:, 1] - x[:, 2])
+
+
+def test_a_field_outside_every_set_does_not_change_the_output() -> None:
+    torch.manual_seed(2)
+    names = ["a", "b", "c", "d"]
+    block = FeatureSets(names, 3, [[["a", "b"]], [["a", "b", "c"]], [["b", "c"]]], normalise=False).eval()
+    e = torch.randn(6, 4, 3)
+    moved = e.clone()
+    moved[:, 3] = torch.randn(6, 3) * 10  # d is in no set
+    assert block.out_dim == 3 + 1 + 1
+    torch.testing.assert_close(block(e), block(moved))
+    changed = e.clone()
+    changed[:, 2] += 1.0  # c is
+    assert not torch.allclose(block(e), block(changed))
+
+
+def test_the_spec_rebuilds_the_same_block() -> None:
+    torch.manual_seed(3)
+    names = ["a", "b", "c"]
+    block = FeatureSets(names, 2, [[["a"], ["b", "c"]], [["a", "c"]], []], compensation=0.5).eval()
+    spec = block.spec()
+    assert spec["sets"] == {"order_1": [["a"], ["b", "c"]], "order_2": [["a", "c"]], "order_3": []}
+    other = build_frozen(spec, None, {}).eval()  # type: ignore[arg-type]
+    other.load_state_dict(block.state_dict())
+    e = torch.randn(5, 3, 2)
+    torch.testing.assert_close(block(e), other(e))
+    assert other.out_dim == block.out_dim == 2 * 2 + 1
