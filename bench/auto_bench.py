@@ -53,7 +53,9 @@ def tune_cell(dataset: str, model: str, seed: int, trials: int, threads: int) ->
     t = time.perf_counter()
     res = run_tune(cfg, WORK / "tune" / f"{dataset}-{model}-{seed}", trials,
                    log=lambda m: print(f"  [{dataset} {model} {seed}] {m}", flush=True))
-    first = next(r for r in res.trials if r["state"] == "COMPLETE")  # trial 0, or its re-run after a kill
+    values = [{k: v for k, v in r.items() if k not in ("trial", "state", "valid_auc", "test_auc")} for r in res.trials]
+    # the default: trial 0, or the trial that re-ran its values after a kill (not merely the first to complete)
+    first = next(r for r, v in zip(res.trials, values, strict=True) if r["state"] == "COMPLETE" and v == values[0])
     rows = [r for r in res.trials if r["state"] == "COMPLETE"]
     return {"dataset": dataset, "model": model, "seed": seed, "trials": len(res.trials),
             "completed": len(rows), "default_valid_auc": first["valid_auc"], "default_test_auc": first["test_auc"],
