@@ -64,7 +64,7 @@ class AutoDisConfig(BaseModel):
 
 
 MODEL_OPTIONS = ("cross_layers", "structure", "cin_layers", "cin_activation", "attention_layers", "heads", "head_dim",
-                 "residual", "attention_dim", "product")
+                 "residual", "attention_dim", "product", "order_tables")
 
 
 class ModelConfig(BaseModel):
@@ -101,6 +101,8 @@ class ModelConfig(BaseModel):
     residual: bool = Field(True, description="AutoInt: residual connections")
     attention_dim: int = Field(16, ge=1, description="AFM: attention network width")
     product: Literal["inner", "outer"] = Field("inner", description="IPNN: inner (IPNN) or outer (OPNN) products")
+    order_tables: bool = Field(False, description="AutoGroup: an embedding table per interaction order (the public "
+                               "implementation's; P times the tables' EP) instead of one for every order")
 
     @field_validator("mlp", "cin_layers")
     @classmethod

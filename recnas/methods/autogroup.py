@@ -37,8 +37,11 @@ class AutoGroupConfig(OneShotConfig):
         "the paper's 15/130/180 were for 24 fields)")
     compensation: float = Field(1.0, ge=0, description="factor of the self-power term subtracted from g^p (1: the "
                                 "paper's formula; 0: none)")
-    normalise: bool = Field(True, description="batch norm (no affine) over the embeddings before the powers and "
-                            "over the order >= 2 outputs (a cube of raw embeddings overflows)")
+    normalise: bool = Field(True, description="during the search, batch norms (no affine) over the embeddings and "
+                            "over the order >= 2 outputs: the structure gradients of small embeddings' powers are "
+                            "too weak without them (every order-2 set emptied on synthetic data)")
+    retrain_normalise: bool = Field(False, description="the same norms in the retrained sets: off, they cost 0.02-0.08 "
+                                    "valid AUC on synthetic data (recnas.nn.feature_sets)")
     mode: Literal["one_level", "bi_level"] = Field(
         "bi_level", description="one_level: logits and weights step on the same batch (the paper); bi_level: the "
         "logits step on validation batches (first-order DARTS)")
@@ -112,7 +115,7 @@ class AutoGroup(OneShotMethod):
         names = self.fields(schema)
         s = self.s
         return AutoGroupSets(names, self.cfg.model.embedding_dim, s.set_counts(len(names)), s.compensation,
-                             s.normalise, s.init_logit, s.gumbel)
+                             s.normalise, s.init_logit, s.gumbel, s.retrain_normalise)
 
     def supernet(self, schema: Schema) -> CTRModel:
         """The autogroup model with searchable sets."""

@@ -40,10 +40,12 @@ class AutoGroupSets(FeatureSetsBase):
     """Feature sets whose memberships are searched; a `SearchableBlock` (see the module docstring).
 
     `set_counts[p]` sets of order p + 1. `init_logit` is every structure logit's start (2: keep with p = 0.88).
+    `normalise` applies to the search, `retrain_normalise` to the frozen sets `freeze` returns.
     """
 
     def __init__(self, field_names: Sequence[str], dim: int, set_counts: Sequence[int], compensation: float = 1.0,
-                 normalise: bool = True, init_logit: float = 2.0, gumbel: bool = True) -> None:
+                 normalise: bool = True, init_logit: float = 2.0, gumbel: bool = True,
+                 retrain_normalise: bool = False) -> None:
         if any(n < 1 for n in set_counts):
             raise ConfigError(f"every order needs at least one set, got {list(set_counts)} sets per order")
         if len(set_counts) > len(field_names):
@@ -54,6 +56,7 @@ class AutoGroupSets(FeatureSetsBase):
             [nn.Parameter(torch.full((len(self.field_names), n), float(init_logit))) for n in self.set_counts])
         self.tau = 1.0
         self.gumbel = gumbel
+        self.retrain_normalise = retrain_normalise
         self._fixed: list[torch.Tensor] | None = None
 
     # ---- SearchableBlock ----------------------------------------------------------------------
@@ -117,7 +120,7 @@ class AutoGroupSets(FeatureSetsBase):
             raise ConfigError(f"sample names set memberships this block does not have: {unknown[:3]}")
         least = [1 if p == 0 or self.compensation != 1 else 2 for p in range(self.orders)]
         kept = [[s for s in order if len(s) >= least[p]] for p, order in enumerate(self.sets_of(sample))]
-        return FeatureSets(self.field_names, self.dim, kept, self.compensation, self.normalise)
+        return FeatureSets(self.field_names, self.dim, kept, self.compensation, self.retrain_normalise)
 
     # ---- the search path ----------------------------------------------------------------------
     def memberships(self) -> list[torch.Tensor]:

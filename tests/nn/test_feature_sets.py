@@ -62,3 +62,20 @@ def test_the_spec_rebuilds_the_same_block() -> None:
     e = torch.randn(5, 3, 2)
     torch.testing.assert_close(block(e), other(e))
     assert other.out_dim == block.out_dim == 2 * 2 + 1
+
+
+def test_order_tables_give_each_order_its_own_table_counted_in_ep(prepared) -> None:  # noqa: ANN001
+    from recnas.experiment.config import ModelConfig
+    from recnas.nn.models import build_model
+
+    shared = build_model("autogroup", prepared.schema, embedding_dim=8, mlp=[16])
+    own = build_model("autogroup", prepared.schema, embedding_dim=8, mlp=[16], order_tables=True)
+    tables = shared.embedding.embedding_params()
+    assert own.embedding_params() == shared.embedding_params() + 2 * tables  # orders 2 and 3 read their own tables
+    assert len(own.embedding_tables()) == len(shared.embedding_tables()) + 2 * len(shared.embedding.tables_weights())
+    try:
+        ModelConfig(name="deepfm", order_tables=True)
+    except ValueError as e:
+        assert "model.order_tables is not an option of model 'deepfm'" in str(e)
+    else:
+        raise AssertionError("order_tables on deepfm was accepted")

@@ -85,3 +85,14 @@ def test_one_field_is_refused(tmp_path: Path) -> None:
     cfg = load_config(None, [*FAST, f"data.path={data}", f"data.cache_dir={tmp_path / 'cache'}"])
     with pytest.raises(ConfigError, match="needs at least 2"):
         run_search(cfg, tmp_path / "run")
+
+
+def test_a_search_with_order_tables_retrains_and_reloads_them(synth_dir: Path, tmp_path: Path) -> None:
+    from recnas.experiment.run import load_run
+
+    cfg = load_config(None, [*FAST, "model.order_tables=true", f"data.path={synth_dir}",
+                             f"data.cache_dir={tmp_path / 'cache'}"])
+    res = run_search(cfg, tmp_path / "run")
+    _, _, model = load_run(tmp_path / "run" / "retrain")
+    assert len(model.order_embeddings) == 2
+    assert model.embedding_params() == res.retrain["embedding_params"] > 3 * model.embedding.embedding_params() - 1

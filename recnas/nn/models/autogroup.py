@@ -3,6 +3,8 @@
 Liu et al., AutoGroup: Automatic Feature Grouping for Modelling Explicit High-Order Feature Interactions in CTR
 Prediction, SIGIR 2020. The sets are a constructor argument: the `autogroup` search composes its searchable sets
 (`recnas.space.autogroup`) and retrains the frozen ones it exports; built alone, every field is in every set.
+`order_tables` gives each order above the first its own embedding table, as the public implementation does
+(P times the tables' embedding parameters, all counted in EP); by default every order reads the one table.
 """
 
 from __future__ import annotations
@@ -10,9 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch import nn
 
 from recnas.data.batches import FieldBatch
 from recnas.data.schema import Schema
+from recnas.errors import ConfigError
+from recnas.nn.embedding import FieldEmbedding
+from recnas.nn.embedding_norm import INITIAL_SCALE, NormedEmbedding
 from recnas.nn.feature_sets import FeatureSets, FeatureSetsBase
 from recnas.nn.layers import MLP
 from recnas.nn.models.base import CTRModel, register
@@ -24,13 +30,15 @@ DEFAULT_ORDERS = 3  # the paper's highest order on its public datasets
 class AutoGroup(CTRModel):
     """logit = b + sum w + MLP([I^p_s for every order p and set s]) (see `recnas.nn.feature_sets`).
 
-    `sets` replaces the default sets (3 orders, one set per field each, every field in every set).
+    `sets` replaces the default sets (3 orders, one set per field each, every field in every set); `order_tables`:
+    a table per order (see the module docstring).
     """
 
     paper = ("Liu et al., AutoGroup: Automatic Feature Grouping for Modelling Explicit High-Order Feature "
              "Interactions in CTR Prediction, SIGIR 2020")
 
-    def __init__(self, schema: Schema, sets: FeatureSetsBase | None = None, **kw: Any) -> None:
+    def __init__(self, schema: Schema, sets: FeatureSetsBase | None = None, order_tables: bool = False,
+                 **kw: Any) -> None:
         super().__init__(schema, **kw)
         self.first_order = self.make_first_order()
         if sets is None:
@@ -38,8 +46,21 @@ class AutoGroup(CTRModel):
         else:
             self._composed["sets"] = sets
         self.sets = sets
+        self.order_embeddings = nn.ModuleList()
+        if order_tables:
+            if "embedding" in self._composed:
+                raise ConfigError("model.order_tables builds a table per order of the model's own embedding; it "
+                                  "cannot take a composed (searched) embedding: set it to false")
+            dim = self.embedding.dim
+            for _ in range(sets.orders - 1):
+                table: nn.Module = FieldEmbedding(schema, dim, **self.encoding)
+                if kw.get("embedding_norm"):
+                    table = NormedEmbedding(table, kw.get("embedding_norm_scale", INITIAL_SCALE))
+                self.order_embeddings.append(table)
         self.mlp = MLP(sets.out_dim, self.mlp_sizes, self.dropout, self.batch_norm, out_dim=1)
 
     def forward(self, batch: FieldBatch) -> torch.Tensor:
         """Logits `[batch]`."""
-        return (self.first_order(batch) + self.mlp(self.sets(self.embedding(batch)))).squeeze(1)
+        e = self.embedding(batch)
+        es = [e, *(table(batch) for table in self.order_embeddings)] if len(self.order_embeddings) else e
+        return (self.first_order(batch) + self.mlp(self.sets(es))).squeeze(1)
