@@ -18,9 +18,7 @@ Finished runs are kept as records under --work; a killed run resumes, and two in
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -29,9 +27,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from zoo_bench import mean_sd, run_queue  # noqa: E402
-
-from recnas.fileio import write_text_atomic  # noqa: E402
+from zoo_bench import mean_sd, run_queue, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "derived"
@@ -131,10 +127,7 @@ def main() -> None:
                         lambda job, r: f"{job[0].name} {job[1]} {job[2]}: test {r['test_auc']:.4f} "
                                        f"({r['seconds']:.0f} s)")
     summary = summarize(records)
-    write_text_atomic(args.out, json.dumps({
-        "date": dt.date.today().isoformat(), "command": "python " + " ".join(sys.argv),
-        "machine": f"{platform.machine()}, Python {platform.python_version()}, torch {torch.__version__}, "
-                   f"{args.threads} threads", "runs": records, "summary": summary}, indent=2))
+    write_results(args.out, args.threads, records, summary)
     print(table(summary))
 
 

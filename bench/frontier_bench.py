@@ -25,9 +25,7 @@ Finished runs are kept as records under --work; a killed run resumes, and two in
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -37,9 +35,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from zoo_bench import mean_sd, run_queue  # noqa: E402
-
-from recnas.fileio import write_text_atomic  # noqa: E402
+from zoo_bench import mean_sd, run_queue, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "derived"
@@ -231,10 +227,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     records = run_all(args)
     summary = summarize(records)
-    write_text_atomic(args.out, json.dumps({
-        "date": dt.date.today().isoformat(), "command": "python " + " ".join(sys.argv),
-        "machine": f"{platform.machine()}, Python {platform.python_version()}, torch {torch.__version__}, "
-                   f"{args.threads} threads", "runs": records, "summary": summary}, indent=2))
+    write_results(args.out, args.threads, records, summary)
     print(table(summary))
 
 

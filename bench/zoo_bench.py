@@ -135,6 +135,16 @@ def claim(path: Path) -> bool:
     return False
 
 
+def write_results(out: Path, threads: int, records: list[dict], summary: list[dict]) -> None:
+    """A benchmark's JSON: date, the command, the machine, every run's record and the summary."""
+    import torch
+
+    write_text_atomic(out, json.dumps({
+        "date": dt.date.today().isoformat(), "command": "python " + " ".join(sys.argv),
+        "machine": f"{platform.machine()}, Python {platform.python_version()}, torch {torch.__version__}, "
+                   f"{threads} threads", "runs": records, "summary": summary}, indent=2))
+
+
 def run_queue(jobs: Sequence[Any], path_of: Callable[[Any], Path], run: Callable[[Any], dict],
               say: Callable[[Any, dict], str]) -> list[dict]:
     """Run every job whose record file is missing and return every job's record, in `jobs` order.
