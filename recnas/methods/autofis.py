@@ -16,7 +16,7 @@ from torch import nn
 
 from recnas.data.schema import Schema
 from recnas.errors import ConfigError
-from recnas.methods.base import categorical_rows, model_kwargs, register_method
+from recnas.methods.base import fits_full_tables, model_kwargs, register_method
 from recnas.methods.oneshot import OneShotConfig, OneShotMethod
 from recnas.methods.render import heat_map, search_curve, table
 from recnas.nn.embedding import embedded_field_names
@@ -53,8 +53,7 @@ class AutoFIS(OneShotMethod):
     @classmethod
     def auto_settings(cls, schema: Schema, embedding_dim: int, max_ep: int) -> list[str] | None:
         """Where there are at least three fields and the budget is the full tables (AutoFIS keeps every table)."""
-        full = categorical_rows(schema) * embedding_dim
-        return [] if len(embedded_field_names(schema, "auto")) >= 3 and max_ep >= full else None
+        return [] if fits_full_tables(schema, embedding_dim, max_ep) else None
 
     def check(self) -> None:
         """The model needs a pairwise slot (FM, DeepFM, IPNN)."""

@@ -269,6 +269,13 @@ def has_large_id_fields(schema: Schema) -> bool:
     return categorical_rows(schema) >= AUTO_MIN_ID_ROWS
 
 
+def fits_full_tables(schema: Schema, embedding_dim: int, max_ep: int) -> bool:
+    """Whether a search that keeps every table (AutoFIS, AutoGroup) fits: 3+ embedded fields, a full-tables budget."""
+    from recnas.nn.embedding import embedded_field_names
+
+    return len(embedded_field_names(schema, "auto")) >= 3 and max_ep >= categorical_rows(schema) * embedding_dim
+
+
 def sizes_up_to(full: int, ladder: Sequence[int] = (2, 4, 8, 16, 32, 64)) -> list[int]:
     """Candidate sizes for a full width `full`: the ladder below it, then `full` itself (the largest)."""
     return [s for s in ladder if s < full] + [full]

@@ -8,8 +8,9 @@ with. The temperature tau is annealed by the one-shot strategy (`set_temperature
 the logits' signs. The interactions are `recnas.nn.feature_sets`'s.
 
 Where the public implementation (huawei-noah/vega) differs, on purpose: the self-power compensation counts only
-the fields in the set (it subtracts it for every field, scaled by 0.01); the logits start at 0 and train at an
-ordinary learning rate (it starts them at +-1e-3 and steps Adam at 1e2-1e4, which flips memberships every batch).
+the fields in the set (it subtracts it for every field, scaled by 0.01); the logits start at a set value (the
+method's default 2: full sets, then pruned) and train at an ordinary learning rate (it starts them at +-1e-3, a coin
+flip, and steps Adam at 1e2-1e4, which flips memberships every batch).
 """
 
 from __future__ import annotations
@@ -115,7 +116,8 @@ class AutoGroupSets(FeatureSetsBase):
         term is the self-power the compensation subtracts), so they are left out; an order left without a set
         stays, empty.
         """
-        unknown = [k for k in sample if k.startswith("set/") and k not in {lb for *_, lb in self.labels()}]
+        known = {label for *_, label in self.labels()}
+        unknown = [k for k in sample if k.startswith("set/") and k not in known]
         if unknown:
             raise ConfigError(f"sample names set memberships this block does not have: {unknown[:3]}")
         least = [1 if p == 0 or self.compensation != 1 else 2 for p in range(self.orders)]
@@ -143,15 +145,16 @@ class AutoGroupSets(FeatureSetsBase):
         """Expected memberships, summed over every field, set and order (the search's pull toward small sets)."""
         return torch.stack([torch.sigmoid(a).sum() for a in self.structure_logits]).sum()
 
-    def membership_entropy(self) -> float:
-        """Mean entropy (bits) of every keep/drop choice: 1 at the start, near 0 once the search has settled."""
-        values = torch.cat([binary_entropy(p).flatten() for p in self.keep_probs()])
+    def membership_entropy(self, probs: list[torch.Tensor] | None = None) -> float:
+        """Mean entropy (bits) of the keep/drop choices `probs` (default `keep_probs()`): 1 undecided, 0 settled."""
+        values = torch.cat([binary_entropy(p).flatten() for p in (probs or self.keep_probs())])
         return float(values.mean()) if len(values) else 0.0
 
     def trace(self) -> dict[str, Any]:
         """What the search history records each epoch: the entropy and how many fields each order's sets hold."""
+        probs = self.keep_probs()
         kept = [(a.detach() > 0).sum(0).tolist() for a in self.structure_logits]
-        return {"membership_entropy": self.membership_entropy(),
+        return {"membership_entropy": self.membership_entropy(probs),
                 "set_sizes": {f"order_{p + 1}": sizes for p, sizes in enumerate(kept)},
-                "keep_probs": {f"order_{p + 1}": probs.tolist() for p, probs in enumerate(self.keep_probs())}}
+                "keep_probs": {f"order_{p + 1}": q.tolist() for p, q in enumerate(probs)}}
 

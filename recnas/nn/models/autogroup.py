@@ -18,7 +18,6 @@ from recnas.data.batches import FieldBatch
 from recnas.data.schema import Schema
 from recnas.errors import ConfigError
 from recnas.nn.embedding import FieldEmbedding
-from recnas.nn.embedding_norm import INITIAL_SCALE, NormedEmbedding
 from recnas.nn.feature_sets import FeatureSets, FeatureSetsBase
 from recnas.nn.layers import MLP
 from recnas.nn.models.base import CTRModel, register
@@ -51,12 +50,8 @@ class AutoGroup(CTRModel):
             if "embedding" in self._composed:
                 raise ConfigError("model.order_tables builds a table per order of the model's own embedding; it "
                                   "cannot take a composed (searched) embedding: set it to false")
-            dim = self.embedding.dim
             for _ in range(sets.orders - 1):
-                table: nn.Module = FieldEmbedding(schema, dim, **self.encoding)
-                if kw.get("embedding_norm"):
-                    table = NormedEmbedding(table, kw.get("embedding_norm_scale", INITIAL_SCALE))
-                self.order_embeddings.append(table)
+                self.order_embeddings.append(self.normed(FieldEmbedding(schema, self.embedding.dim, **self.encoding)))
         self.mlp = MLP(sets.out_dim, self.mlp_sizes, self.dropout, self.batch_norm, out_dim=1)
 
     def forward(self, batch: FieldBatch) -> torch.Tensor:

@@ -77,11 +77,12 @@ class CTRModel(nn.Module):
             self._check_equal_dims()
         else:
             self._build_embedding(schema, embedding_dim, **self.encoding)
+        self.norm_scale = embedding_norm_scale if embedding_norm else None  # `normed` reads it
         if embedding_norm:  # after composition: the norm wraps whichever embedding the model holds
             if not self.has_embedding:
                 raise ConfigError(f"model.embedding_norm: model {self.model_name!r} has no embeddings to normalise; "
                                   "set it to false")
-            self.embedding = NormedEmbedding(self.embedding, embedding_norm_scale)  # type: ignore[assignment]
+            self.embedding = self.normed(self.embedding)  # type: ignore[assignment]
         self.mlp_sizes = list(mlp)
         self.dropout = dropout
         self.batch_norm = batch_norm
@@ -113,6 +114,10 @@ class CTRModel(nn.Module):
                               f"output one value per row, not {pairwise.out_dim}")
         self._composed["pairwise"] = pairwise  # type: ignore[assignment]
         return pairwise  # type: ignore[return-value]
+
+    def normed(self, table: nn.Module) -> nn.Module:
+        """`table` behind the `embedding_norm`, where the model has one (else `table` itself)."""
+        return table if self.norm_scale is None else NormedEmbedding(table, self.norm_scale)  # type: ignore[arg-type]
 
     @property
     def embedding_block(self) -> nn.Module:
