@@ -113,7 +113,8 @@ def run_baseline(variant: str, cfg: Any, splits: Any, fraction: float, folder: P
 
 
 def run_method(method: str, cfg: Any, schema: Any, fraction: float, folder: Path) -> dict[str, Any] | None:
-    """The search `method` at the budget with its auto settings, and its retrain; None when it does not fit."""
+    """The search `method` at the budget with its auto settings, and its retrain; None (or why) when it does not fit."""
+    from recnas.errors import ConfigError
     from recnas.experiment.auto import searched_budget
     from recnas.experiment.config import ExperimentConfig, apply_overrides
     from recnas.experiment.search import run_search
@@ -125,7 +126,10 @@ def run_method(method: str, cfg: Any, schema: Any, fraction: float, folder: Path
         return None
     raw = apply_overrides({**cfg.model_dump(mode="json"), "search": {}},
                           [f"search.method={method}", *settings, "search.baseline=false"])
-    res = run_search(ExperimentConfig.model_validate(raw), folder, log=lambda _m: None)
+    try:
+        res = run_search(ExperimentConfig.model_validate(raw), folder, log=lambda _m: None)
+    except ConfigError as e:  # the budget is below the method's smallest model (as `recnas auto` leaves it out)
+        return {"fits": False, "why": str(e)}
     return {**res.retrain, "setting": " ".join(settings)}
 
 
@@ -152,6 +156,8 @@ def run_one(data: Path, variant: str, fraction: float, seed: int, threads: int, 
     rec["wall_seconds"] = time.perf_counter() - t
     if m is None:
         return {**rec, "fits": False, "why": f"{variant} cannot meet {fraction:.0%} of {full_ep:,}"}
+    if not m.get("fits", True):
+        return {**rec, "fits": False, "why": m["why"]}
     return {**rec, "fits": True, "setting": m["setting"], "valid_auc": m["valid_auc"], "test_auc": m["test_auc"],
             "test_logloss": m["test_logloss"], "embedding_params": m["embedding_params"],
             "ep_share": m["embedding_params"] / full_ep}
