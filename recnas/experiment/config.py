@@ -64,7 +64,7 @@ class AutoDisConfig(BaseModel):
 
 
 MODEL_OPTIONS = ("cross_layers", "structure", "cin_layers", "cin_activation", "attention_layers", "heads", "head_dim",
-                 "residual", "attention_dim", "product", "order_tables")
+                 "residual", "attention_dim", "product", "order_tables", "raw_embeddings")
 
 
 class ModelConfig(BaseModel):
@@ -103,6 +103,9 @@ class ModelConfig(BaseModel):
     product: Literal["inner", "outer"] = Field("inner", description="IPNN: inner (IPNN) or outer (OPNN) products")
     order_tables: bool = Field(False, description="AutoGroup: an embedding table per interaction order (the public "
                                "implementation's; P times the tables' EP) instead of one for every order")
+    raw_embeddings: bool = Field(False, description="AutoGroup: the MLP also reads the field embeddings themselves, "
+                                 "as DeepFM's deep part does, so no field's signal hangs on the sets it was kept in "
+                                 "(the paper's MLP reads the set interactions only)")
 
     @field_validator("mlp", "cin_layers")
     @classmethod

@@ -79,3 +79,31 @@ def test_order_tables_give_each_order_its_own_table_counted_in_ep(prepared) -> N
         assert "model.order_tables is not an option of model 'deepfm'" in str(e)
     else:
         raise AssertionError("order_tables on deepfm was accepted")
+
+
+
+def test_raw_embeddings_reach_the_mlp_beside_the_sets(prepared) -> None:  # noqa: ANN001
+    from recnas.nn.models import build_model
+
+    torch.manual_seed(4)
+    names = build_model("autogroup", prepared.schema, embedding_dim=4, mlp=[8]).embedding.field_names
+    in_one_set = [[[names[0]]], [], []]  # only the first field is in a set; the last is in none
+    plain = build_model("autogroup", prepared.schema, embedding_dim=4, mlp=[8],
+                        sets=FeatureSets(names, 4, in_one_set, normalise=False)).eval()
+    raw = build_model("autogroup", prepared.schema, embedding_dim=4, mlp=[8], raw_embeddings=True,
+                      sets=FeatureSets(names, 4, in_one_set, normalise=False)).eval()
+    assert raw.mlp.net[0].in_features == plain.mlp.net[0].in_features + len(names) * 4
+    batch = next(iter(prepared.batches("train", 64, shuffle=False)))
+
+    def moved_last_field(_module, _inputs, out: torch.Tensor) -> torch.Tensor:
+        out = out.clone()
+        out[:, -1] = torch.randn_like(out[:, -1]) * 5
+        return out
+
+    with torch.no_grad():
+        before = plain(batch), raw(batch)
+        plain.embedding.register_forward_hook(moved_last_field)
+        raw.embedding.register_forward_hook(moved_last_field)
+        after = plain(batch), raw(batch)
+    torch.testing.assert_close(before[0], after[0])  # a field in no set does not reach the paper's MLP
+    assert not torch.allclose(before[1], after[1])  # with raw_embeddings it does

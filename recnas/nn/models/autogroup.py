@@ -5,6 +5,9 @@ Prediction, SIGIR 2020. The sets are a constructor argument: the `autogroup` sea
 (`recnas.space.autogroup`) and retrains the frozen ones it exports; built alone, every field is in every set.
 `order_tables` gives each order above the first its own embedding table, as the public implementation does
 (P times the tables' embedding parameters, all counted in EP); by default every order reads the one table.
+`raw_embeddings` feeds the concatenated field embeddings to the MLP beside the set interactions, as DeepFM's deep
+part reads them: the order-1 sets are then linear mixes the MLP's first layer could form anyway, and a field pruned
+from the sets still reaches the MLP. Off by default (the paper's MLP reads the interactions only).
 """
 
 from __future__ import annotations
@@ -30,14 +33,14 @@ class AutoGroup(CTRModel):
     """logit = b + sum w + MLP([I^p_s for every order p and set s]) (see `recnas.nn.feature_sets`).
 
     `sets` replaces the default sets (3 orders, one set per field each, every field in every set); `order_tables`:
-    a table per order (see the module docstring).
+    a table per order; `raw_embeddings`: the MLP reads the field embeddings too (see the module docstring).
     """
 
     paper = ("Liu et al., AutoGroup: Automatic Feature Grouping for Modelling Explicit High-Order Feature "
              "Interactions in CTR Prediction, SIGIR 2020")
 
     def __init__(self, schema: Schema, sets: FeatureSetsBase | None = None, order_tables: bool = False,
-                 **kw: Any) -> None:
+                 raw_embeddings: bool = False, **kw: Any) -> None:
         super().__init__(schema, **kw)
         self.first_order = self.make_first_order()
         if sets is None:
@@ -52,10 +55,15 @@ class AutoGroup(CTRModel):
                                   "cannot take a composed (searched) embedding: set it to false")
             for _ in range(sets.orders - 1):
                 self.order_embeddings.append(self.normed(FieldEmbedding(schema, self.embedding.dim, **self.encoding)))
-        self.mlp = MLP(sets.out_dim, self.mlp_sizes, self.dropout, self.batch_norm, out_dim=1)
+        self.raw_embeddings = raw_embeddings
+        raw_dim = self.embedding.flat_dim if raw_embeddings else 0
+        self.mlp = MLP(sets.out_dim + raw_dim, self.mlp_sizes, self.dropout, self.batch_norm, out_dim=1)
 
     def forward(self, batch: FieldBatch) -> torch.Tensor:
         """Logits `[batch]`."""
         e = self.embedding(batch)
         es = [e, *(table(batch) for table in self.order_embeddings)] if len(self.order_embeddings) else e
-        return (self.first_order(batch) + self.mlp(self.sets(es))).squeeze(1)
+        x = self.sets(es)
+        if self.raw_embeddings:
+            x = torch.cat([x, e.flatten(1)], dim=1)
+        return (self.first_order(batch) + self.mlp(x)).squeeze(1)
