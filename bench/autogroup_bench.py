@@ -42,8 +42,12 @@ def config(data: Path, seed: int, threads: int, work: Path, extra: list[str]) ->
                               f"threads={threads}", "trainer.progress=false", *extra])
 
 
-def run_one(data: Path, variant: str, seed: int, threads: int, work: Path) -> dict[str, Any]:
-    """One cell: a zoo model's training, or a search and its retrain (seconds: search + retrain)."""
+def run_one(data: Path, variant: str, seed: int, threads: int, work: Path,
+            autogroup_set: list[str]) -> dict[str, Any]:
+    """One cell: a zoo model's training, or a search and its retrain (seconds: search + retrain).
+
+    `autogroup_set`: overrides for the AutoGroup runs only (settings compared on the validation split).
+    """
     from recnas.experiment.run import run_train
     from recnas.experiment.search import run_search
     from recnas.methods import method_of
@@ -51,13 +55,14 @@ def run_one(data: Path, variant: str, seed: int, threads: int, work: Path) -> di
     folder = work / "runs" / f"{data.name}-{variant}-{seed}"
     t = time.perf_counter()
     if variant in SEARCHES:
+        own = autogroup_set if variant == "autogroup" else []
         cfg = config(data, seed, threads, work, [f"model.name={SEARCHES[variant]}", f"search.method={variant}",
-                                                 "search.baseline=false"])
+                                                 "search.baseline=false", *own])
         res = run_search(cfg, folder, log=lambda _m: None)
         m, arch = res.retrain, res.arch
         search_s = float(arch.get("search_seconds") or 0.0)
         extra = {"search_seconds": search_s, "seconds": search_s + float(m["train_seconds"]),
-                 "found": method_of(cfg).summary(arch)}
+                 "found": method_of(cfg).summary(arch), "settings": own}
     else:
         m = run_train(config(data, seed, threads, work, [f"model.name={variant}"]), folder,
                       log=lambda _m: None).metrics
@@ -112,18 +117,20 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--work", type=Path, default=ROOT / "bench" / "work" / "autogroup")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "autogroup.json")
+    p.add_argument("--autogroup-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="an override for the AutoGroup runs only (repeatable); give them their own --work")
     p.add_argument("--table", action="store_true", help="print the table of --out and stop")
     args = p.parse_args()
     if args.table:
         print(table(json.loads(args.out.read_text())["summary"]))
         return
     datas = [args.data] if args.data is not None else [DATA / d for d in args.datasets.split(",")]
-    variants = args.zoo.split(",") + args.searches.split(",")
+    variants = [v for v in args.zoo.split(",") + args.searches.split(",") if v]
     seeds = [int(s) for s in args.seeds.split(",")]
     torch.set_num_threads(args.threads)
     jobs = [(d, v, s) for d in datas for s in seeds for v in variants]
     records = run_queue(jobs, lambda job: record_path(args.work, *job),
-                        lambda job: run_one(*job, args.threads, args.work),
+                        lambda job: run_one(*job, args.threads, args.work, args.autogroup_set),
                         lambda job, r: f"{job[0].name} {job[1]} {job[2]}: test {r['test_auc']:.4f} "
                                        f"({r['seconds']:.0f} s)")
     summary = summarize(records)
