@@ -63,6 +63,8 @@ def run_one(data: Path, variant: str, seed: int, threads: int, work: Path,
         search_s = float(arch.get("search_seconds") or 0.0)
         extra = {"search_seconds": search_s, "seconds": search_s + float(m["train_seconds"]),
                  "found": method_of(cfg).summary(arch), "settings": own}
+        if "one_shot" in arch:  # AutoGroup's searched model used as it is, no retrain
+            extra["one_shot_test_auc"] = arch["one_shot"]["test_auc"]
     else:
         m = run_train(config(data, seed, threads, work, [f"model.name={variant}"]), folder,
                       log=lambda _m: None).metrics

@@ -4,7 +4,10 @@ The supernet is the `autogroup` zoo model with searchable sets (`AutoGroupSets`)
 keep/drop choice per field, relaxed by a straight-through binary Gumbel-softmax whose temperature is annealed.
 Structure logits and weights train together, on the same batch (the paper's one-level search) or, as a setting,
 the logits on validation batches. The export keeps a field in a set where its logit is positive, and the retrain is
-the same model with those sets fixed (`FeatureSets`), trained from scratch.
+the same model with those sets fixed (`FeatureSets`), trained from scratch. The public implementation has no
+retrain: its searched model is used as it is. arch.json's `one_shot` scores that use (the supernet in eval mode,
+whose memberships are the exported signs, with its search weights and norms) on the validation and test splits,
+so the two can be compared run by run.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pydantic import Field
 from torch import nn
 
 from recnas.data.schema import Schema
+from recnas.data.splits import Splits
 from recnas.errors import ConfigError
 from recnas.methods.base import fits_full_tables, model_kwargs, refuse_field_aware, register_method
 from recnas.methods.oneshot import OneShotConfig, OneShotMethod
@@ -132,6 +136,14 @@ class AutoGroup(OneShotMethod):
                                                  for j in range(block.set_counts[p])] for p in range(block.orders)},
                 "fields": block.field_names, "membership_entropy": block.membership_entropy()}
 
+    def after_search(self, model: CTRModel, splits: Splits) -> dict[str, Any]:
+        """The one-shot use: the searched model, memberships at their exported signs, scored without a retrain."""
+        from recnas.train.trainer import evaluate
+
+        valid, test = evaluate(model, splits.valid), evaluate(model, splits.test, "test")
+        return {"one_shot": {"valid_auc": valid["auc"], "valid_logloss": valid["logloss"], "test_auc": test["auc"],
+                             "test_logloss": test["logloss"]}}
+
     def frozen_parts(self, schema: Schema, arch: dict[str, Any]) -> dict[str, nn.Module]:
         """The found sets, fixed, with fresh weights."""
         return {"sets": self.block(schema).freeze(arch["sample"])}
@@ -149,6 +161,9 @@ class AutoGroup(OneShotMethod):
             lines.append(f"{order.replace('_', ' ')}: {len(shown)} of {len(sets)} sets in use{': ' if shown else ''}"
                          f"{text}")
         lines.append(f"membership entropy {arch['membership_entropy']:.3f} bits (1 = undecided)")
+        if "one_shot" in arch:
+            o = arch["one_shot"]
+            lines.append(f"used one-shot (no retrain): valid AUC {o['valid_auc']:.4f}, test AUC {o['test_auc']:.4f}")
         return lines
 
     def warnings(self, arch: dict[str, Any]) -> list[str]:

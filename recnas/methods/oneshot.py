@@ -73,6 +73,10 @@ class OneShotMethod(SearchMethod):
         """The method's own arch.json keys for the exported `sample`."""
         return {}
 
+    def after_search(self, model: CTRModel, splits: Splits) -> dict[str, Any]:
+        """Extra arch.json keys computed from the searched supernet (in its final state), before it is dropped."""
+        return {}
+
     def search(self, splits: Splits, search_dir: Path, log: Log, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
         """Train the supernet with the strategy as a trainer hook; export the last state."""
         cfg, s = self.cfg, self.s
@@ -109,7 +113,7 @@ class OneShotMethod(SearchMethod):
             "grda_c": grda_c, "tau_decay": tau_decay,
             "search_seconds": strategy.history[-1]["seconds"] if strategy.history else 0.0,
             "valid_auc": strategy.history[-1]["metrics"].get("valid_auc") if strategy.history else None,
-            **self.describe(model, sample)}
+            **self.describe(model, sample), **self.after_search(model, splits)}
         grda = strategy.grda_summary()
         if grda is not None:
             arch["grda"] = grda

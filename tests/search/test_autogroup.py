@@ -58,6 +58,12 @@ def test_the_search_moves_the_logits_and_records_the_entropy(synth_dir: Path, tm
     history = (tmp_path / "run" / "search" / "history.jsonl").read_text().splitlines()
     assert len(history) == 2 and '"membership_entropy"' in history[-1]
     assert 0 < arch["membership_entropy"] < 1
+    one_shot = arch["one_shot"]  # the searched model as it is: its valid AUC is the last search epoch's
+    assert one_shot["valid_auc"] == pytest.approx(arch["valid_auc"], abs=1e-9)
+    assert 0.5 < one_shot["test_auc"] < 1
+    from recnas.methods import method_of
+
+    assert any("used one-shot" in line for line in method_of(cfg).summary(arch))
 
 
 @pytest.mark.parametrize(("setting", "message"), [
