@@ -31,7 +31,7 @@ MODEL = "autogroup"
 
 
 class AutoGroupConfig(OneShotConfig):
-    """AutoGroup: feature sets per interaction order, memberships searched by Gumbel-softmax (one-level)."""
+    """AutoGroup: feature sets per interaction order, memberships searched by Gumbel-softmax (bi-level by default)."""
 
     method: Literal["autogroup"] = Field("autogroup", description="feature sets for high-order interactions "
                                          "(AutoGroup)")
