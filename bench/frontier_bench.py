@@ -172,6 +172,7 @@ def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
 
     def say(job: tuple, r: dict) -> str:
         what = f"test {r['test_auc']:.4f} at {r['ep_share']:.1%}" if r["fits"] else "does not fit"
+        what += "" if not r["fits"] or within_budget(r) else " (over the budget)"
         return f"{args.data.name} {job[0]} {job[1]:g} {job[2]}: {what} ({r['wall_seconds']:.0f} s)"
 
     jobs = [(v, f, s) for s in args.seeds for f in args.fractions for v in args.variants]
@@ -179,12 +180,22 @@ def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
                      lambda job: run_one(args.data, *job, args.threads, args.work), say)
 
 
+def within_budget(record: dict[str, Any]) -> bool:
+    """Whether a run met its budget: it fitted, and its model stores no more than the budget (0.5% slack)."""
+    return bool(record["fits"]) and record["ep_share"] <= record["fraction"] * 1.005
+
+
 def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per variant and budget: test AUC mean ± sd and the EP share, over the seeds that met the budget."""
+    """Per variant and budget: test AUC mean ± sd and the EP share, over the seeds that met the budget.
+
+    A search whose retrained model stores more than the budget did not meet it (`over`: its EP shares).
+    """
     out = []
     for key in dict.fromkeys((r["variant"], r["fraction"]) for r in records):
-        rs = [r for r in records if (r["variant"], r["fraction"]) == key and r["fits"]]
-        row: dict[str, Any] = {"variant": key[0], "fraction": key[1], "seeds": len(rs)}
+        rs = [r for r in records if (r["variant"], r["fraction"]) == key and within_budget(r)]
+        over = [r["ep_share"] for r in records if (r["variant"], r["fraction"]) == key and r["fits"]
+                and not within_budget(r)]
+        row: dict[str, Any] = {"variant": key[0], "fraction": key[1], "seeds": len(rs), "over": over}
         if rs:
             row.update({"test_auc": list(mean_sd(rs, "test_auc")), "valid_auc": list(mean_sd(rs, "valid_auc")),
                         "ep_share": mean_sd(rs, "ep_share")[0], "setting": rs[0]["setting"]})
@@ -203,7 +214,9 @@ def table(summary: list[dict[str, Any]]) -> str:
         for f in fractions:
             s = cell.get((v, f))
             if s is None or not s["seeds"]:
-                cols.append("cannot meet it" if s else "not run")
+                over = s.get("over") if s else None
+                cols.append("not run" if s is None else
+                            f"over it ({', '.join(f'{e:.1%}' for e in over)})" if over else "cannot meet it")
             else:
                 cols.append(f"{s['test_auc'][0]:.4f} ± {s['test_auc'][1]:.4f} ({s['ep_share']:.1%})")
         lines.append(f"| {v} | " + " | ".join(cols) + " |")

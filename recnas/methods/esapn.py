@@ -17,6 +17,7 @@ from pydantic import Field
 
 from recnas.data.schema import Schema
 from recnas.data.splits import Splits
+from recnas.errors import ConfigError
 from recnas.methods.base import (
     BudgetConfig,
     Log,
@@ -99,13 +100,19 @@ class ESAPN(MixedWidthMethod):
         n_valid = len(splits.ds.splits["valid"]["y"])
         valid = next(splits.ds.batches("valid", min(s.valid_rows, n_valid), shuffle=True, seed=cfg.seed).iter_epoch(0))
         block = model.embedding_block
+        budget = s.budget(sum(block.full_field_ep().values()))
+        start = sum(block.field_ep().values())
+        if budget is not None and budget < start:
+            raise ConfigError(f"the budget ({budget:,} floats) is below ESAPN's smallest model ({start:,}: every id at "
+                              f"size {min(s.sizes)}); raise search.max_ep / search.max_ep_fraction, or add a smaller "
+                              "size to search.sizes")
         train = search_batches(cfg, splits)
         rounds = (s.passes * len(train) - int(s.warmup * len(train))) // s.decision_every
         return ESAPNSearch(
             model, train, valid, passes=s.passes, decision_every=s.decision_every, lr=lr,
             embedding_l2=l2, policy_lr=s.policy_lr, hidden=s.hidden, enlarge_init=s.enlarge_init,
             memory_lambda=s.memory_lambda, entropy_weight=s.entropy_weight, random_enlarge=random_enlarge,
-            warmup=s.warmup, seed=cfg.seed, max_ep=s.budget(sum(block.full_field_ep().values())),
+            warmup=s.warmup, seed=cfg.seed, max_ep=budget,
             history_path=search_dir / "history.jsonl", trainer=self.cfg.trainer,
             checkpoint=search_dir / "checkpoint.pt",
             checkpoint_every=max(min(10, rounds // 5), 1), log=log)

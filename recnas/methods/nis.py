@@ -147,6 +147,13 @@ class NIS(MixedWidthMethod):
         valid = splits.ds.batches("valid", s.valid_batch_size, shuffle=True, seed=cfg.seed,
                                   drop_last=n_valid >= s.valid_batch_size)
         max_cost = self.max_cost(block)
+        smallest = block.memory_cost({c.label: c.candidates[0] for c in block.choices()}, "total")
+        if max_cost is not None and max_cost < smallest - 1e-9:
+            raise ConfigError(
+                f"the budget ({max_cost:.2%} of the searched fields' EP) is below NIS's smallest layout "
+                f"({smallest:.2%}: search.min_blocks={s.min_blocks} block(s) for every id, and with "
+                f"search.field_floor={s.field_floor} one block on each field's head bucket); raise search.max_ep / "
+                "search.max_ep_fraction, or set search.field_floor=false and search.min_blocks=0")
         # the hard budget is on the EP share; with cost=total that is C_M itself, computed once
         ep_share = None if s.cost == "total" else (lambda x: block.memory_cost(x, "total"))
         log(f"searching NIS ({s.layout}) layouts for {s.steps} controller steps, {s.samples_per_step} per step")

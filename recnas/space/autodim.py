@@ -98,8 +98,9 @@ class AutoDimEmbedding(EmbeddingFacade):
         if max_ep is not None:
             floor = sample_ep(self.rows, {f: cands[0] for f in self.field_names})
             if max_ep < floor:
-                raise ConfigError(f"max_ep={max_ep:,} is below the smallest possible embedding ({floor:,} "
-                                  f"parameters with every field at {cands[0]}); raise it or add a smaller candidate")
+                raise ConfigError(f"the budget search.max_ep={max_ep:,} is below the smallest possible embedding "
+                                  f"({floor:,} parameters with every field at {cands[0]}); raise search.max_ep / "
+                                  "search.max_ep_fraction, or add a smaller size to search.candidates")
 
     @property
     def full_ep(self) -> int:

@@ -128,3 +128,29 @@ def test_the_method_runs_with_its_auto_settings_behind_an_embedding_norm(name: s
     assert model.embedding_params() == res.retrain["embedding_params"]
     summary, _ = predict_file(tmp_path / "run" / "retrain", synth_dir, tmp_path / "p.csv")
     assert abs(summary["auc"] - res.retrain["test_auc"]) < 1e-6
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_budget_below_the_smallest_model_is_refused_or_met(name: str, synth_dir: Path, prepared,  # noqa: ANN001
+                                                             tmp_path: Path) -> None:
+    """A tiny budget (the parts no search shrinks plus 2% of the tables at width 8): the method meets it or says it
+    cannot, naming what to change; a retrained model over the budget would be silent garbage on a memory frontier."""
+    from recnas.errors import ConfigError
+    from recnas.experiment.auto import searched_budget
+
+    cfg = load_config(None, overrides(name, synth_dir, tmp_path / "cache", "model.embedding_dim=8",
+                                      "search.baseline=false"))
+    full_ep, tables = searched_budget(cfg, prepared.schema, 1.0)
+    fraction = (full_ep - tables + tables // 50) / full_ep
+    _, max_ep = searched_budget(cfg, prepared.schema, fraction)
+    settings = METHODS[name].auto_settings(prepared.schema, 8, max_ep)
+    if settings is None:
+        pytest.skip(f"{name} does not run in recnas auto at this budget")
+    cfg = load_config(None, overrides(name, synth_dir, tmp_path / "cache", "model.embedding_dim=8",
+                                      "search.baseline=false", *settings))
+    try:
+        res = run_search(cfg, tmp_path / "run")
+    except ConfigError as e:
+        assert "search." in str(e), str(e)  # names a key to change
+        return
+    assert res.retrain["embedding_params"] <= fraction * full_ep * 1.005
