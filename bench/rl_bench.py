@@ -111,16 +111,18 @@ def run(dataset: str, method: str, seed: int, epochs: int, threads: int, work: P
         f = full_retrain(cfg, run_dir, arch)
         same = {"full_retrain_test_auc": f["test_auc"], "full_retrain_valid_auc": f["valid_auc"],
                 "gain_over_full_retrain": r["searched"]["test_auc"] - f["test_auc"]}
+    nan = float("nan")
+    control = r.get("control") or {"test_auc": nan, "embedding_params": nan}  # lab.control=false: no control
     return {**same, "dataset": dataset, "method": method, "seed": seed,
             "test_auc": r["searched"]["test_auc"], "test_logloss": r["searched"]["test_logloss"],
-            "control_test_auc": r["control"]["test_auc"], "base_test_auc": r["baseline"]["test_auc"],
+            "control_test_auc": control["test_auc"], "base_test_auc": r["baseline"]["test_auc"],
             "base_test_logloss": r["baseline"]["test_logloss"], "valid_auc": res.retrain["valid_auc"],
             "searched_ep_fraction": arch["ep"] / arch["full_ep"], "searched_ep": arch["ep"],
             "searched_full_ep": arch["full_ep"],
-            "model_ep": r["searched"]["embedding_params"], "control_model_ep": r["control"]["embedding_params"],
+            "model_ep": r["searched"]["embedding_params"], "control_model_ep": control["embedding_params"],
             "base_model_ep": r["baseline"]["embedding_params"],
             "model_ep_fraction": r["searched"]["embedding_params"] / r["baseline"]["embedding_params"],
-            "auc_gain": r["test_auc_gain"], "gain_over_control": r["test_auc_gain_over_control"],
+            "auc_gain": r["test_auc_gain"], "gain_over_control": r.get("test_auc_gain_over_control", nan),
             "search_seconds": arch["search_seconds"], "retrain_seconds": r["searched"]["wall_seconds"],
             "baseline_seconds": r["baseline"]["wall_seconds"],
             "layout": arch.get("bucket_widths"), "run": str(res.path)}

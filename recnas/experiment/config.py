@@ -103,9 +103,10 @@ class ModelConfig(BaseModel):
     product: Literal["inner", "outer"] = Field("inner", description="IPNN: inner (IPNN) or outer (OPNN) products")
     order_tables: bool = Field(False, description="AutoGroup: an embedding table per interaction order (the public "
                                "implementation's; P times the tables' EP) instead of one for every order")
-    raw_embeddings: bool = Field(False, description="AutoGroup: the MLP also reads the field embeddings themselves, "
-                                 "as DeepFM's deep part does, so no field's signal hangs on the sets it was kept in "
-                                 "(the paper's MLP reads the set interactions only)")
+    raw_embeddings: bool = Field(True, description="AutoGroup: the MLP also reads the field embeddings themselves, "
+                                 "as DeepFM's deep part does, so no field's signal hangs on the sets it was kept in; "
+                                 "false is the paper's MLP (set interactions only). Chosen on frappe_full and ml100k "
+                                 "valid, searched sets: 0.9818 / 0.6911 with it, 0.9804 / 0.6278 without")
 
     @field_validator("mlp", "cin_layers")
     @classmethod

@@ -88,7 +88,7 @@ def test_raw_embeddings_reach_the_mlp_beside_the_sets(prepared) -> None:  # noqa
     torch.manual_seed(4)
     names = build_model("autogroup", prepared.schema, embedding_dim=4, mlp=[8]).embedding.field_names
     in_one_set = [[[names[0]]], [], []]  # only the first field is in a set; the last is in none
-    plain = build_model("autogroup", prepared.schema, embedding_dim=4, mlp=[8],
+    plain = build_model("autogroup", prepared.schema, embedding_dim=4, mlp=[8], raw_embeddings=False,
                         sets=FeatureSets(names, 4, in_one_set, normalise=False)).eval()
     raw = build_model("autogroup", prepared.schema, embedding_dim=4, mlp=[8], raw_embeddings=True,
                       sets=FeatureSets(names, 4, in_one_set, normalise=False)).eval()

@@ -104,10 +104,10 @@ def test_a_search_with_order_tables_retrains_and_reloads_them(synth_dir: Path, t
     assert model.embedding_params() == res.retrain["embedding_params"] > 3 * model.embedding.embedding_params() - 1
 
 
-def test_raw_embeddings_hold_in_the_search_and_the_reloaded_retrain(synth_dir: Path, tmp_path: Path) -> None:
+def test_raw_embeddings_by_default_hold_in_the_search_and_the_reloaded_retrain(synth_dir: Path, tmp_path: Path) -> None:
     from recnas.experiment.run import load_run
 
-    cfg = load_config(None, [*FAST, "model.raw_embeddings=true", f"data.path={synth_dir}",
+    cfg = load_config(None, [*FAST, f"data.path={synth_dir}",
                              f"data.cache_dir={tmp_path / 'cache'}"])
     run_search(cfg, tmp_path / "run")
     _, _, model = load_run(tmp_path / "run" / "retrain")
