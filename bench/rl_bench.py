@@ -1,7 +1,8 @@
 """RL embedding-search benchmark: NIS and ESAPN against the full-dimension DeepFM and a random control at the same EP.
 
 For each dataset, seed and method, `recnas search` runs search -> retrain -> random control -> baseline in one run
-folder. Every setting is in bench/configs/<method>_<dataset>.yaml, each saying why: the zoo benchmark's setting for
+folder. Every setting is in bench/configs/<method>.yaml, the same for every dataset, each saying why: the zoo
+benchmark's setting for
 the retrain, the control and the baseline (batch 4,096, Adam lr 1e-3, MLP 400-400-400, embedding L2 0.1, early
 stopping on valid AUC, up to 50 epochs: the regularised, early-stopped full model). The baseline is DeepFM with
 every id at the full width: 16 for NIS (4 column blocks of 4), 32 for ESAPN (sizes 2-4-8-16-32; the paper's 64 and
@@ -214,7 +215,7 @@ def main() -> None:
                           f"{row['searched_ep_fraction']:.1%}", flush=True)
                     write_text_atomic(out, json.dumps({"date": dt.date.today().isoformat(), "command": command,
                                                        "machine": machine,
-                                                       "methods": setting_record(methods, dataset),
+                                                       "methods": setting_record(methods),
                                                        "overrides": args.overrides,
                                                        "runs": rows,
                                                        "summary": summarize(rows)}, indent=2))
@@ -229,7 +230,7 @@ def main() -> None:
         body = path.read_text() if path.exists() else "# Benchmarks\n"
         body += (f"\n## RL embedding search (`bench/rl_bench.py`)\n\n{dt.date.today().isoformat()}, `{command}`, "
                  f"{machine}; settings: "
-                 f"{', '.join(str(config_path(m, d).relative_to(ROOT)) for d in datasets for m in methods)}"
+                 f"{', '.join(str(config_path(m).relative_to(ROOT)) for m in methods)}"
                  f"{' with ' + ', '.join(args.overrides) if args.overrides else ''}.\n\n{text}")
         path.write_text(body)
 

@@ -1,13 +1,13 @@
 """Search benchmark: AutoDim-DeepFM and AutoFIS-DeepFM against DeepFM on the team's real splits.
 
 For each dataset, seed and method, `recnas search` runs search -> retrain -> baseline in one run folder. Every
-setting is in bench/configs/<method>_<dataset>.yaml (or <method>.yaml for a dataset none was chosen on), each file
-saying why: the zoo benchmark's retrain and baseline (batch 4,096, Adam lr 1e-3, MLP 400-400-400, embedding L2 0.1,
-early stopping on valid AUC), AutoDim's memory_lambda and budget, AutoFIS's GRDA threshold and search length, and
-what differs per dataset. AutoFIS's baseline is DeepFM at dimension 10; AutoDim's is DeepFM with every field at the
-largest candidate (32), the "full dimension" its EP is measured against. Goals (issue 4): AutoDim AUC >= baseline -
-0.001 at <= 30% of its EP; AutoFIS AUC >= baseline keeping <= 50% of the interactions; search + retrain wall time <=
-3x one baseline training.
+setting is in bench/configs/<method>.yaml, the same for every dataset (chosen on frappe_full and ml100k valid
+together), each file saying why: the zoo benchmark's retrain and baseline (batch 4,096, Adam lr 1e-3, MLP
+400-400-400, embedding L2 0.1, early stopping on valid AUC), AutoDim's memory_lambda and budget, AutoFIS's GRDA
+threshold and search length, and how each was chosen. AutoFIS's baseline is DeepFM at dimension 10; AutoDim's is
+DeepFM with every field at the largest candidate (32), the "full dimension" its EP is measured against. Goals
+(issue 4): AutoDim AUC >= baseline - 0.001 at <= 30% of its EP; AutoFIS AUC >= baseline keeping <= 50% of the
+interactions; search + retrain wall time <= 3x one baseline training.
 Writes bench/results/search_<dataset>[<tag>].json and, with --write-md, a table in bench/log/unsorted.md.
 
     .venv/bin/python bench/search_bench.py [--datasets frappe_full,ml100k] [--methods autodim,autofis]
@@ -154,7 +154,7 @@ def main() -> None:
                       f"{extra}, time x{row['time_vs_baseline']:.2f}", flush=True)
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_text(json.dumps({"date": dt.date.today().isoformat(), "command": command,
-                                           "machine": machine, "methods": setting_record(methods, dataset),
+                                           "machine": machine, "methods": setting_record(methods),
                                            "overrides": args.overrides,
                                            "reused_baselines": str(args.reuse_baselines or ""),
                                            "runs": rows, "summary": summarize(rows)}, indent=2))
@@ -166,7 +166,7 @@ def main() -> None:
         body = path.read_text() if path.exists() else "# Benchmarks\n"
         body += (f"\n## Search (`bench/search_bench.py`)\n\n{dt.date.today().isoformat()}, `{command}`, {machine}; "
                  f"seeds {seeds}, retrain/baseline up to {args.epochs} epochs; settings: "
-                 f"{', '.join(str(config_path(m, d).relative_to(ROOT)) for d in datasets for m in methods)}"
+                 f"{', '.join(str(config_path(m).relative_to(ROOT)) for m in methods)}"
                  f"{' with ' + ', '.join(args.overrides) if args.overrides else ''}.\n\n{text}")
         path.write_text(body)
 

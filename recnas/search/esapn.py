@@ -134,8 +134,8 @@ class ESAPNSearch(Hook):
         self.valid_onehot = F.one_hot(vb, n_b).to(torch.float32)  # [N, F, B]
         self.valid_count = self.valid_onehot.sum(0)  # [F, B]
         self.seen = torch.zeros(len(block.size_index))
-        bucket_rows = torch.zeros(n_f, n_b)
-        bucket_rows[block.row_field, block.row_bucket] += 1
+        bucket_rows = torch.zeros(n_f, n_b)  # ids per bucket (accumulate: `+= 1` on repeated indices counts once)
+        bucket_rows.index_put_((block.row_field, block.row_bucket), torch.ones(len(block.row_field)), accumulate=True)
         self.bucket_rows = bucket_rows
         full = torch.tensor([block.cardinality[n] * block.sizes[-1] for n in block.fields], dtype=torch.float32)
         self.full = full.unsqueeze(1)

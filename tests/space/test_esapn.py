@@ -123,6 +123,8 @@ def test_a_field_with_fewer_ids_than_buckets_leaves_its_empty_buckets_closed(pre
     assert rounds and all("ep_fraction=" in m and "value_per_sample" not in m for m in rounds)  # table: history only
     empty = int((search.bucket_rows == 0).sum())
     assert empty > 0
+    for i, f in enumerate(search.block.fields):  # every id counted in its bucket (a `+= 1` on repeated indices was not)
+        assert int(search.bucket_rows[i].sum()) == search.block.cardinality[f]
     assert all(h["open"] <= search.bucket_rows.numel() - empty for h in search.history)
     # the per-sample values of the history: None where a bucket has no ids, one number per open bucket
     last = search.history[-1]["value_per_sample"]
