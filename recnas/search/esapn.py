@@ -137,6 +137,10 @@ class ESAPNSearch(Hook):
         bucket_rows = torch.zeros(n_f, n_b)  # ids per bucket (accumulate: `+= 1` on repeated indices counts once)
         bucket_rows.index_put_((block.row_field, block.row_bucket), torch.ones(len(block.row_field)), accumulate=True)
         self.bucket_rows = bucket_rows
+        # 1 per bucket holding ids: the policy's frequency feature and the reward's memory term were validated (known
+        # answers, benchmarks) with this scale, from a count that had counted one id per bucket; weighting them by the
+        # real counts changes the search (the planted pair's field stays small) and needs re-validating first
+        self.occupied = (bucket_rows > 0).to(torch.float32)
         full = torch.tensor([block.cardinality[n] * block.sizes[-1] for n in block.fields], dtype=torch.float32)
         self.full = full.unsqueeze(1)
         self.adv_var: float | None = None
@@ -164,7 +168,7 @@ class ESAPNSearch(Hook):
         block = self.block
         seen = torch.zeros_like(self.bucket_rows)
         seen.index_put_((block.row_field, block.row_bucket), self.seen, accumulate=True)
-        freq = torch.log1p(seen / self.bucket_rows.clamp(min=1)) / 10.0
+        freq = torch.log1p(seen / self.occupied.clamp(min=1)) / 10.0  # the bucket's stream count (see `occupied`)
         size = F.one_hot(block.bucket_size_index(), len(block.sizes)).to(torch.float32)
         return torch.cat([freq.unsqueeze(-1), size, self._per_sample(loss).unsqueeze(-1)], dim=-1)
 
@@ -175,11 +179,22 @@ class ESAPNSearch(Hook):
         """
         return summed * len(self.valid_batch) / self.valid_count.clamp(min=1)
 
-    def grow_cost(self) -> torch.Tensor:
-        """`[F, B]` share of the field's full table that growing each bucket adds (0 at the largest size)."""
+    def _size_step(self) -> torch.Tensor:
+        """`[F, B]` floats one id of each bucket gains by growing one size (0 at the largest size)."""
         sizes = torch.tensor([*self.block.sizes, self.block.sizes[-1]], dtype=torch.float32)
         k = self.block.bucket_size_index()
-        return (sizes[k + 1] - sizes[k]) * self.bucket_rows / self.full
+        return sizes[k + 1] - sizes[k]
+
+    def grow_cost(self) -> torch.Tensor:
+        """`[F, B]` the reward's memory term per grow: the size step of one id over the field's full table.
+
+        Per id, not per bucket (see `occupied`); what a grow really stores is `grow_floats`.
+        """
+        return self._size_step() * self.occupied / self.full
+
+    def grow_floats(self) -> torch.Tensor:
+        """`[F, B]` floats growing each bucket adds: the size step times the bucket's ids (what the budget counts)."""
+        return self._size_step() * self.bucket_rows
 
     # ---- Hook: the stream --------------------------------------------------------------------
     def _open(self) -> torch.Tensor:
@@ -292,7 +307,7 @@ class ESAPNSearch(Hook):
         """
         if self.max_ep is None or not act.any():
             return act
-        added = (self.grow_cost() * self.full)[act]  # floats each chosen grow adds
+        added = self.grow_floats()[act]  # floats each chosen grow adds
         room = self.max_ep - sum(self.block.field_ep().values())
         order = torch.argsort(value[act], descending=True, stable=True)
         fits = torch.zeros(len(order), dtype=torch.bool)
