@@ -27,19 +27,11 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from zoo_bench import mean_sd, run_queue, write_results  # noqa: E402
+from zoo_bench import library_config, mean_sd, run_queue, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "derived"
 SEARCHES = {"autofis": "deepfm", "autogroup": "autogroup"}  # search method -> the model it searches
-
-
-def config(data: Path, seed: int, threads: int, work: Path, extra: list[str]) -> Any:
-    """The library's defaults on `data` (plus `extra`)."""
-    from recnas.experiment.config import load_config
-
-    return load_config(None, [f"data.path={data}", f"data.cache_dir={work / 'cache'}", f"seed={seed}",
-                              f"threads={threads}", "trainer.progress=false", *extra])
 
 
 def run_one(data: Path, variant: str, seed: int, threads: int, work: Path,
@@ -56,7 +48,7 @@ def run_one(data: Path, variant: str, seed: int, threads: int, work: Path,
     t = time.perf_counter()
     if variant in SEARCHES:
         own = autogroup_set if variant == "autogroup" else []
-        cfg = config(data, seed, threads, work, [f"model.name={SEARCHES[variant]}", f"search.method={variant}",
+        cfg = library_config(data, seed, threads, work, [f"model.name={SEARCHES[variant]}", f"search.method={variant}",
                                                  "search.baseline=false", *own])
         res = run_search(cfg, folder, log=lambda _m: None)
         m, arch = res.retrain, res.arch
@@ -66,7 +58,7 @@ def run_one(data: Path, variant: str, seed: int, threads: int, work: Path,
         if "one_shot" in arch:  # AutoGroup's searched model used as it is, no retrain
             extra["one_shot_test_auc"] = arch["one_shot"]["test_auc"]
     else:
-        m = run_train(config(data, seed, threads, work, [f"model.name={variant}"]), folder,
+        m = run_train(library_config(data, seed, threads, work, [f"model.name={variant}"]), folder,
                       log=lambda _m: None).metrics
         extra = {"seconds": float(m["train_seconds"])}
     return {"dataset": data.name, "variant": variant, "seed": seed, "valid_auc": m["valid_auc"],

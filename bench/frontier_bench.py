@@ -35,19 +35,11 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from zoo_bench import mean_sd, run_queue, write_results  # noqa: E402
+from zoo_bench import library_config, mean_sd, run_queue, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "derived"
 BASELINES = ("uniform", "tiered")
-
-
-def base_config(data: Path, seed: int, threads: int, work: Path) -> Any:
-    """The library's defaults on `data`."""
-    from recnas.experiment.config import load_config
-
-    return load_config(None, [f"data.path={data}", f"data.cache_dir={work / 'cache'}", f"seed={seed}",
-                              f"threads={threads}", "trainer.progress=false"])
 
 
 def uniform_width(cfg: Any, schema: Any, budget_ep: int) -> int | None:
@@ -113,8 +105,10 @@ def run_baseline(variant: str, cfg: Any, splits: Any, fraction: float, folder: P
 
 
 def run_method(method: str, cfg: Any, schema: Any, fraction: float, folder: Path) -> dict[str, Any] | None:
-    """The search `method` at the budget with its auto settings, and its retrain; None (or why) when it does not fit."""
-    from recnas.errors import ConfigError
+    """The search `method` at the budget with its auto settings, and its retrain; None when they leave it out.
+
+    A budget below the method's smallest model is its ConfigError (as `recnas auto` leaves it out).
+    """
     from recnas.experiment.auto import searched_budget
     from recnas.experiment.config import ExperimentConfig, apply_overrides
     from recnas.experiment.search import run_search
@@ -126,10 +120,7 @@ def run_method(method: str, cfg: Any, schema: Any, fraction: float, folder: Path
         return None
     raw = apply_overrides({**cfg.model_dump(mode="json"), "search": {}},
                           [f"search.method={method}", *settings, "search.baseline=false"])
-    try:
-        res = run_search(ExperimentConfig.model_validate(raw), folder, log=lambda _m: None)
-    except ConfigError as e:  # the budget is below the method's smallest model (as `recnas auto` leaves it out)
-        return {"fits": False, "why": str(e)}
+    res = run_search(ExperimentConfig.model_validate(raw), folder, log=lambda _m: None)
     return {**res.retrain, "setting": " ".join(settings)}
 
 
@@ -139,7 +130,7 @@ def run_one(data: Path, variant: str, fraction: float, seed: int, threads: int, 
     from recnas.experiment.auto import searched_budget
     from recnas.experiment.run import load_splits
 
-    cfg = base_config(data, seed, threads, work)
+    cfg = library_config(data, seed, threads, work)
     splits = load_splits(cfg)
     full_ep, _ = searched_budget(cfg, splits.ds.schema, 1.0)
     rec = {"dataset": data.name, "variant": variant, "fraction": fraction, "seed": seed, "full_ep": full_ep}
@@ -152,12 +143,13 @@ def run_one(data: Path, variant: str, fraction: float, seed: int, threads: int, 
     if variant in BASELINES:
         m = run_baseline(variant, cfg, splits, fraction, folder)
     else:
-        m = run_method(variant, cfg, splits.ds.schema, fraction, folder)
+        try:
+            m = run_method(variant, cfg, splits.ds.schema, fraction, folder)
+        except ConfigError as e:  # below the method's smallest model
+            return {**rec, "fits": False, "why": str(e), "wall_seconds": time.perf_counter() - t}
     rec["wall_seconds"] = time.perf_counter() - t
     if m is None:
         return {**rec, "fits": False, "why": f"{variant} cannot meet {fraction:.0%} of {full_ep:,}"}
-    if not m.get("fits", True):
-        return {**rec, "fits": False, "why": m["why"]}
     return {**rec, "fits": True, "setting": m["setting"], "valid_auc": m["valid_auc"], "test_auc": m["test_auc"],
             "test_logloss": m["test_logloss"], "embedding_params": m["embedding_params"],
             "ep_share": m["embedding_params"] / full_ep}

@@ -135,6 +135,14 @@ def claim(path: Path) -> bool:
     return False
 
 
+def library_config(data: Path, seed: int, threads: int, work: Path, extra: Sequence[str] = ()) -> Any:
+    """The library's defaults on `data`, cached under `work` (plus `extra`): what nothing was chosen for."""
+    from recnas.experiment.config import load_config
+
+    return load_config(None, [f"data.path={data}", f"data.cache_dir={work / 'cache'}", f"seed={seed}",
+                              f"threads={threads}", "trainer.progress=false", *extra])
+
+
 def write_results(out: Path, threads: int, records: list[dict], summary: list[dict]) -> None:
     """A benchmark's JSON: date, the command, the machine, every run's record and the summary."""
     import torch

@@ -147,7 +147,7 @@ class NIS(MixedWidthMethod):
         valid = splits.ds.batches("valid", s.valid_batch_size, shuffle=True, seed=cfg.seed,
                                   drop_last=n_valid >= s.valid_batch_size)
         max_cost = self.max_cost(block)
-        smallest = block.memory_cost({c.label: c.candidates[0] for c in block.choices()}, "total")
+        smallest = block.memory_cost(block.smallest_layout(), "total")
         if max_cost is not None and max_cost < smallest - 1e-9:
             raise ConfigError(
                 f"the budget ({max_cost:.2%} of the searched fields' EP) is below NIS's smallest layout "

@@ -148,6 +148,10 @@ class NISEmbedding(EmbeddingFacade):
         cols = tuple(range(1, self.col_blocks + 1))
         return [c for n in self.fields for c in (Choice(f"nis/{n}/rows", floor), Choice(f"nis/{n}/cols", cols))]
 
+    def smallest_layout(self) -> Sample:
+        """The layout storing the least: every choice at its first candidate (`min_blocks` and the floor kept)."""
+        return {c.label: c.candidates[0] for c in self.choices()}
+
     def block_reach(self, sample: Mapping[str, Any], field: str) -> list[int]:
         """Per column block, how many head buckets store it."""
         if self.mode == "me":
@@ -262,7 +266,7 @@ def random_layout(block: NISEmbedding, ep: int, rng: np.random.Generator) -> Sam
     """
     if block.mode != "me":
         raise ConfigError("random_layout draws multi-size (me) layouts")
-    sample: Sample = {c.label: c.candidates[0] for c in block.choices()}  # the smallest layout (min_blocks kept)
+    sample = block.smallest_layout()
     labels = list(sample)
     previous = dict(sample)
     total = 0
