@@ -6,7 +6,8 @@ Layout of one prepared dataset (`<cache root>/<name>-<key>/`):
 The folder is built under a temporary name and renamed at the end, so an interrupted prepare never
 leaves a folder that looks valid. A second prepare with the same key checks the arrays against
 their sha256 and does nothing; a stale key (changed source, schema or option) gets a new folder, and
-a corrupt one is rebuilt.
+a corrupt one is rebuilt. Processes preparing the same dataset at once (parallel tuning trials) take
+turns on a lock file beside the folder, so one builds it and the others reuse it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,6 +187,36 @@ def prepare(
         raise CacheError(f"{root}: the cache folder is a file; point data.cache_dir (or RECNAS_CACHE_DIR) at a folder")
     if target.exists() and not target.is_dir():
         raise CacheError(f"{target}: a file sits where this dataset's cache goes; move or delete it and run again")
+    with _exclusive(root, target.name):
+        return _prepare_unlocked(source, root, target, key, desc, on_bad_row, force, chunk_rows, log)
+
+
+@contextmanager
+def _exclusive(root: Path, name: str) -> Iterator[None]:
+    """Hold an exclusive lock on `<root>/.<name>.lock` (released when the process dies, so never stale)."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise CacheError(f"{root}: a part of the cache path is a file, not a folder; point data.cache_dir (or "
+                         "RECNAS_CACHE_DIR) at a folder") from None
+    try:
+        import fcntl
+    except ImportError:  # no POSIX locks (Windows): concurrent prepares of one dataset are not guarded
+        yield
+        return
+    with open(root / f".{name}.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _prepare_unlocked(
+    source: DatasetSource, root: Path, target: Path, key: str, desc: dict[str, Any], on_bad_row: str,
+    force: bool, chunk_rows: int, log: Callable[[str], None],
+) -> PreparedDataset:
+    """The body of `prepare`, run while holding the dataset's lock."""
     notes: list[str] = []
     if target.exists() and not force:
         try:

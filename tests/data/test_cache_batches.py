@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import multiprocessing
 import os
 from pathlib import Path
 
@@ -19,7 +20,28 @@ def test_prepare_twice_is_a_noop(synth_dir: Path, tmp_path: Path) -> None:
     second = prepare(open_dataset(synth_dir), tmp_path)
     assert second.reused and second.path == first.path
     assert os.stat(first.path / "manifest.json").st_mtime_ns == stamp
-    assert [p.name for p in tmp_path.iterdir()] == [first.path.name]  # no temp folder left over
+    left = [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")]
+    assert left == [first.path.name]  # no temp folder left over
+
+
+def _prepare_and_read(synth_dir: Path, root: Path, rounds: int) -> list[int]:
+    """Rebuild the cache `rounds` times, reading every array back in full after each build."""
+    rows = []
+    for _ in range(rounds):
+        ds = prepare(open_dataset(synth_dir), root, force=True)
+        rows.append(load_prepared(ds.path, verify="full").rows("valid"))
+        rows.append(prepare(open_dataset(synth_dir), root).rows("valid"))
+    return rows
+
+
+def test_processes_preparing_one_dataset_at_once_take_turns(synth_dir: Path, tmp_path: Path) -> None:
+    # parallel tuning trials prepare the same dataset: none may read a folder another is replacing
+    with multiprocessing.get_context("fork").Pool(3) as pool:
+        results = pool.starmap(_prepare_and_read, [(synth_dir, tmp_path, 4)] * 3)
+    expected = prepare(open_dataset(synth_dir), tmp_path).rows("valid")
+    assert all(rows == [expected] * 8 for rows in results)
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == [
+        prepare(open_dataset(synth_dir), tmp_path).path.name]
 
 
 def test_cached_arrays_equal_in_memory_encoding(synth_dir: Path, tmp_path: Path) -> None:
