@@ -7,7 +7,9 @@ the logits on validation batches. The export keeps a field in a set where its lo
 the same model with those sets fixed (`FeatureSets`), trained from scratch. The public implementation has no
 retrain: its searched model is used as it is. arch.json's `one_shot` scores that use (the supernet in eval mode,
 whose memberships are the exported signs, with its search weights and norms) on the validation and test splits,
-so the two can be compared run by run.
+so the two can be compared run by run. The supernet's MLP reads the set interactions only (the paper's) unless
+`search.raw_embeddings`: an MLP that also reads the embeddings carries the signal itself and weakens the structure
+gradient; the retrain's MLP reads them as `model.raw_embeddings` says.
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ class AutoGroupConfig(OneShotConfig):
     normalise: bool = Field(True, description="during the search, batch norms (no affine) over the embeddings and "
                             "over the order >= 2 outputs: the structure gradients of small embeddings' powers are "
                             "too weak without them (every order-2 set emptied on synthetic data)")
+    raw_embeddings: bool = Field(False, description="the supernet's MLP reads the field embeddings beside the set "
+                                 "interactions (model.raw_embeddings sets the retrain's). Off: the paper's MLP, so the "
+                                 "memberships alone carry the signal and the search sees which sets matter")
     retrain_normalise: bool = Field(False, description="the same norms in the retrained sets: off, they cost 0.02-0.08 "
                                     "valid AUC on synthetic data (recnas.nn.feature_sets)")
     mode: Literal["one_level", "bi_level"] = Field(
@@ -122,7 +127,7 @@ class AutoGroup(OneShotMethod):
 
     def supernet(self, schema: Schema) -> CTRModel:
         """The autogroup model with searchable sets."""
-        kw = {**model_kwargs(self.cfg), "sparse": False}
+        kw = {**model_kwargs(self.cfg), "sparse": False, "raw_embeddings": self.s.raw_embeddings}
         return build_model(MODEL, schema, sets=self.block(schema), **kw)
 
     def describe(self, model: CTRModel, sample: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,9 @@ import torch
 
 from recnas.errors import ConfigError, RecnasError
 from recnas.experiment.config import load_config
+from recnas.experiment.run import load_splits
 from recnas.experiment.search import run_search
+from recnas.methods import method_of
 from recnas.space.autogroup import AutoGroupSets, member_label
 
 FAST = ["model.name=autogroup", "search.method=autogroup", "threads=1", "model.mlp=[16]", "trainer.epochs=1",
@@ -104,12 +106,18 @@ def test_a_search_with_order_tables_retrains_and_reloads_them(synth_dir: Path, t
     assert model.embedding_params() == res.retrain["embedding_params"] > 3 * model.embedding.embedding_params() - 1
 
 
-def test_raw_embeddings_by_default_hold_in_the_search_and_the_reloaded_retrain(synth_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("in_search", [False, True])
+def test_the_search_and_the_retrain_each_read_raw_embeddings_as_configured(
+        in_search: bool, synth_dir: Path, tmp_path: Path) -> None:
     from recnas.experiment.run import load_run
 
-    cfg = load_config(None, [*FAST, f"data.path={synth_dir}",
-                             f"data.cache_dir={tmp_path / 'cache'}"])
+    cfg = load_config(None, [*FAST, f"data.path={synth_dir}", f"data.cache_dir={tmp_path / 'cache'}",
+                             f"search.raw_embeddings={str(in_search).lower()}"])
+    method = method_of(cfg)
+    supernet = method.supernet(load_splits(cfg).ds.schema)
+    assert supernet.raw_embeddings is in_search  # by default the paper's MLP: the set interactions only
+    assert supernet.mlp.net[0].in_features == supernet.sets.out_dim + in_search * supernet.embedding.flat_dim
     run_search(cfg, tmp_path / "run")
     _, _, model = load_run(tmp_path / "run" / "retrain")
-    assert model.raw_embeddings
+    assert model.raw_embeddings  # the retrain follows model.raw_embeddings (on by default)
     assert model.mlp.net[0].in_features == model.sets.out_dim + model.embedding.flat_dim
