@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pyarrow.compute as pc
 
+from recnas.data.hashing import HashedVocabulary
 from recnas.data.processor import FeatureProcessor
 from recnas.data.readers import ReadReport, read_chunks
 from recnas.data.schema import FieldType, Schema
@@ -65,6 +66,9 @@ def summarize(source: DatasetSource, on_bad_row: str = "error", top_k: int = 3) 
             continue
         v = f.vocab
         assert v is not None
+        if isinstance(v, HashedVocabulary):
+            out.fields.append(hashed_summary(f.name, f.type.value, v, rows, top_k))
+            continue
         tokens = v.tokens
         counts = v.counts[N_RESERVED:]
         total = max(int(v.counts.sum()), 1)
@@ -76,3 +80,15 @@ def summarize(source: DatasetSource, on_bad_row: str = "error", top_k: int = 3) 
         card = len(tokens) - (1 if len(miss_idx) else 0)
         out.fields.append(FieldSummary(f.name, f.type.value, card, top, missing / max(denom, 1), extra))
     return out
+
+
+def hashed_summary(name: str, ftype: str, v: HashedVocabulary, rows: int, top_k: int) -> FieldSummary:
+    """A hashed field: its fullest buckets, and the estimated distinct tokens and how many of them share a bucket."""
+    counts = v.counts[N_RESERVED:]
+    total = max(int(counts.sum()), 1)
+    top = [(v.token(i + N_RESERVED), counts[i] / total) for i in range(min(top_k, int((counts > 0).sum())))]
+    c = v.collisions()
+    extra = (f"hashed into {v.buckets:,} buckets, {c['occupied']:,} used; cardinality estimated (linear counting)"
+             f"{', at least' if c['saturated'] else ''}; ~{c['shared_share']:.0%} of the tokens share a bucket")
+    denom = rows if ftype == FieldType.CATEGORICAL.value else total
+    return FieldSummary(name, ftype, c["distinct_estimate"], top, v.missing / max(denom, 1), extra)

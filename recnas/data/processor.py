@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from recnas.data.hashing import BucketCounter
 from recnas.data.numeric import NumericAccumulator, bucket_keys
 from recnas.data.readers import DEFAULT_CHUNK_ROWS, ReadReport, read_chunks
 from recnas.data.schema import FieldSpec, FieldType, Schema
@@ -150,7 +151,9 @@ class FeatureProcessor:
         """Fit on the train file; returns (and keeps) the fitted schema."""
         train_path = Path(train_path)
         fields = self.schema.fields
-        counts = {f.name: CountAccumulator() for f in fields if f.type.embedded or f.buckets == "log"}
+        counts: dict[str, CountAccumulator | BucketCounter] = {
+            f.name: BucketCounter(f.hash_buckets) if f.hash_buckets else CountAccumulator()
+            for f in fields if f.type.embedded or f.buckets == "log"}
         numeric = {f.name: NumericAccumulator(seed=self.seed + i) for i, f in enumerate(fields)
                    if f.type is FieldType.NUMERICAL}
         longest = {f.name: 0 for f in self.schema.multi_categorical}

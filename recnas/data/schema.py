@@ -16,6 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
+from recnas.data.hashing import HashedVocabulary, load_vocabulary
 from recnas.data.vocab import Vocabulary
 from recnas.errors import SchemaError
 
@@ -95,7 +96,8 @@ class FieldSpec:
     max_len: int | None = None
     buckets: Bucketing = "none"
     n_buckets: int = 16
-    vocab: Vocabulary | None = field(default=None, compare=False, repr=False)
+    hash_buckets: int | None = None
+    vocab: Vocabulary | HashedVocabulary | None = field(default=None, compare=False, repr=False)
     stats: NumericStats | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -109,6 +111,15 @@ class FieldSpec:
             )
         if self.n_buckets < 2:
             raise SchemaError(f"field {self.name!r}: n_buckets must be >= 2, got {self.n_buckets}")
+        if self.hash_buckets is not None:
+            if self.type is FieldType.NUMERICAL:
+                raise SchemaError(f"field {self.name!r}: hash_buckets applies to categorical and multi-valued fields; "
+                                  f"a numerical field has buckets/n_buckets")
+            if self.hash_buckets < 2:
+                raise SchemaError(f"field {self.name!r}: hash_buckets must be >= 2, got {self.hash_buckets}")
+            if self.min_count > 1:
+                raise SchemaError(f"field {self.name!r}: min_count {self.min_count} with hash_buckets: a hashed field "
+                                  "keeps no tokens to drop; leave min_count at 1 or remove hash_buckets")
 
     @property
     def fitted(self) -> bool:
@@ -130,6 +141,8 @@ class FieldSpec:
             d["max_len"] = self.max_len
         if self.type.embedded:
             d["min_count"] = self.min_count
+            if self.hash_buckets is not None:  # only when set: the cache keys of unhashed data stay as they were
+                d["hash_buckets"] = self.hash_buckets
         if self.type is FieldType.NUMERICAL:
             d["buckets"] = self.buckets
             d["n_buckets"] = self.n_buckets
@@ -311,7 +324,7 @@ class Schema:
             if vocab_ref is not None:
                 if directory is None:
                     raise SchemaError(f"field {fd['name']!r} references a vocabulary file but no folder")
-                vocab = Vocabulary.load(directory / vocab_ref["file"])
+                vocab = load_vocabulary(directory / vocab_ref["file"])
             fd["type"] = FieldType(fd["type"])
             fields.append(FieldSpec(**fd, vocab=vocab, stats=stats))
         return cls(

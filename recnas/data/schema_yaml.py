@@ -26,6 +26,7 @@ class ColumnYaml(_Strict):
     max_len: int | None = None
     buckets: str = "none"
     n_buckets: int = 16
+    hash_buckets: int | None = None
     # documentation keys (kept by the derived datasets), not used by recnas
     description: str | None = None
     definition: str | None = None
@@ -139,6 +140,7 @@ def load_schema_yaml(path: str | Path, name: str | None = None) -> tuple[Schema,
             fields.append(FieldSpec(
                 col.name, ftype, separator=col.separator or "|", min_count=col.min_count,
                 max_len=col.max_len, buckets=col.buckets, n_buckets=col.n_buckets,  # type: ignore[arg-type]
+                hash_buckets=col.hash_buckets,
             ))
         except SchemaError as e:
             raise SchemaError(f"{path}: columns.{i}: {e}") from None

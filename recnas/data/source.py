@@ -11,7 +11,7 @@ from recnas.data.readers.common import short_list
 from recnas.data.readers.delimited import label_value_counts
 from recnas.data.schema import Schema, SourceFormat
 from recnas.data.schema_yaml import load_schema_yaml
-from recnas.errors import DataError, SchemaError
+from recnas.errors import ConfigError, DataError, SchemaError
 
 SPLIT_NAMES = {"train": ("train",), "valid": ("valid", "validation", "val"), "test": ("test",)}
 DATA_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq", ".libfm", ".libsvm", ".svm", ".csv.gz")
@@ -131,4 +131,21 @@ def with_negatives_from(schema: Schema, train: Path) -> Schema:
     return dataclasses.replace(schema, label_negative=neg)
 
 
-__all__ = ["DatasetSource", "open_dataset", "sniff_format"]
+def with_hash_buckets(schema: Schema, buckets: dict[str, int], key: str = "data.hash_buckets") -> Schema:
+    """`schema` whose named fields are hashed into the given bucket counts (the config's override of schema.yaml)."""
+    names = [f.name for f in schema.fields]
+    unknown = [n for n in buckets if n not in names]
+    if unknown:
+        raise ConfigError(f"{key} names {unknown}, not fields of this data (its fields: {short_list(names)})")
+    fields = []
+    for f in schema.fields:
+        if f.name in buckets:
+            try:
+                f = dataclasses.replace(f, hash_buckets=int(buckets[f.name]))
+            except SchemaError as e:
+                raise ConfigError(f"{key}.{f.name}: {e}") from None
+        fields.append(f)
+    return schema.replace_fields(fields)
+
+
+__all__ = ["DatasetSource", "open_dataset", "sniff_format", "with_hash_buckets"]

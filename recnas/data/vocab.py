@@ -98,13 +98,11 @@ class Vocabulary:
     @classmethod
     def load(cls, path: Path) -> Vocabulary:
         """Read a file written by `save`."""
-        if not Path(path).is_file():
-            raise SchemaError(f"{path}: vocabulary file is missing; prepare the dataset again")
-        try:
-            with pa.memory_map(str(path), "r") as source:
-                table = pa.ipc.open_file(source).read_all()
-        except (pa.ArrowInvalid, OSError) as e:
-            raise SchemaError(f"{path}: vocabulary file is corrupt ({e}); prepare again") from e
+        return cls.from_table(read_vocab_table(path))
+
+    @classmethod
+    def from_table(cls, table: pa.Table) -> Vocabulary:
+        """The vocabulary of a table read by `read_vocab_table`."""
         meta = table.schema.metadata or {}
         counts = np.zeros(table.num_rows + N_RESERVED, dtype=np.int64)
         counts[N_RESERVED:] = table["count"].to_numpy()
@@ -121,3 +119,15 @@ class Vocabulary:
         )
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def read_vocab_table(path: Path) -> pa.Table:
+    """The Arrow table of a vocabulary file, with a clear error for a missing or damaged one."""
+    if not Path(path).is_file():
+        raise SchemaError(f"{path}: vocabulary file is missing; prepare the dataset again")
+    try:
+        with pa.memory_map(str(path), "r") as source:
+            return pa.ipc.open_file(source).read_all()
+    except (pa.ArrowInvalid, OSError) as e:
+        raise SchemaError(f"{path}: vocabulary file is corrupt ({e}); prepare again") from e
+

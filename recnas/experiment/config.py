@@ -33,6 +33,9 @@ class DataConfig(BaseModel):
     positive: list[str] | None = Field(
         None, description="label value(s) meaning positive, for a text label (e.g. ['>50K']); the train file's other "
         "values are the negatives, and any other value is an error")
+    hash_buckets: dict[str, int] = Field(
+        {}, description="per categorical or multi-valued field: hash its tokens into this many buckets (the hashing "
+        "trick) instead of a vocabulary; overrides schema.yaml's `hash_buckets` (e.g. {isbn: 32768})")
 
     @field_validator("positive", mode="before")
     @classmethod

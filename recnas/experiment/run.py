@@ -6,6 +6,7 @@ metrics.json, train_log.jsonl. Loading never unpickles (safetensors + JSON/YAML/
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import time
@@ -25,7 +26,7 @@ from recnas.data.cache import prepare
 from recnas.data.processor import EncodeReport, FeatureProcessor
 from recnas.data.readers import ReadReport
 from recnas.data.schema import Schema
-from recnas.data.source import open_dataset
+from recnas.data.source import open_dataset, with_hash_buckets
 from recnas.data.splits import Splits, train_arrays
 from recnas.errors import ConfigError, DataError, describe_validation_error
 from recnas.experiment.config import ExperimentConfig
@@ -73,6 +74,8 @@ def load_splits(cfg: ExperimentConfig, log: Callable[[str], None] | None = None,
     if cfg.data.path is None:
         raise ConfigError("data.path is not set; pass --data DIR or set it in the config")
     source = open_dataset(cfg.data.path, label=cfg.data.label, positive=cfg.data.positive)
+    if cfg.data.hash_buckets:
+        source = dataclasses.replace(source, schema=with_hash_buckets(source.schema, cfg.data.hash_buckets))
     ds = prepare(source, cfg.data.cache_dir, on_bad_row=cfg.data.on_bad_row, log=log)
     for split in ("train", "valid", "test"):
         if split not in ds.splits:

@@ -1,0 +1,200 @@
+"""The hashing trick: a field's ids from a hash of its tokens into a fixed number of buckets, with no vocabulary.
+
+A field with `hash_buckets: B` keeps no token list: a token's bucket is a 64-bit FNV-1a hash of its UTF-8 bytes,
+mixed by the splitmix64 finaliser, modulo B. It is the same on every machine and in every process, and a token never
+seen in train still gets a bucket (nothing is out of vocabulary). Fitting counts the train tokens per bucket, in
+memory that grows with B and not with the rows or the distinct tokens, and numbers the buckets by descending count,
+so that id order is frequency order as it is for a vocabulary (NIS, ESAPN and the tiered layouts rely on that).
+
+How many distinct tokens share buckets is estimated, not counted (counting would hold every token): from the share
+of occupied buckets by linear counting (Whang et al., 1990), exact in expectation for uniform hashing and accurate
+while most buckets are still empty.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from recnas.data.vocab import MISSING_TOKEN, N_RESERVED, OOV_ID, PAD_ID, Vocabulary, read_vocab_table
+from recnas.errors import SchemaError
+
+FNV_OFFSET = np.uint64(0xCBF29CE484222325)
+FNV_PRIME = np.uint64(0x100000001B3)
+KIND = b"hashed"
+
+
+def _mix(h: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: spreads FNV's weak low bits over the whole word before the modulo."""
+    h = h ^ (h >> np.uint64(30))
+    h = h * np.uint64(0xBF58476D1CE4E5B9)
+    h = h ^ (h >> np.uint64(27))
+    h = h * np.uint64(0x94D049BB133111EB)
+    return h ^ (h >> np.uint64(31))
+
+
+def _fnv1a(strings: pa.Array) -> np.ndarray:
+    """64-bit FNV-1a of every string's UTF-8 bytes, vectorised over the strings (work: their total length)."""
+    strings = strings.cast(pa.large_string())
+    n = len(strings)
+    h = np.full(n, FNV_OFFSET, dtype=np.uint64)
+    if n == 0:
+        return h
+    _, offsets_buf, data_buf = strings.buffers()
+    offsets = np.frombuffer(offsets_buf, dtype=np.int64)[strings.offset: strings.offset + n + 1]
+    if data_buf is None:  # every string is empty
+        return h
+    data = np.frombuffer(data_buf, dtype=np.uint8).astype(np.uint64)
+    starts, lengths = offsets[:-1], np.diff(offsets)
+    rows = np.arange(n)
+    with np.errstate(over="ignore"):
+        for k in range(int(lengths.max())):
+            rows = rows[lengths[rows] > k]
+            h[rows] = (h[rows] ^ data[starts[rows] + k]) * FNV_PRIME
+    return h
+
+
+def hash_buckets_of(values: pa.Array | pa.ChunkedArray, buckets: int) -> np.ndarray:
+    """The bucket (0..buckets-1) of every value; a null is the missing token. Each distinct value is hashed once."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    values = pc.fill_null(values.cast(pa.string()), MISSING_TOKEN)
+    enc = pc.dictionary_encode(values)
+    unique = _mix(_fnv1a(enc.dictionary)) % np.uint64(buckets)
+    return unique.astype(np.int64)[enc.indices.to_numpy(zero_copy_only=False)]
+
+
+class HashedVocabulary:
+    """Ids of a hashed field: 0 = padding, 1 = unused (every token has a bucket), then the buckets, fullest first.
+
+    `counts[i]` is the train count of id `i`, as in `Vocabulary`.
+
+    Args:
+        buckets: B.
+        rank: the id offset (0..B-1) of every bucket, from `from_bucket_counts`.
+        counts: train counts per id (length B + 2, reserved ids first).
+        missing: train rows (tokens) that were missing: their bucket also holds other tokens, so it is kept apart.
+    """
+
+    kind = "hashed"
+
+    def __init__(self, buckets: int, rank: np.ndarray, counts: np.ndarray, missing: int = 0) -> None:
+        if buckets < 1 or len(rank) != buckets or len(counts) != buckets + N_RESERVED:
+            raise SchemaError(f"a hashed vocabulary of {buckets} buckets needs {buckets} ranks and "
+                              f"{buckets + N_RESERVED} counts, got {len(rank)} and {len(counts)}; prepare again")
+        self.buckets = int(buckets)
+        self.rank = np.asarray(rank, dtype=np.int64)
+        self.counts = np.asarray(counts, dtype=np.int64)
+        self.min_count = 1
+        self.missing = int(missing)
+
+    @classmethod
+    def from_bucket_counts(cls, bucket_counts: np.ndarray, missing: int = 0) -> HashedVocabulary:
+        """Number the buckets by descending train count (ties by bucket), so id order is frequency order."""
+        bucket_counts = np.asarray(bucket_counts, dtype=np.int64)
+        order = np.lexsort((np.arange(len(bucket_counts)), -bucket_counts))
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        counts = np.zeros(len(order) + N_RESERVED, dtype=np.int64)
+        counts[N_RESERVED:] = bucket_counts[order]
+        return cls(len(order), rank, counts, missing)
+
+    @property
+    def size(self) -> int:
+        """Rows of the embedding table: the buckets plus the reserved ids."""
+        return self.buckets + N_RESERVED
+
+    def __len__(self) -> int:
+        return self.size
+
+    def lookup(self, values: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, int]:
+        """Ids of `values` (null = missing token); none is out of vocabulary, so the count is 0."""
+        return self.rank[hash_buckets_of(values, self.buckets)] + N_RESERVED, 0
+
+    def token(self, i: int) -> str:
+        """A readable name of id `i` (its hash bucket: the tokens in it are not kept)."""
+        if i == PAD_ID:
+            return "<pad>"
+        if i == OOV_ID:
+            return "<oov>"
+        return f"<bucket {int(np.flatnonzero(self.rank == i - N_RESERVED)[0])}>"
+
+    def collisions(self) -> dict[str, Any]:
+        """Occupied buckets and the linear-counting estimates of distinct train tokens and of their share in a bucket.
+
+        The share counts the tokens that share their bucket with another; saturated (every bucket occupied): the
+        distinct estimate is a lower bound.
+        """
+        occupied = int((self.counts[N_RESERVED:] > 0).sum())
+        b = self.buckets
+        saturated = occupied >= b
+        distinct = b * math.log(b) if saturated else -b * math.log1p(-occupied / b)
+        shared = 0.0 if distinct <= 1 else 1.0 - math.exp(-(distinct - 1) / b)
+        return {"occupied": occupied, "distinct_estimate": round(distinct), "shared_share": round(shared, 4),
+                "saturated": saturated}
+
+    def summary(self) -> dict[str, Any]:
+        """What schema.json keeps beside the file reference."""
+        return {"size": self.size, "hash_buckets": self.buckets, **self.collisions()}
+
+    def save(self, path: Path) -> None:
+        """One Arrow IPC file: per bucket its id offset and count, marked as hashed in the metadata."""
+        table = pa.table({"rank": pa.array(self.rank), "count": pa.array(self.counts[N_RESERVED:][self.rank])})
+        table = table.replace_schema_metadata({b"kind": KIND, b"hash_buckets": str(self.buckets).encode(),
+                                               b"missing": str(self.missing).encode()})
+        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+
+    @classmethod
+    def from_table(cls, table: pa.Table, path: Path) -> HashedVocabulary:
+        """Inverse of `save` (`load_vocabulary` reads the file and dispatches here)."""
+        meta = table.schema.metadata or {}
+        try:
+            buckets = int(meta[b"hash_buckets"])
+            missing = int(meta.get(b"missing", b"0"))
+            rank = table["rank"].to_numpy()
+            counts = np.zeros(buckets + N_RESERVED, dtype=np.int64)
+            counts[N_RESERVED + rank] = table["count"].to_numpy()
+        except (KeyError, ValueError, IndexError) as e:
+            raise SchemaError(f"{path}: hashed vocabulary file is corrupt ({e}); prepare again") from e
+        return cls(buckets, rank, counts, missing)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, HashedVocabulary):
+            return NotImplemented
+        return self.buckets == other.buckets and np.array_equal(self.rank, other.rank) and np.array_equal(
+            self.counts, other.counts)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class BucketCounter:
+    """Train tokens counted per hash bucket while fitting: memory of B counts, whatever the rows."""
+
+    def __init__(self, buckets: int) -> None:
+        self.buckets = buckets
+        self.counts = np.zeros(buckets, dtype=np.int64)
+        self.missing = 0
+
+    def update(self, values: pa.Array | pa.ChunkedArray) -> None:
+        """Count one chunk of tokens (a null is the missing token, counted apart too)."""
+        self.counts += np.bincount(hash_buckets_of(values, self.buckets), minlength=self.buckets)
+        filled = pc.fill_null(values.cast(pa.string()), MISSING_TOKEN)
+        self.missing += int(pc.sum(pc.equal(filled, MISSING_TOKEN)).as_py() or 0)
+
+    def vocabulary(self, min_count: int = 1) -> HashedVocabulary:
+        """The hashed vocabulary of everything counted (`min_count` is refused with hashing by `FieldSpec`)."""
+        return HashedVocabulary.from_bucket_counts(self.counts, self.missing)
+
+
+def load_vocabulary(path: Path) -> Vocabulary | HashedVocabulary:
+    """A `Vocabulary`, or a `HashedVocabulary` where the file says the field is hashed."""
+    table = read_vocab_table(path)
+    if (table.schema.metadata or {}).get(b"kind") == KIND:
+        return HashedVocabulary.from_table(table, Path(path))
+    return Vocabulary.from_table(table)
