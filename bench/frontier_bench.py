@@ -7,13 +7,14 @@ scored. Beside them, the simple baselines a user would try first:
 - `uniform`: one smaller width for every field (the largest that fits; none below width 1);
 - `tiered`: frequency tiers by hand, the most frequent share of each field's ids at the full width and the rest at
   width 1 (at width 0 when width 1 alone is over the budget), the share chosen to fill the budget;
-- hashing each id field into fewer buckets waits for the scale issue's `hash_buckets` (not run).
+- `hashed`: every id field with more ids than B hashed into B buckets (`data.hash_buckets`), at the full width, B
+  the largest that fits; the first-order weights shrink with it, so it can meet budgets the others cannot.
 Every run takes the library's defaults (DeepFM, width 10), nothing chosen per dataset. Test AUC is reported. A
 budget below what the first-order weights alone store (one float per id: 1/11 of DeepFM's EP at width 10) cannot
 be met by any variant and is recorded as such.
 
     .venv/bin/python bench/frontier_bench.py --dataset bookcrossing --fractions 0.05,0.1,0.3,1 \
-        --variants uniform,tiered,autodim,nis,esapn,joint --seeds 2026,2027,2028 --threads 1 \
+        --variants uniform,tiered,hashed,autodim,nis,esapn,joint --seeds 2026,2027,2028 --threads 1 \
         --out bench/results/frontier_bookcrossing.json
     .venv/bin/python bench/frontier_bench.py --out bench/results/frontier_bookcrossing.json --table
 
@@ -39,7 +40,7 @@ from zoo_bench import library_config, mean_sd, run_queue, write_results  # noqa:
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "derived"
-BASELINES = ("uniform", "tiered")
+BASELINES = ("uniform", "tiered", "hashed")
 
 
 def uniform_width(cfg: Any, schema: Any, budget_ep: int) -> int | None:
@@ -52,6 +53,35 @@ def uniform_width(cfg: Any, schema: Any, budget_ep: int) -> int | None:
         if build_model(cfg.model.name, schema, **kw).embedding_params() <= budget_ep:
             return d
     return None
+
+
+def hashed_buckets(cfg: Any, schema: Any, budget_ep: int) -> dict[str, int] | None:
+    """{field: B} for every categorical field with more than B ids, B the largest whose model fits `budget_ep`."""
+    import dataclasses
+
+    from recnas.data.hashing import HashedVocabulary
+    from recnas.data.vocab import N_RESERVED
+    from recnas.methods.base import model_kwargs
+    from recnas.nn.models import build_model
+
+    ids = {f.name: f.cardinality - N_RESERVED for f in schema.categorical}
+
+    def plan(b: int) -> dict[str, int]:
+        return {name: b for name, n in ids.items() if n > b}
+
+    def ep(b: int) -> int:
+        hashed = plan(b)
+        fields = [dataclasses.replace(f, hash_buckets=b, vocab=HashedVocabulary.from_bucket_counts(np.zeros(b)))
+                  if f.name in hashed else f for f in schema.fields]
+        return build_model(cfg.model.name, schema.replace_fields(fields), **model_kwargs(cfg)).embedding_params()
+
+    lo, hi = 2, max(ids.values())
+    if ep(lo) > budget_ep:
+        return None
+    while lo < hi:  # the largest b with ep(b) <= budget (ep grows with b)
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if ep(mid) <= budget_ep else (lo, mid - 1)
+    return plan(lo)
 
 
 def tiered_widths(schema: Any, dim: int, table_floats: int) -> tuple[dict[str, np.ndarray], float, int]:
@@ -76,7 +106,7 @@ def tiered_widths(schema: Any, dim: int, table_floats: int) -> tuple[dict[str, n
 
 
 def run_baseline(variant: str, cfg: Any, splits: Any, fraction: float, folder: Path) -> dict[str, Any] | None:
-    """Train `uniform` or `tiered` at the budget; None when the variant cannot meet it."""
+    """Train `uniform`, `tiered` or `hashed` at the budget; None when the variant cannot meet it."""
     from recnas.experiment.auto import searched_budget
     from recnas.experiment.run import fit_and_score, run_train
     from recnas.methods.base import model_kwargs
@@ -85,6 +115,15 @@ def run_baseline(variant: str, cfg: Any, splits: Any, fraction: float, folder: P
     from recnas.train.seed import set_seed
 
     schema = splits.ds.schema
+    if variant == "hashed":  # checked first: the budget may be below what the unhashed first-order weights store
+        plan = hashed_buckets(cfg, schema, int(fraction * searched_budget(cfg, schema, 1.0)[0]))
+        if plan is None:
+            return None
+        c = cfg.model_copy(deep=True)
+        c.data.hash_buckets = plan
+        m = run_train(c, folder, log=lambda _m: None).metrics
+        b = next(iter(plan.values()), None)
+        return {**m, "setting": f"{', '.join(plan)} hashed into {b:,} buckets" if plan else "nothing hashed"}
     full_ep, table_floats = searched_budget(cfg, schema, fraction)
     if variant == "uniform":
         d = uniform_width(cfg, schema, int(fraction * full_ep))
@@ -139,7 +178,8 @@ def run_one(data: Path, variant: str, fraction: float, seed: int, threads: int, 
     try:
         searched_budget(cfg, splits.ds.schema, fraction)
     except ConfigError as e:  # below what the parts no search shrinks (the first-order weights) already store
-        return {**rec, "fits": False, "why": str(e), "wall_seconds": 0.0}
+        if variant != "hashed":  # hashing shrinks the first-order weights too
+            return {**rec, "fits": False, "why": str(e), "wall_seconds": 0.0}
     if variant in BASELINES:
         m = run_baseline(variant, cfg, splits, fraction, folder)
     else:
@@ -220,7 +260,7 @@ def main() -> None:
     p.add_argument("--dataset", default="bookcrossing", help="a folder of ../shared/data/derived")
     p.add_argument("--data", type=Path, default=None, help="any prepared data folder instead of --dataset")
     p.add_argument("--fractions", default="0.05,0.1,0.3,1")
-    p.add_argument("--variants", default="uniform,tiered,autodim,nis,esapn,joint")
+    p.add_argument("--variants", default="uniform,tiered,hashed,autodim,nis,esapn,joint")
     p.add_argument("--seeds", default="2026,2027,2028")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--work", type=Path, default=ROOT / "bench" / "work" / "frontier")
