@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from zoo_bench import library_config, mean_sd, run_queue, write_results  # noqa: E402
+from zoo_bench import library_config, mean_sd, paired_gap, run_queue, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "derived"
@@ -92,8 +92,7 @@ def table(summary: list[dict[str, Any]]) -> str:
              "x DeepFM time |", "|---|---|---|---|---|---|---|---|---|"]
     for s in summary:
         vs = s["vs_deepfm"]
-        gap = "-" if s["variant"] == "deepfm" or vs is None else (
-            f"{vs[0]:+.4f} ± {vs[1]:.4f} ({'tie' if abs(vs[0]) <= vs[1] else 'gain' if vs[0] > 0 else 'loss'})")
+        gap = "-" if s["variant"] == "deepfm" or vs is None else paired_gap(vs)
         ratio = "-" if s["time_vs_deepfm"] is None else f"{s['time_vs_deepfm']:.2f}"
         lines.append(f"| {s['dataset']} | {s['variant']} | {len(s['seeds'])} | {s['test_auc'][0]:.4f} ± "
                      f"{s['test_auc'][1]:.4f} | {gap} | {s['test_logloss']:.4f} | {s['ep']:,.0f} | "

@@ -55,8 +55,15 @@ def uniform_width(cfg: Any, schema: Any, budget_ep: int) -> int | None:
     return None
 
 
+def hash_plan(schema: Any, buckets: int) -> dict[str, int]:
+    """{field: buckets} for every categorical field of the fitted `schema` with more ids than `buckets`."""
+    from recnas.data.vocab import N_RESERVED
+
+    return {f.name: buckets for f in schema.categorical if f.cardinality - N_RESERVED > buckets}
+
+
 def hashed_buckets(cfg: Any, schema: Any, budget_ep: int) -> dict[str, int] | None:
-    """{field: B} for every categorical field with more than B ids, B the largest whose model fits `budget_ep`."""
+    """`hash_plan` at B, the largest bucket count whose model fits `budget_ep`."""
     import dataclasses
 
     from recnas.data.hashing import HashedVocabulary
@@ -64,24 +71,19 @@ def hashed_buckets(cfg: Any, schema: Any, budget_ep: int) -> dict[str, int] | No
     from recnas.methods.base import model_kwargs
     from recnas.nn.models import build_model
 
-    ids = {f.name: f.cardinality - N_RESERVED for f in schema.categorical}
-
-    def plan(b: int) -> dict[str, int]:
-        return {name: b for name, n in ids.items() if n > b}
-
     def ep(b: int) -> int:
-        hashed = plan(b)
+        hashed = hash_plan(schema, b)
         fields = [dataclasses.replace(f, hash_buckets=b, vocab=HashedVocabulary.from_bucket_counts(np.zeros(b)))
                   if f.name in hashed else f for f in schema.fields]
         return build_model(cfg.model.name, schema.replace_fields(fields), **model_kwargs(cfg)).embedding_params()
 
-    lo, hi = 2, max(ids.values())
+    lo, hi = 2, max(f.cardinality - N_RESERVED for f in schema.categorical)
     if ep(lo) > budget_ep:
         return None
     while lo < hi:  # the largest b with ep(b) <= budget (ep grows with b)
         mid = (lo + hi + 1) // 2
         lo, hi = (mid, hi) if ep(mid) <= budget_ep else (lo, mid - 1)
-    return plan(lo)
+    return hash_plan(schema, lo)
 
 
 def tiered_widths(schema: Any, dim: int, table_floats: int) -> tuple[dict[str, np.ndarray], float, int]:

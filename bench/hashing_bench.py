@@ -23,19 +23,18 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from zoo_bench import library_config, mean_sd, run_queue, write_results  # noqa: E402
+from frontier_bench import hash_plan  # noqa: E402
+from zoo_bench import library_config, mean_sd, paired_gap, run_queue, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "derived"
 
 
 def hashed_fields(data: Path, seed: int, threads: int, work: Path, buckets: int) -> dict[str, int]:
-    """{field: buckets} for every categorical field with more ids than `buckets` (from the unhashed vocabularies)."""
-    from recnas.data.vocab import N_RESERVED
+    """The frontier's `hash_plan` on the unhashed vocabularies of `data`."""
     from recnas.experiment.run import load_splits
 
-    schema = load_splits(library_config(data, seed, threads, work)).ds.schema
-    return {f.name: buckets for f in schema.categorical if f.cardinality - N_RESERVED > buckets}
+    return hash_plan(load_splits(library_config(data, seed, threads, work)).ds.schema, buckets)
 
 
 def run_one(data: Path, variant: str, seed: int, threads: int, work: Path, buckets: int) -> dict[str, Any]:
@@ -73,8 +72,7 @@ def table(summary: list[dict[str, Any]]) -> str:
     for s in summary:
         name = s["variant"] if not s["hashed"] else f"{', '.join(s['hashed'])} hashed into {s['buckets']:,}"
         vs = s["vs_vocabulary"]
-        gap = "-" if s["variant"] == "vocabulary" else (
-            f"{vs[0]:+.4f} ± {vs[1]:.4f} ({'tie' if abs(vs[0]) <= vs[1] else 'gain' if vs[0] > 0 else 'loss'})")
+        gap = "-" if s["variant"] == "vocabulary" else paired_gap(vs)
         lines.append(f"| {name} | {len(s['seeds'])} | {s['test_auc'][0]:.4f} ± {s['test_auc'][1]:.4f} | {gap} | "
                      f"{s['test_logloss']:.4f} | {s['ep']:,.0f} | {s['samples_per_s'][0]:,.0f} ± "
                      f"{s['samples_per_s'][1]:,.0f} |")

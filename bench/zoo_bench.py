@@ -72,6 +72,12 @@ def mean_sd(rows: list[dict], key: str) -> tuple[float, float]:
     return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0)
 
 
+def paired_gap(gap: Sequence[float]) -> str:
+    """A paired difference (mean, sd) as "+0.0012 ± 0.0008 (tie)": a tie when the mean is within one sd."""
+    mean, sd = gap[0], gap[1]
+    return f"{mean:+.4f} ± {sd:.4f} ({'tie' if abs(mean) <= sd else 'gain' if mean > 0 else 'loss'})"
+
+
 def summarize(records: list[dict]) -> list[dict]:
     out = []
     for model, rs in grouped(records, "model").items():

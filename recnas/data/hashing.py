@@ -59,12 +59,21 @@ def _fnv1a(strings: pa.Array) -> np.ndarray:
     return h
 
 
-def hash_buckets_of(values: pa.Array | pa.ChunkedArray, buckets: int) -> np.ndarray:
-    """The bucket (0..buckets-1) of every value; a null is the missing token. Each distinct value is hashed once."""
+def _tokens(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """`values` as one string array, a null as the missing token."""
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
-    values = pc.fill_null(values.cast(pa.string()), MISSING_TOKEN)
-    enc = pc.dictionary_encode(values)
+    return pc.fill_null(values.cast(pa.string()), MISSING_TOKEN)
+
+
+def hash_buckets_of(values: pa.Array | pa.ChunkedArray, buckets: int) -> np.ndarray:
+    """The bucket (0..buckets-1) of every value; a null is the missing token. Each distinct value is hashed once."""
+    return _buckets_of_tokens(_tokens(values), buckets)
+
+
+def _buckets_of_tokens(tokens: pa.Array, buckets: int) -> np.ndarray:
+    """`hash_buckets_of` for tokens already made one null-free string array by `_tokens`."""
+    enc = pc.dictionary_encode(tokens)
     unique = _mix(_fnv1a(enc.dictionary)) % np.uint64(buckets)
     return unique.astype(np.int64)[enc.indices.to_numpy(zero_copy_only=False)]
 
@@ -81,8 +90,6 @@ class HashedVocabulary:
         missing: train rows (tokens) that were missing: their bucket also holds other tokens, so it is kept apart.
     """
 
-    kind = "hashed"
-
     def __init__(self, buckets: int, rank: np.ndarray, counts: np.ndarray, missing: int = 0) -> None:
         if buckets < 1 or len(rank) != buckets or len(counts) != buckets + N_RESERVED:
             raise SchemaError(f"a hashed vocabulary of {buckets} buckets needs {buckets} ranks and "
@@ -90,7 +97,6 @@ class HashedVocabulary:
         self.buckets = int(buckets)
         self.rank = np.asarray(rank, dtype=np.int64)
         self.counts = np.asarray(counts, dtype=np.int64)
-        self.min_count = 1
         self.missing = int(missing)
 
     @classmethod
@@ -183,9 +189,9 @@ class BucketCounter:
 
     def update(self, values: pa.Array | pa.ChunkedArray) -> None:
         """Count one chunk of tokens (a null is the missing token, counted apart too)."""
-        self.counts += np.bincount(hash_buckets_of(values, self.buckets), minlength=self.buckets)
-        filled = pc.fill_null(values.cast(pa.string()), MISSING_TOKEN)
-        self.missing += int(pc.sum(pc.equal(filled, MISSING_TOKEN)).as_py() or 0)
+        tokens = _tokens(values)
+        self.counts += np.bincount(_buckets_of_tokens(tokens, self.buckets), minlength=self.buckets)
+        self.missing += int(pc.sum(pc.equal(tokens, MISSING_TOKEN)).as_py() or 0)
 
     def vocabulary(self, min_count: int = 1) -> HashedVocabulary:
         """The hashed vocabulary of everything counted (`min_count` is refused with hashing by `FieldSpec`)."""
