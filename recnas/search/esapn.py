@@ -168,7 +168,7 @@ class ESAPNSearch(Hook):
         block = self.block
         seen = torch.zeros_like(self.bucket_rows)
         seen.index_put_((block.row_field, block.row_bucket), self.seen, accumulate=True)
-        freq = torch.log1p(seen / self.occupied.clamp(min=1)) / 10.0  # the bucket's stream count (see `occupied`)
+        freq = torch.log1p(seen) / 10.0  # the bucket's stream count, not per id (the validated scale: `occupied`)
         size = F.one_hot(block.bucket_size_index(), len(block.sizes)).to(torch.float32)
         return torch.cat([freq.unsqueeze(-1), size, self._per_sample(loss).unsqueeze(-1)], dim=-1)
 
