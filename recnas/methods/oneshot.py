@@ -1,8 +1,9 @@
 """What the gradient (one-shot) methods share: their config keys and the search stage, run by the trainer.
 
-The supernet trains for `epochs` epochs in `Trainer.fit` (no early stopping, no lr cuts; the last state is
-exported), with `OneShotStrategy` as a hook that steps the architecture parameters (one-level on the same
-batch, or bi-level on validation batches). Checkpoints, progress, clipping and resumption are the trainer's.
+The supernet trains for `epochs` epochs in `Trainer.fit` (no lr cuts, no early stopping unless `patience` is
+set; the last state is exported), with `OneShotStrategy` as a hook that steps the architecture parameters
+(one-level on the same batch, or bi-level on validation batches). Checkpoints, progress, clipping and resumption
+are the trainer's.
 A method subclasses `OneShotMethod` and says how its supernet is built and what its arch.json holds.
 """
 
@@ -35,6 +36,11 @@ class OneShotConfig(MethodConfig):
     arch_optimizer: Literal["adam", "grda"] = Field("adam", description="optimiser of the architecture parameters")
     arch_lr: float = Field(0.03, gt=0, description="learning rate of the architecture parameters")
     warmup_epochs: int = Field(0, ge=0, description="weight-only epochs before architecture steps")
+    patience: int | None = Field(
+        None, ge=1, description="end the search after this many architecture epochs in a row whose supernet valid "
+        "score (trainer.monitor) is below the best so far, warm-up included; the last state is exported. None: "
+        "always run `epochs`. Once the supernet overfits, the structure follows an overfit model and the search "
+        "time buys nothing")
     grda_mu: float = Field(0.8, gt=0, lt=1, description="GRDA: growth exponent of the soft threshold")
     grda_c: float | None = Field(None, ge=0, description="GRDA c; default: derived from grda_threshold")
     grda_threshold: float = Field(
@@ -95,8 +101,8 @@ class OneShotMethod(SearchMethod):
             tau_start=s.tau_start, tau_decay=tau_decay, tau_min=s.tau_min, memory_lambda=self.memory_lambda(),
             valid=valid if s.mode == "bi_level" else None, history_path=search_dir / "history.jsonl",
             grda_lr=self.grda_lr())
-        update: dict[str, Any] = {"epochs": s.epochs, "patience": s.epochs, "reduce_lr_factor": 1.0,
-                                  "restore_best": False, "sparse": False}
+        update: dict[str, Any] = {"epochs": s.epochs, "patience": s.patience or s.epochs, "reduce_lr_factor": 1.0,
+                                  "min_epochs": s.warmup_epochs, "restore_best": False, "sparse": False}
         if s.lr is not None:
             update["lr"] = s.lr
         if s.embedding_l2 is not None:
@@ -112,6 +118,7 @@ class OneShotMethod(SearchMethod):
             "probs": export_probs(model), "search_epochs": s.epochs, "arch_steps": strategy.arch_steps,
             "grda_c": grda_c, "tau_decay": tau_decay,
             "search_seconds": strategy.history[-1]["seconds"] if strategy.history else 0.0,
+            "epochs_run": len(strategy.history),
             "valid_auc": strategy.history[-1]["metrics"].get("valid_auc") if strategy.history else None,
             **self.describe(model, sample), **self.after_search(model, splits)}
         grda = strategy.grda_summary()

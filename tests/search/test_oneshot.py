@@ -96,3 +96,26 @@ def test_bad_settings_are_refused() -> None:
         OneShotStrategy("two_level")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="optimizer"):
         OneShotStrategy("one_level", "sgd")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("patience", [None, 2])
+def test_patience_ends_the_search_once_the_valid_score_stops_improving(patience: int | None, synth_dir,  # noqa: ANN001
+                                                                      tmp_path) -> None:  # noqa: ANN001
+    """Flipped validation labels: the better the supernet learns, the lower its valid AUC, so with patience 2 the
+    search ends two epochs after the warm-up (whose epochs never count against it); without, it runs every epoch."""
+    from recnas.experiment.config import load_config
+    from recnas.experiment.run import load_splits
+    from recnas.methods import method_of
+
+    sets = ["search.method=autofis", "threads=1", "model.mlp=[16]", "trainer.batch_size=256", "trainer.lr=0.01",
+            "trainer.progress=false", "search.epochs=6", "search.warmup_epochs=1", f"data.path={synth_dir}",
+            f"data.cache_dir={tmp_path / 'cache'}"]
+    cfg = load_config(None, [*sets, *([f"search.patience={patience}"] if patience else [])])
+    splits = load_splits(cfg)
+    valid = dict(splits.ds.splits["valid"])
+    valid["y"] = 1 - valid["y"]
+    splits.ds.splits["valid"] = valid
+    splits.valid = splits.ds.batches("valid", 4096)
+    arch = method_of(cfg).search(splits, tmp_path / "search", log=lambda _m: None)
+    history = (tmp_path / "search" / "history.jsonl").read_text().splitlines()
+    assert arch["epochs_run"] == len(history) == (1 + 2 if patience else 6)
