@@ -36,6 +36,20 @@ class DataConfig(BaseModel):
     hash_buckets: dict[str, int] = Field(
         {}, description="per categorical or multi-valued field: hash its tokens into this many buckets (the hashing "
         "trick) instead of a vocabulary; overrides schema.yaml's `hash_buckets` (e.g. {isbn: 32768})")
+    shuffle_window: int | None = Field(
+        None, ge=1, description="rows the train shuffle permutes together: None permutes the whole split each epoch; "
+        "N visits blocks of shuffle_block rows in a seeded order and permutes the rows within each N rows of blocks, "
+        "so the order holds N indices, not one per row, and batches read runs of the cache, not scattered rows (for "
+        "data larger than memory)")
+    shuffle_block: int = Field(1024, ge=1, description="consecutive rows read as one unit by the block-wise shuffle "
+                               "(with shuffle_window; at most shuffle_window)")
+
+    @model_validator(mode="after")
+    def _block_within_window(self) -> DataConfig:
+        if self.shuffle_window is not None and self.shuffle_block > self.shuffle_window:
+            raise ValueError(f"data.shuffle_block ({self.shuffle_block}) must be at most data.shuffle_window "
+                             f"({self.shuffle_window})")
+        return self
 
     @field_validator("positive", mode="before")
     @classmethod

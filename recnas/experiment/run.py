@@ -87,7 +87,7 @@ def load_splits(cfg: ExperimentConfig, log: Callable[[str], None] | None = None,
                             f"needs clicks and non-clicks in train (and in test, for its AUC); check the label column")
     tcfg = cfg.trainer
     train = BatchIterator(train_arrays(ds, cfg.lab.max_train_rows), batch_size or tcfg.batch_size, shuffle=True,
-                          seed=cfg.seed)
+                          seed=cfg.seed, shuffle_window=cfg.data.shuffle_window, shuffle_block=cfg.data.shuffle_block)
     return Splits(ds, train, ds.batches("valid", tcfg.eval_batch_size, shuffle=False),
                   ds.batches("test", tcfg.eval_batch_size, shuffle=False))
 

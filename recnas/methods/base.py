@@ -253,7 +253,8 @@ def search_batches(cfg: ExperimentConfig, splits: Splits) -> BatchIterator:
     assert cfg.search is not None
     size = cfg.search.batch_size or splits.train.batch_size
     arrays = train_arrays(splits.ds, cfg.lab.max_train_rows)
-    return BatchIterator(arrays, size, shuffle=True, seed=cfg.seed, drop_last=len(arrays["y"]) >= size)
+    return BatchIterator(arrays, size, shuffle=True, seed=cfg.seed, drop_last=len(arrays["y"]) >= size,
+                         shuffle_window=cfg.data.shuffle_window, shuffle_block=cfg.data.shuffle_block)
 
 
 AUTO_MIN_ID_ROWS = 1000  # below this many categorical rows in all, an embedding-size search cannot save much
