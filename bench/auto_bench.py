@@ -18,26 +18,19 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
-import torch
-
 from recnas.fileio import write_text_atomic
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from zoo_bench import machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "derived"
 WORK = ROOT / "bench" / "work" / "auto"
-
-
-def machine(threads: int) -> str:
-    import os
-
-    return (f"{platform.machine()}, {os.cpu_count()} cpus, Python {platform.python_version()}, torch "
-            f"{torch.__version__}, {threads} threads")
 
 
 def mean_sd(values: list[float]) -> list[float]:

@@ -149,14 +149,25 @@ def library_config(data: Path, seed: int, threads: int, work: Path, extra: Seque
                               f"threads={threads}", "trainer.progress=false", *extra])
 
 
-def write_results(out: Path, threads: int, records: list[dict], summary: list[dict]) -> None:
-    """A benchmark's JSON: date, the command, the machine, every run's record and the summary."""
+def machine(threads: int) -> str:
+    """The machine a result came from: CPU model and the vector unit torch uses (float results differ in the
+    fourth decimal between CPUs with the same code and seed), Python, torch and the threads per run."""
+    import os
+
     import torch
 
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    return (f"{platform.machine()}, {cpu}, {os.cpu_count()} cpus, torch cpu capability "
+            f"{torch.backends.cpu.get_cpu_capability()}, Python {platform.python_version()}, torch "
+            f"{torch.__version__}, {threads} threads")
+
+
+def write_results(out: Path, threads: int, records: list[dict], summary: list[dict]) -> None:
+    """A benchmark's JSON: date, the command, the machine, every run's record and the summary."""
     write_text_atomic(out, json.dumps({
         "date": dt.date.today().isoformat(), "command": "python " + " ".join(sys.argv),
-        "machine": f"{platform.machine()}, Python {platform.python_version()}, torch {torch.__version__}, "
-                   f"{threads} threads", "runs": records, "summary": summary}, indent=2))
+        "machine": machine(threads), "runs": records, "summary": summary}, indent=2))
 
 
 def run_queue(jobs: Sequence[Any], path_of: Callable[[Any], Path], run: Callable[[Any], dict],
