@@ -57,6 +57,11 @@ class AutoGroupConfig(OneShotConfig):
     epochs: int = Field(10, ge=1, description="search epochs")
     warmup_epochs: int = Field(3, ge=0, description="weight-only epochs first: the per-set weights specialise "
                                "while every set still holds most fields")
+    patience: int | None = Field(2, ge=1, description="end the search after this many architecture epochs in a "
+                                 "row whose supernet valid score is below the best so far (warm-up included). 2 was "
+                                 "chosen on frappe_full + ml100k valid: 1 ranked first but lost the known answer on "
+                                 "one seed; none ranked last and took 4x DeepFM's time on ml100k "
+                                 "(bench/log/2026-12-06-issue20-patience.md)")
     size_lambda: float = Field(1e-4, ge=0, description="weight of the expected memberships (every field in every "
                                "set counted once) in the structure loss: a pull toward small sets")
     gumbel: bool = Field(True, description="draw the memberships with Gumbel noise while searching (false: the "
