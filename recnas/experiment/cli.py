@@ -148,10 +148,27 @@ def synth_cmd(
     ] = None,
     third_order: Annotated[bool, typer.Option(help="also plant a third-order interaction")] = False,
     file_format: Annotated[str, typer.Option("--file-format", help="csv or parquet")] = "csv",
+    profile: Annotated[str, typer.Option(help="default: the demo's fields, built in memory; criteo: 13 counts and "
+                                         "26 categorical fields of Criteo's cardinalities, written block by block "
+                                         "in bounded memory at any --rows (the field options above do not apply)")
+                       ] = "default",
+    max_cardinality: Annotated[int | None, typer.Option(help="criteo profile: cap every field's ids")] = None,
 ) -> None:
     """Write a synthetic dataset with a planted truth (truth.json) to OUT."""
     from recnas.data.synthetic import DEFAULT_CARDINALITIES, Interaction, SynthConfig, write_synthetic
     from recnas.errors import ConfigError
+
+    if profile not in ("default", "criteo"):
+        raise ConfigError(f"--profile {profile!r}: expected default or criteo")
+    if profile == "criteo":
+        from recnas.data.scale_synth import ScaleConfig, write_scale_synthetic
+
+        t0 = time.perf_counter()
+        truth = write_scale_synthetic(out, ScaleConfig(rows=rows, seed=seed, max_cardinality=max_cardinality),
+                                      log=console.print)
+        console.print(f"wrote {out} ({rows:,} rows: {truth['rows']}) in {time.perf_counter() - t0:.1f} s; "
+                      f"Bayes test AUC {truth['bayes_test_auc']:.4f} (first {truth['bayes_rows']:,} test rows)")
+        return
 
     cards = list(DEFAULT_CARDINALITIES)
     if cardinalities:
