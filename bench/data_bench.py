@@ -21,12 +21,12 @@ import sys
 import time
 from pathlib import Path
 
+from recnas.data.scale_synth import CRITEO_CARDINALITIES
+
 ROOT = Path(__file__).resolve().parents[1]
 # Zipf exponent 0.8 (flatter than the default 1.1) so the largest fields really hold ~1e5-1e6 distinct ids.
 # Criteo Kaggle train cardinalities of C1..C26, capped at 1e6
-CRITEO_CARDS = [1460, 583, 10131227, 2202608, 305, 24, 12517, 633, 3, 93145, 5683, 8351593, 3194, 27, 14992,
-                5461306, 10, 5652, 2173, 4, 7046547, 18, 15, 286181, 105, 142572]
-CARDS = [min(c, 1_000_000) for c in CRITEO_CARDS]
+CARDS = [min(c, 1_000_000) for c in CRITEO_CARDINALITIES]
 
 
 def peak_rss_mib() -> float:
