@@ -79,48 +79,54 @@ def _buckets_of_tokens(tokens: pa.Array, buckets: int) -> np.ndarray:
 
 
 class HashedVocabulary:
-    """Ids of a hashed field: 0 = padding, 1 = unused (every token has a bucket), then the buckets, fullest first.
+    """Ids of a hashed field: 0 = padding, 1 = the buckets under the floor, then the other buckets, fullest first.
 
-    `counts[i]` is the train count of id `i`, as in `Vocabulary`.
+    `counts[i]` is the train count of id `i`, as in `Vocabulary`. Every bucket has an id, empty ones included (an
+    unseen token still gets one), unless `min_count` > 1: then a bucket whose train count is below it goes to the
+    OOV id with its count: the floor is exact on bucket counts, and so approximate on
+    tokens (a rare token that shares its bucket with frequent ones keeps its bucket). It needs only the B counts.
 
     Args:
         buckets: B.
-        rank: the id offset (0..B-1) of every bucket, from `from_bucket_counts`.
-        counts: train counts per id (length B + 2, reserved ids first).
+        bucket_counts: the train count of every bucket (length B).
         missing: train rows (tokens) that were missing: their bucket also holds other tokens, so it is kept apart.
+        min_count: the bucket floor.
     """
 
-    def __init__(self, buckets: int, rank: np.ndarray, counts: np.ndarray, missing: int = 0) -> None:
-        if buckets < 1 or len(rank) != buckets or len(counts) != buckets + N_RESERVED:
-            raise SchemaError(f"a hashed vocabulary of {buckets} buckets needs {buckets} ranks and "
-                              f"{buckets + N_RESERVED} counts, got {len(rank)} and {len(counts)}; prepare again")
+    def __init__(self, buckets: int, bucket_counts: np.ndarray, missing: int = 0, min_count: int = 1) -> None:
+        if buckets < 1 or len(bucket_counts) != buckets:
+            raise SchemaError(f"a hashed vocabulary of {buckets} buckets needs {buckets} bucket counts, got "
+                              f"{len(bucket_counts)}; prepare again")
         self.buckets = int(buckets)
-        self.rank = np.asarray(rank, dtype=np.int64)
-        self.counts = np.asarray(counts, dtype=np.int64)
+        self.bucket_counts = np.asarray(bucket_counts, dtype=np.int64)
         self.missing = int(missing)
+        self.min_count = int(min_count)
+        kept = self.bucket_counts >= self.min_count if self.min_count > 1 else np.ones(buckets, dtype=bool)
+        order = np.lexsort((np.arange(buckets), -self.bucket_counts))  # fullest first, ties by bucket
+        order = order[kept[order]]
+        self.rank = np.full(buckets, OOV_ID - N_RESERVED, dtype=np.int64)  # under the floor: OOV after the offset
+        self.rank[order] = np.arange(len(order))
+        self.counts = np.zeros(len(order) + N_RESERVED, dtype=np.int64)
+        self.counts[N_RESERVED:] = self.bucket_counts[order]
+        self.counts[OOV_ID] = int(self.bucket_counts[~kept].sum())
 
     @classmethod
-    def from_bucket_counts(cls, bucket_counts: np.ndarray, missing: int = 0) -> HashedVocabulary:
-        """Number the buckets by descending train count (ties by bucket), so id order is frequency order."""
-        bucket_counts = np.asarray(bucket_counts, dtype=np.int64)
-        order = np.lexsort((np.arange(len(bucket_counts)), -bucket_counts))
-        rank = np.empty(len(order), dtype=np.int64)
-        rank[order] = np.arange(len(order))
-        counts = np.zeros(len(order) + N_RESERVED, dtype=np.int64)
-        counts[N_RESERVED:] = bucket_counts[order]
-        return cls(len(order), rank, counts, missing)
+    def from_bucket_counts(cls, bucket_counts: np.ndarray, missing: int = 0, min_count: int = 1) -> HashedVocabulary:
+        """Number the buckets at or above `min_count` by descending train count (ties by bucket)."""
+        return cls(len(bucket_counts), bucket_counts, missing, min_count)
 
     @property
     def size(self) -> int:
-        """Rows of the embedding table: the buckets plus the reserved ids."""
-        return self.buckets + N_RESERVED
+        """Rows of the embedding table: the buckets at or above the floor plus the reserved ids."""
+        return len(self.counts)
 
     def __len__(self) -> int:
         return self.size
 
     def lookup(self, values: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, int]:
-        """Ids of `values` (null = missing token); none is out of vocabulary, so the count is 0."""
-        return self.rank[hash_buckets_of(values, self.buckets)] + N_RESERVED, 0
+        """Ids of `values` (null = missing token) and how many fell in buckets under the floor (OOV)."""
+        ids = self.rank[hash_buckets_of(values, self.buckets)] + N_RESERVED
+        return ids, int((ids == OOV_ID).sum()) if self.min_count > 1 else 0
 
     def token(self, i: int) -> str:
         """A readable name of id `i` (its hash bucket: the tokens in it are not kept)."""
@@ -136,7 +142,7 @@ class HashedVocabulary:
         The share counts the tokens that share their bucket with another; saturated (every bucket occupied): the
         distinct estimate is a lower bound.
         """
-        occupied = int((self.counts[N_RESERVED:] > 0).sum())
+        occupied = int((self.bucket_counts > 0).sum())
         b = self.buckets
         saturated = occupied >= b
         distinct = b * math.log(b) if saturated else -b * math.log1p(-occupied / b)
@@ -146,13 +152,16 @@ class HashedVocabulary:
 
     def summary(self) -> dict[str, Any]:
         """What schema.json keeps beside the file reference."""
-        return {"size": self.size, "hash_buckets": self.buckets, **self.collisions()}
+        floor = {"min_count": self.min_count, "floored_buckets": int(((self.bucket_counts > 0) & (
+            self.bucket_counts < self.min_count)).sum())} if self.min_count > 1 else {}
+        return {"size": self.size, "hash_buckets": self.buckets, **self.collisions(), **floor}
 
     def save(self, path: Path) -> None:
-        """One Arrow IPC file: per bucket its id offset and count, marked as hashed in the metadata."""
-        table = pa.table({"rank": pa.array(self.rank), "count": pa.array(self.counts[N_RESERVED:][self.rank])})
+        """One Arrow IPC file: per bucket its id offset (-1: under the floor) and count, marked as hashed."""
+        table = pa.table({"rank": pa.array(self.rank), "count": pa.array(self.bucket_counts)})
         table = table.replace_schema_metadata({b"kind": KIND, b"hash_buckets": str(self.buckets).encode(),
-                                               b"missing": str(self.missing).encode()})
+                                               b"missing": str(self.missing).encode(),
+                                               b"min_count": str(self.min_count).encode()})
         with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
             writer.write_table(table)
 
@@ -163,18 +172,20 @@ class HashedVocabulary:
         try:
             buckets = int(meta[b"hash_buckets"])
             missing = int(meta.get(b"missing", b"0"))
-            rank = table["rank"].to_numpy()
-            counts = np.zeros(buckets + N_RESERVED, dtype=np.int64)
-            counts[N_RESERVED + rank] = table["count"].to_numpy()
+            min_count = int(meta.get(b"min_count", b"1"))
+            vocab = cls(buckets, table["count"].to_numpy(), missing, min_count)
         except (KeyError, ValueError, IndexError) as e:
             raise SchemaError(f"{path}: hashed vocabulary file is corrupt ({e}); prepare again") from e
-        return cls(buckets, rank, counts, missing)
+        if not np.array_equal(vocab.rank, table["rank"].to_numpy()):
+            raise SchemaError(f"{path}: hashed vocabulary file is corrupt (its ids do not follow its counts); "
+                              "prepare again")
+        return vocab
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, HashedVocabulary):
             return NotImplemented
-        return self.buckets == other.buckets and np.array_equal(self.rank, other.rank) and np.array_equal(
-            self.counts, other.counts)
+        return (self.buckets, self.min_count) == (other.buckets, other.min_count) and np.array_equal(
+            self.bucket_counts, other.bucket_counts)
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -194,8 +205,8 @@ class BucketCounter:
         self.missing += int(pc.sum(pc.equal(tokens, MISSING_TOKEN)).as_py() or 0)
 
     def vocabulary(self, min_count: int = 1) -> HashedVocabulary:
-        """The hashed vocabulary of everything counted (`min_count` is refused with hashing by `FieldSpec`)."""
-        return HashedVocabulary.from_bucket_counts(self.counts, self.missing)
+        """The hashed vocabulary of everything counted, buckets under `min_count` sent to OOV."""
+        return HashedVocabulary.from_bucket_counts(self.counts, self.missing, min_count)
 
 
 def load_vocabulary(path: Path) -> Vocabulary | HashedVocabulary:

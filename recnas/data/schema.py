@@ -117,9 +117,6 @@ class FieldSpec:
                                   f"a numerical field has buckets/n_buckets")
             if self.hash_buckets < 2:
                 raise SchemaError(f"field {self.name!r}: hash_buckets must be >= 2, got {self.hash_buckets}")
-            if self.min_count > 1:
-                raise SchemaError(f"field {self.name!r}: min_count {self.min_count} with hash_buckets: a hashed field "
-                                  "keeps no tokens to drop; leave min_count at 1 or remove hash_buckets")
 
     @property
     def fitted(self) -> bool:

@@ -64,9 +64,27 @@ def test_ids_follow_the_train_counts_and_survive_a_save(tmp_path: Path) -> None:
     assert isinstance(again, HashedVocabulary) and again == v and again.missing == 3
 
 
+def test_a_bucket_floor_sends_rare_buckets_to_oov_and_keeps_frequency_order(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    tokens = pa.array([f"t{i}" for i in np.minimum(rng.zipf(1.3, 20_000), 100_000)])
+    counter = BucketCounter(4096)
+    counter.update(tokens)
+    full, floored = counter.vocabulary(), counter.vocabulary(min_count=5)
+    kept = counter.counts >= 5
+    assert floored.size == int(kept.sum()) + N_RESERVED < full.size  # the table holds only buckets at the floor
+    assert floored.counts[1] == counter.counts[~kept].sum() and floored.counts.sum() == len(tokens)
+    assert list(floored.counts[N_RESERVED:]) == sorted(floored.counts[N_RESERVED:], reverse=True)
+    ids, oov = floored.lookup(tokens)
+    buckets = hash_buckets_of(tokens, 4096)
+    assert np.array_equal(ids == 1, ~kept[buckets]) and oov == int((~kept[buckets]).sum()) > 0
+    assert np.array_equal(np.bincount(ids, minlength=floored.size)[N_RESERVED:], floored.counts[N_RESERVED:])
+    floored.save(tmp_path / "f.arrow")
+    again = load_vocabulary(tmp_path / "f.arrow")
+    assert again == floored and np.array_equal(again.lookup(tokens)[0], ids)
+    assert floored.summary()["floored_buckets"] == int(((counter.counts > 0) & ~kept).sum())
+
+
 def test_bad_hash_settings_are_errors_naming_the_field_or_key(synth_dir: Path) -> None:
-    with pytest.raises(SchemaError, match="min_count"):
-        FieldSpec("u", FieldType.CATEGORICAL, min_count=2, hash_buckets=100)
     with pytest.raises(SchemaError, match="hash_buckets must be >= 2"):
         FieldSpec("u", FieldType.CATEGORICAL, hash_buckets=1)
     schema = open_dataset(synth_dir).schema
