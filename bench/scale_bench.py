@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from zoo_bench import write_results  # noqa: E402
+from zoo_bench import library_config, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 HASHED = {"c3": 1 << 20, "c4": 1 << 20, "c12": 1 << 20, "c16": 1 << 20, "c21": 1 << 20}  # Criteo's > 1M fields
@@ -35,13 +35,11 @@ def stage_synth(data: Path, rows: int, threads: int) -> dict:
 
 
 def config(data: Path, threads: int):  # noqa: ANN201
-    from recnas.experiment.config import load_config
-
+    """The library's defaults on `data` (seed 0, its cache beside it) plus the scale settings of the docstring."""
     hashed = "{" + ", ".join(f"{k}: {v}" for k, v in HASHED.items()) + "}"
-    return load_config(None, [f"data.path={data}", f"data.cache_dir={data.parent / 'cache'}", "seed=0",
-                              f"threads={threads}", "trainer.progress=false", f"data.hash_buckets={hashed}",
-                              "data.shuffle_window=1048576", "model.name=deepfm", "trainer.epochs=1",
-                              "trainer.sparse=true"])
+    return library_config(data, 0, threads, data.parent, [
+        f"data.hash_buckets={hashed}", "data.shuffle_window=1048576", "model.name=deepfm", "trainer.epochs=1",
+        "trainer.sparse=true"])
 
 
 def stage_prepare(data: Path, rows: int, threads: int) -> dict:

@@ -29,8 +29,11 @@ FNV_PRIME = np.uint64(0x100000001B3)
 KIND = b"hashed"
 
 
-def _mix(h: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser: spreads FNV's weak low bits over the whole word before the modulo."""
+def mix64(h: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser (uint64, wrapping): a well-spread 64-bit value of any integer key.
+
+    Here it spreads FNV's weak low bits over the whole word before the modulo.
+    """
     h = h ^ (h >> np.uint64(30))
     h = h * np.uint64(0xBF58476D1CE4E5B9)
     h = h ^ (h >> np.uint64(27))
@@ -74,7 +77,7 @@ def hash_buckets_of(values: pa.Array | pa.ChunkedArray, buckets: int) -> np.ndar
 def _buckets_of_tokens(tokens: pa.Array, buckets: int) -> np.ndarray:
     """`hash_buckets_of` for tokens already made one null-free string array by `_tokens`."""
     enc = pc.dictionary_encode(tokens)
-    unique = _mix(_fnv1a(enc.dictionary)) % np.uint64(buckets)
+    unique = mix64(_fnv1a(enc.dictionary)) % np.uint64(buckets)
     return unique.astype(np.int64)[enc.indices.to_numpy(zero_copy_only=False)]
 
 

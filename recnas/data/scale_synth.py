@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
+from recnas.data.hashing import mix64
 from recnas.errors import ConfigError
 
 CRITEO_CARDINALITIES = (1460, 583, 10_131_227, 2_202_608, 305, 24, 12_517, 633, 3, 93_145, 5_683, 8_351_593, 3_194,
@@ -34,7 +35,6 @@ N_COUNTS = 13
 N_NOISE_CAT = 4
 PAIR = ("c1", "c2")
 PAIR_RANK = 4
-_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
 @dataclass
@@ -66,19 +66,11 @@ class ScaleConfig:
         return {f"c{i + 1}": min(c, cap) for i, c in enumerate(CRITEO_CARDINALITIES)}
 
 
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser: a well-spread 64-bit function of `x` (uint64, wrapping arithmetic)."""
-    with np.errstate(over="ignore"):
-        x = (x + np.uint64(0x9E3779B97F4A7C15)) & _M64
-        x = ((x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & _M64
-        x = ((x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & _M64
-        return x ^ (x >> np.uint64(31))
-
-
 def _uniform(ids: np.ndarray, salt: int) -> np.ndarray:
     """A value in [-1, 1) per id, fixed by (`salt`, id): a parameter table of any size without storing it."""
     with np.errstate(over="ignore"):
-        h = _mix(ids.astype(np.uint64) * np.uint64(0x100000001B3) + np.uint64(salt & 0xFFFFFFFFFFFF))
+        key = ids.astype(np.uint64) * np.uint64(0x100000001B3) + np.uint64(salt & 0xFFFFFFFFFFFF)
+        h = mix64(key + np.uint64(0x9E3779B97F4A7C15))  # splitmix64: step by its gamma, then finalise
     return (h >> np.uint64(11)).astype(np.float64) / float(1 << 52) - 1.0
 
 
