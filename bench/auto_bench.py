@@ -37,14 +37,14 @@ def mean_sd(values: list[float]) -> list[float]:
     return [statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0]
 
 
-def tune_cell(dataset: str, model: str, seed: int, trials: int, threads: int) -> dict:
+def tune_cell(dataset: str, model: str, seed: int, trials: int, threads: int, work: Path = WORK) -> dict:
     from recnas.experiment.config import load_config
     from recnas.experiment.tune import run_tune
 
     cfg = load_config(None, [f"model.name={model}", f"seed={seed}", f"threads={threads}", "trainer.progress=false",
-                             f"data.path={DATA / dataset}", f"data.cache_dir={WORK / 'cache'}"])
+                             f"data.path={DATA / dataset}", f"data.cache_dir={work / 'cache'}"])
     t = time.perf_counter()
-    res = run_tune(cfg, WORK / "tune" / f"{dataset}-{model}-{seed}", trials,
+    res = run_tune(cfg, work / "tune" / f"{dataset}-{model}-{seed}", trials,
                    log=lambda m: print(f"  [{dataset} {model} {seed}] {m}", flush=True))
     values = [{k: v for k, v in r.items() if k not in ("trial", "state", "valid_auc", "test_auc")} for r in res.trials]
     # the default: trial 0, or the trial that re-ran its values after a kill (not merely the first to complete)
@@ -81,7 +81,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, required=True, help="the JSON to write (tune, auto) or to read (table)")
     p.add_argument("--tuned", type=Path, nargs="*", default=[], help="table: the tune JSONs to compare auto with")
-    p.add_argument("--work", type=Path, default=WORK, help="table: the work folder the tunes ran in")
+    p.add_argument("--work", type=Path, default=WORK, help="the work folder the tunes run in (tune) or ran in (table)")
     a = p.parse_args()
     if a.mode == "table":
         print(table(json.loads(a.out.read_text()), [json.loads(t.read_text()) for t in a.tuned], a.work))
@@ -94,7 +94,7 @@ def main() -> None:
         for seed in seeds:
             if a.mode == "tune":
                 for model in a.models.split(","):
-                    records.append(tune_cell(dataset, model, seed, a.trials, a.threads))
+                    records.append(tune_cell(dataset, model, seed, a.trials, a.threads, a.work))
                     doc["summary"] = summary(records)
                     write_text_atomic(a.out, json.dumps(doc, indent=2))
             else:

@@ -50,7 +50,8 @@ class ParamSpec(BaseModel):
     log: bool = Field(False, description="draw the range on a log scale")
     choices: list[Any] | None = Field(None, description="the values of a categorical parameter")
     start: list[Any] = Field(default_factory=list, description="values tried first: trial k (after trial 0, the "
-                             "config's own values) takes this key's k-th start value, keys without one keep trial 0's")
+                             "config's own values) takes this key's k-th start value; keys without one, or with "
+                             "null there, keep trial 0's")
 
     @model_validator(mode="after")
     def _complete(self) -> ParamSpec:
@@ -59,7 +60,7 @@ class ParamSpec(BaseModel):
                 raise ValueError("a categorical parameter needs a non-empty choices list")
         elif self.low is None or self.high is None or not self.low < self.high or (self.log and self.low <= 0):
             raise ValueError(f"a {self.type} parameter needs low < high (and low > 0 with log)")
-        outside = [v for v in self.start if not self.draws(v)]
+        outside = [v for v in self.start if v is not None and not self.draws(v)]
         if outside:
             raise ValueError(f"start value(s) {outside} are not values this parameter can draw")
         return self
@@ -177,7 +178,8 @@ def start_params(cfg: ExperimentConfig, space: dict[str, ParamSpec]) -> list[dic
     first = default_params(cfg, space)
     rows = [first]
     for k in range(max((len(p.start) for p in space.values()), default=0)):
-        row = {**first, **{key: p.stored(p.start[k]) for key, p in space.items() if k < len(p.start)}}
+        row = {**first, **{key: p.stored(p.start[k]) for key, p in space.items()
+                            if k < len(p.start) and p.start[k] is not None}}
         if row not in rows:
             rows.append(row)
     return rows

@@ -10,7 +10,7 @@ import yaml
 
 from recnas.errors import ConfigError
 from recnas.experiment.config import load_config
-from recnas.experiment.tune import PruneOnValidAUC, load_space, run_tune
+from recnas.experiment.tune import PruneOnValidAUC, load_space, run_tune, start_params
 from recnas.train.hooks import Hook
 
 SMALL = ["threads=1", "model.name=deepfm", "model.mlp=[16]", "trainer.epochs=2", "trainer.batch_size=512",
@@ -166,3 +166,16 @@ def test_the_space_start_values_run_right_after_the_default(synth_dir: Path, tmp
     (tmp_path / "bad.yaml").write_text("model.embedding_dim: {type: categorical, choices: [4, 8], start: [16]}\n")
     with pytest.raises(ConfigError, match="start value"):
         load_space(tmp_path / "bad.yaml")
+
+
+def test_a_null_start_value_keeps_trial_zeros_value(tmp_path: Path) -> None:
+    (tmp_path / "space.yaml").write_text(
+        "model.embedding_norm: {type: categorical, choices: [false, true], start: [true, true]}\n"
+        "model.embedding_dim: {type: categorical, choices: [4, 8, 32], start: [null, 32]}\n"
+        "trainer.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true, start: [null, 5.0e-3]}\n")
+    cfg = load_config(None, ["model.embedding_dim=8", "trainer.lr=0.001"])
+    rows = [{k: json.loads(v) if isinstance(v, str) else v for k, v in r.items()}
+            for r in start_params(cfg, load_space(tmp_path / "space.yaml"))]
+    assert rows == [{"model.embedding_norm": False, "model.embedding_dim": 8, "trainer.lr": 0.001},
+                    {"model.embedding_norm": True, "model.embedding_dim": 8, "trainer.lr": 0.001},
+                    {"model.embedding_norm": True, "model.embedding_dim": 32, "trainer.lr": 0.005}]
