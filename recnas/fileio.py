@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable
@@ -24,3 +25,12 @@ def write_text_atomic(path: Path, text: str) -> None:
 def write_jsonl_atomic(path: Path, records: Iterable[object]) -> None:
     """One JSON object per line (a search's history.jsonl), atomically."""
     write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in records))
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file, read in blocks (an export's preprocess.json names its model.onnx by it)."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

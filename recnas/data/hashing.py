@@ -21,7 +21,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from recnas.data.vocab import MISSING_TOKEN, N_RESERVED, OOV_ID, PAD_ID, Vocabulary, read_vocab_table
+from recnas.data.vocab import (
+    MISSING_TOKEN,
+    N_RESERVED,
+    OOV_ID,
+    PAD_ID,
+    Vocabulary,
+    read_vocab_table,
+    write_vocab_table,
+)
 from recnas.errors import SchemaError
 
 FNV_OFFSET = np.uint64(0xCBF29CE484222325)
@@ -159,14 +167,16 @@ class HashedVocabulary:
             self.bucket_counts < self.min_count)).sum())} if self.min_count > 1 else {}
         return {"size": self.size, "hash_buckets": self.buckets, **self.collisions(), **floor}
 
-    def save(self, path: Path) -> None:
-        """One Arrow IPC file: per bucket its id offset (-1: under the floor) and count, marked as hashed."""
+    def table(self) -> pa.Table:
+        """Per bucket its id offset (-1: under the floor) and count, marked as hashed (what `save` writes)."""
         table = pa.table({"rank": pa.array(self.rank), "count": pa.array(self.bucket_counts)})
-        table = table.replace_schema_metadata({b"kind": KIND, b"hash_buckets": str(self.buckets).encode(),
-                                               b"missing": str(self.missing).encode(),
-                                               b"min_count": str(self.min_count).encode()})
-        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-            writer.write_table(table)
+        return table.replace_schema_metadata({b"kind": KIND, b"hash_buckets": str(self.buckets).encode(),
+                                              b"missing": str(self.missing).encode(),
+                                              b"min_count": str(self.min_count).encode()})
+
+    def save(self, path: Path) -> None:
+        """One Arrow IPC file of `table()`."""
+        write_vocab_table(self.table(), path)
 
     @classmethod
     def from_table(cls, table: pa.Table, path: Path) -> HashedVocabulary:
@@ -214,7 +224,11 @@ class BucketCounter:
 
 def load_vocabulary(path: Path) -> Vocabulary | HashedVocabulary:
     """A `Vocabulary`, or a `HashedVocabulary` where the file says the field is hashed."""
-    table = read_vocab_table(path)
+    return vocabulary_from_table(read_vocab_table(path), Path(path))
+
+
+def vocabulary_from_table(table: pa.Table, where: Path) -> Vocabulary | HashedVocabulary:
+    """The vocabulary a table written by `table()` holds (hashed where its metadata says so)."""
     if (table.schema.metadata or {}).get(b"kind") == KIND:
-        return HashedVocabulary.from_table(table, Path(path))
+        return HashedVocabulary.from_table(table, where)
     return Vocabulary.from_table(table)

@@ -16,8 +16,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from recnas.data.hashing import HashedVocabulary, load_vocabulary
-from recnas.data.vocab import Vocabulary
+from recnas.data.hashing import HashedVocabulary, load_vocabulary, vocabulary_from_table
+from recnas.data.vocab import Vocabulary, vocab_table_from_json, vocab_table_to_json
 from recnas.errors import SchemaError
 
 
@@ -277,14 +277,19 @@ class Schema:
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", self.fields[i].name)
         return f"vocab/{i:03d}-{safe}.arrow"
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form; vocabularies are referenced by file, not inlined."""
+    def to_dict(self, inline_vocab: bool = False) -> dict[str, Any]:
+        """JSON-ready form; vocabularies are referenced by file, or held in it with `inline_vocab`.
+
+        Inlined (`vocab.inline`: the vocabulary's table as JSON columns), the dict is self-contained, for serving.
+        """
         fields = []
         for i, f in enumerate(self.fields):
             d = f.options_dict()
             if f.stats is not None:
                 d["stats"] = f.stats.to_dict()
-            if f.vocab is not None:
+            if f.vocab is not None and inline_vocab:
+                d["vocab"] = {**f.vocab.summary(), "inline": vocab_table_to_json(f.vocab.table())}
+            elif f.vocab is not None:
                 d["vocab"] = {"file": self.vocab_file(i), **f.vocab.summary()}
             fields.append(d)
         return {
@@ -318,7 +323,14 @@ class Schema:
             stats = NumericStats.from_dict(fd.pop("stats")) if "stats" in fd else None
             vocab_ref = fd.pop("vocab", None)
             vocab = None
-            if vocab_ref is not None:
+            if vocab_ref is not None and "inline" in vocab_ref:
+                where = f"field {fd['name']!r}"
+                table = vocab_table_from_json(vocab_ref["inline"], where)
+                try:
+                    vocab = vocabulary_from_table(table, Path(where))
+                except (KeyError, ValueError) as e:
+                    raise SchemaError(f"{where}: not a vocabulary recnas wrote ({e}); export again") from None
+            elif vocab_ref is not None:
                 if directory is None:
                     raise SchemaError(f"field {fd['name']!r} references a vocabulary file but no folder")
                 vocab = load_vocabulary(directory / vocab_ref["file"])

@@ -86,14 +86,16 @@ class Vocabulary:
         """Size and counts summary kept in schema.json next to the file reference."""
         return {"size": self.size, "min_count": self.min_count, "oov_count": int(self.counts[OOV_ID])}
 
-    def save(self, path: Path) -> None:
-        """Write tokens and counts as one Arrow IPC file (memory-mappable, no pickle)."""
+    def table(self) -> pa.Table:
+        """Tokens and counts as an Arrow table, the reserved ids' facts in its metadata (what `save` writes)."""
         counts = pa.array(self.counts[N_RESERVED:])
         table = pa.table({"token": self.tokens, "count": counts})
         meta = {b"min_count": str(self.min_count).encode(), b"oov_count": str(self.counts[OOV_ID]).encode()}
-        table = table.replace_schema_metadata(meta)
-        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-            writer.write_table(table)
+        return table.replace_schema_metadata(meta)
+
+    def save(self, path: Path) -> None:
+        """Write tokens and counts as one Arrow IPC file (memory-mappable, no pickle)."""
+        write_vocab_table(self.table(), path)
 
     @classmethod
     def load(cls, path: Path) -> Vocabulary:
@@ -131,3 +133,29 @@ def read_vocab_table(path: Path) -> pa.Table:
     except (pa.ArrowInvalid, OSError) as e:
         raise SchemaError(f"{path}: vocabulary file is corrupt ({e}); prepare again") from e
 
+
+
+def write_vocab_table(table: pa.Table, path: Path) -> None:
+    """Write a vocabulary's table as one Arrow IPC file."""
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+
+
+VOCAB_COLUMN_TYPES = {"token": pa.string(), "count": pa.int64(), "rank": pa.int64()}
+
+
+def vocab_table_to_json(table: pa.Table) -> dict[str, Any]:
+    """A vocabulary's table as plain JSON (columns as lists, metadata as text), for files served without Arrow."""
+    meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
+    return {"columns": {name: table[name].to_pylist() for name in table.column_names}, "metadata": meta}
+
+
+def vocab_table_from_json(doc: Any, where: str) -> pa.Table:
+    """Inverse of `vocab_table_to_json`, with a clear error naming `where` for a damaged entry."""
+    try:
+        columns = {name: pa.array(values, type=VOCAB_COLUMN_TYPES[name]) for name, values in doc["columns"].items()}
+        table = pa.table(columns)
+        return table.replace_schema_metadata({str(k): str(v) for k, v in doc.get("metadata", {}).items()})
+    except (KeyError, TypeError, AttributeError, pa.ArrowException) as e:
+        raise SchemaError(f"{where}: not a vocabulary recnas wrote ({e.__class__.__name__}: {e}); "
+                          "export again") from None

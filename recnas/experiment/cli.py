@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from recnas.errors import RecnasError
+from recnas.errors import ConfigError, RecnasError
 
 app = typer.Typer(help="recnas: AutoML for recommender (CTR) models.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -156,7 +156,6 @@ def synth_cmd(
 ) -> None:
     """Write a synthetic dataset with a planted truth (truth.json) to OUT."""
     from recnas.data.synthetic import DEFAULT_CARDINALITIES, Interaction, SynthConfig, write_synthetic
-    from recnas.errors import ConfigError
 
     if profile not in ("default", "criteo"):
         raise ConfigError(f"--profile {profile!r}: expected default or criteo")
@@ -411,20 +410,44 @@ def methods_cmd() -> None:
 
 @app.command("predict")
 def predict_cmd(
-    run_dir: Annotated[Path, typer.Argument(help="a run folder written by `recnas train`")],
+    run_dir: Annotated[Path, typer.Argument(help="a run folder written by `recnas train` (or its export)")],
     data: Annotated[Path, typer.Argument(help="a data file in the training layout (or a folder: its test split)")],
     out: Annotated[Path | None, typer.Option(help="scores CSV (default RUN_DIR/predictions.csv)")] = None,
+    engine: Annotated[str, typer.Option(help="torch (the run's weights) or onnx (its `recnas export`: "
+                                              "preprocess.json + onnxruntime, no torch)")] = "torch",
 ) -> None:
     """Score DATA with a trained run; unseen categories go to the OOV id and are counted."""
-    from recnas.experiment.run import predict_file
+    if engine == "torch":
+        from recnas.experiment.run import predict_file
 
-    summary, report = predict_file(run_dir, data, out or run_dir / "predictions.csv")
+        summary, report = predict_file(run_dir, data, out or run_dir / "predictions.csv")
+    elif engine == "onnx":
+        from recnas.serving import predict_onnx
+
+        summary, report = predict_onnx(run_dir, data, out or run_dir / "predictions.csv")
+    else:
+        raise ConfigError(f"--engine must be torch or onnx, got {engine!r}")
     console.print(f"wrote {summary['out']} ({summary['rows']:,} scores for {summary['path']})")
     unseen = {k: v for k, v in report.oov.items() if v}
     if unseen:
         console.print("unseen values -> OOV id: " + ", ".join(f"{k} {v:,}" for k, v in unseen.items()))
     if "auc" in summary:
         console.print(f"AUC {summary['auc']:.4f}, logloss {summary['logloss']:.4f}")
+
+
+@app.command("export")
+def export_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="a run folder written by `recnas train`, or a search run (its "
+                                                 "retrain/)")],
+    out: Annotated[Path | None, typer.Option(help="output folder (default: the model's folder /export)")] = None,
+) -> None:
+    """Export a trained model as model.onnx + preprocess.json, scored by onnxruntime (`predict --engine onnx`)."""
+    from recnas.experiment.export import export_run
+
+    s = export_run(run_dir, out)
+    console.print(f"wrote {s['model_onnx']} ({s['bytes']:,} bytes; {s['embedding_params']:,} embedding parameters) "
+                  f"and preprocess.json; onnxruntime matches torch within {s['max_abs_diff']:.1e} on "
+                  f"{s['probe_rows']} probe rows")
 
 
 @app.command("version")

@@ -23,8 +23,7 @@ from pydantic import ValidationError
 import recnas
 from recnas.data.batches import BatchIterator
 from recnas.data.cache import prepare
-from recnas.data.processor import EncodeReport, FeatureProcessor
-from recnas.data.readers import ReadReport
+from recnas.data.processor import EncodeReport
 from recnas.data.schema import Schema
 from recnas.data.source import open_dataset, with_hash_buckets
 from recnas.data.splits import Splits, train_arrays
@@ -37,6 +36,7 @@ from recnas.methods.base import model_kwargs
 from recnas.nn.embedding import numerical_kinds
 from recnas.nn.frozen import build_frozen
 from recnas.nn.models import CTRModel, build_model
+from recnas.scoring import data_file, score_file
 from recnas.train import Trainer, binary_metrics, count_params, predict_logits
 from recnas.train.hooks import Hook
 from recnas.train.seed import set_seed
@@ -199,12 +199,27 @@ def load_config_file(path: Path) -> ExperimentConfig:
                           "run again") from None
 
 
+def model_folder(run_dir: Path) -> Path:
+    """The folder holding the weights: `run_dir` itself (`recnas train`) or its `retrain/` (`recnas search`)."""
+    if (run_dir / "model.safetensors").is_file():
+        return run_dir
+    if (run_dir / "retrain" / "model.safetensors").is_file():
+        return run_dir / "retrain"
+    if not run_dir.is_dir():
+        raise DataError(f"{run_dir}: no such folder; pass a run folder written by `recnas train` or `recnas search`")
+    raise DataError(f"{run_dir}: no model.safetensors here or in {run_dir / 'retrain'}; pass a folder written by "
+                    "`recnas train`, or a search run whose retrain has finished (`recnas retrain`)")
+
+
 def load_run(run_dir: str | Path) -> tuple[ExperimentConfig, Schema, CTRModel]:
-    """Rebuild a trained model from its run folder (config -> architecture, then safetensors weights)."""
+    """Rebuild a trained model from its run folder, or a search run's retrain/.
+
+    Config -> architecture (frozen parts first), then the safetensors weights.
+    """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    run_dir = Path(run_dir)
+    run_dir = model_folder(Path(run_dir))
     for name in ("config.yaml", "schema.json", "model.safetensors"):
         if not (run_dir / name).is_file():
             raise DataError(f"{run_dir}: missing {name}; is this a folder written by `recnas train`?")
@@ -251,37 +266,8 @@ def predict_file(run_dir: str | Path, data: str | Path, out: str | Path,
         raise DataError(f"{out}: is a folder; pass a file path for the scores (e.g. {out / 'predictions.csv'})")
     cfg, schema, model = load_run(run_dir)
     torch.set_num_threads(cfg.threads)
-    data = Path(data)
-    path = open_dataset(data, schema=schema).splits.get("test") if data.is_dir() else data
-    if path is None:
-        raise DataError(f"{data}: no test file in this folder; pass a data file")
-    proc = FeatureProcessor(schema, require_label=False)
-    report = EncodeReport()
-    ys, outs = [], []
-    read = ReadReport(Path(path))
-    for arrays, rep in proc.transform_chunks(path, read):
-        report.add(rep)
-        y, logits = predict_logits(model, BatchIterator(arrays, batch_size, shuffle=False))
-        ys.append(y)
-        outs.append(logits)
-    y_all, logits_all = np.concatenate(ys), np.concatenate(outs)
-    bad = ~np.isfinite(logits_all)
-    if bad.any():  # never write scores that are not numbers
-        raise DataError(f"{path}: the model's scores are not finite for {int(bad.sum()):,} of {len(bad):,} rows "
-                        f"(first: data row {int(np.argmax(bad)) + 1}); a numerical value there is out of range for the "
-                        f"model; nothing was written to {out}")
-    p_all = 1.0 / (1.0 + np.exp(-logits_all.astype(np.float64)))
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise DataError(f"{out}: a part of this path is a file, not a folder; pass another output path") from None
-    import pyarrow as pa
-    import pyarrow.csv as pv
 
-    columns = {"score": p_all, "label": y_all.astype(np.int64)} if read.labeled else {"score": p_all}
-    table = pa.table(columns)
-    write_atomic(out, lambda tmp: pv.write_csv(table, str(tmp)))
-    summary = {"rows": len(p_all), "path": str(path), "out": str(out), "labeled": read.labeled}
-    if read.labeled and 0 < y_all.sum() < len(y_all):
-        summary.update(binary_metrics(y_all, logits_all, str(path)))
-    return summary, report
+    def scorer(arrays: dict[str, np.ndarray]) -> np.ndarray:
+        return predict_logits(model, BatchIterator(arrays, batch_size, shuffle=False))[1]
+
+    return score_file(schema, data_file(data, schema), scorer, out)

@@ -124,7 +124,7 @@ class MixedWidthEmbedding(CategoricalSplitEmbedding):
         if not self._groups:
             return None
         parts: list[torch.Tensor] = []
-        n = len(batch)
+        n = batch.cat.shape[0]  # not len(batch): an int would fix the batch size of an exported graph
         for i, groups in enumerate(self._groups):
             ids = batch.cat[:, i]
             group = getattr(self, f"group_{i}")[ids]

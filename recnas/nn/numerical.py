@@ -154,8 +154,12 @@ class BucketEncoder(_TableEncoder):
         self._build_table([len(e) + 1 for e in clean], init_std)
 
     def ids(self, x: torch.Tensor) -> torch.Tensor:
-        """`[B, F]` -> bucket ids `[B, F]` (padding edges are +inf, so they never count)."""
-        return torch.searchsorted(self.boundaries, x.t().contiguous(), right=True).t()
+        """`[B, F]` -> bucket ids `[B, F]` (padding edges are +inf, so they never count).
+
+        A count of comparisons rather than `torch.searchsorted`: the same ids for sorted edges, and it exports to
+        ONNX (which has no searchsorted); `[B, F, edges]` booleans is small for the bucket counts used here.
+        """
+        return (x.unsqueeze(-1) >= self.boundaries).sum(-1)
 
 
 def equal_width_edges(stats: NumericStats, n_buckets: int) -> np.ndarray:

@@ -2,8 +2,9 @@
 
 Registering a method puts it here with no test edit: each runs search -> retrain -> baseline -> report through
 `recnas search` on small synthetic data with its own `smoke` settings; its retrained folder is scored by
-`recnas predict` importing nothing from the search layers; and a search killed right after a checkpoint, three
-times in a row, resumes to the arch.json of an uninterrupted run.
+`recnas predict` importing nothing from the search layers, and, exported to ONNX, scores raw rows as torch does;
+and a search killed right after a checkpoint, three times in a row, resumes to the arch.json of an uninterrupted
+run.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from recnas.experiment.cli import app
 from recnas.experiment.config import load_config
 from recnas.experiment.search import run_search
 from recnas.methods import METHODS, load_builtin_methods
+from tests.export.parity import assert_onnx_matches_torch, hard_rows_csv
 from tests.methods import toy_method  # noqa: F401  (registers the toy method: one file and its registration)
 
 load_builtin_methods()
@@ -69,6 +71,9 @@ def test_search_retrain_report_and_predict(name: str, synth_dir: Path, tmp_path:
     scored = json.loads(out.splitlines()[-1])
     assert not {"space", "search"} & set(scored["layers"]), scored["layers"]
     assert abs(scored["auc"] - retrain["test_auc"]) < 1e-6
+    # exported, the retrained model scores raw rows (unseen, missing, empty values) through onnxruntime as torch does
+    exported = assert_onnx_matches_torch(run, hard_rows_csv(synth_dir, tmp_path / "hard.csv"), tmp_path)
+    assert exported["embedding_params"] == retrain["embedding_params"]
 
 
 class Killed(BaseException):
