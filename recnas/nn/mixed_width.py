@@ -28,6 +28,8 @@ from recnas.nn.embedding import FieldEmbedding, NumericalSpec
 from recnas.nn.facade import CategoricalSplitEmbedding
 from recnas.nn.frozen import register_frozen
 
+MAX_RUNS = 64  # runs of equal width up to which ids find their group by comparisons instead of per-id buffers
+
 
 def widths_from_blocks(blocks: Sequence[Sequence[int]], cardinality: int, field: str = "") -> np.ndarray:
     """Per-id widths of a head-to-tail layout `[[rows, width], ...]` (ids are sorted by frequency)."""
@@ -81,6 +83,7 @@ class MixedWidthEmbedding(CategoricalSplitEmbedding):
         self.tables = nn.ModuleList()
         self.projections = nn.ParameterList()
         self._groups: list[list[tuple[int, int]]] = []  # per field: (table index, width) of each group
+        self._by_runs: list[bool] = []  # per field: ids find their group by runs (True) or per-id buffers
         for i, f in enumerate(cat):
             w = np.asarray(widths.get(f.name, np.full(f.cardinality, common_dim)), dtype=np.int64)
             if w.shape != (f.cardinality,):
@@ -102,8 +105,7 @@ class MixedWidthEmbedding(CategoricalSplitEmbedding):
                 self.projections.append(nn.Parameter(self._pad_map(width, self.common_dim)))
                 groups.append((len(self.tables) - 1, width))
             self._groups.append(groups)
-            self.register_buffer(f"group_{i}", torch.from_numpy(group_of), persistent=False)
-            self.register_buffer(f"local_{i}", torch.from_numpy(local), persistent=False)
+            self._register_id_maps(i, w, group_of, local)
         self.norm_gamma = None if norm_gamma is None else float(norm_gamma)
         self.norm: nn.BatchNorm1d | None = None
         if norm_gamma is not None and cat:
@@ -111,6 +113,29 @@ class MixedWidthEmbedding(CategoricalSplitEmbedding):
             nn.init.constant_(self.norm.weight, float(norm_gamma))
         self._build_rest(schema, self.common_dim, numerical, pooling, sparse, numerical_options, init_std)
         self._set_shape([*names, *(self.rest.field_names if self.rest is not None else [])], self.common_dim)
+
+    def _register_id_maps(self, i: int, widths: np.ndarray, group_of: np.ndarray, local: np.ndarray) -> None:
+        """Register how field `i`'s ids find their group and row.
+
+        By runs of equal width when there are few (a search's head-to-tail layouts: no per-id buffer, so an
+        exported model's size follows its EP), else by per-id buffers.
+        """
+        starts = np.flatnonzero(np.r_[True, widths[1:] != widths[:-1]]) if len(widths) else np.zeros(0, np.int64)
+        self._by_runs.append(0 < len(starts) <= MAX_RUNS)
+        if self._by_runs[-1]:
+            self.register_buffer(f"run_start_{i}", torch.from_numpy(starts.astype(np.int64)), persistent=False)
+            self.register_buffer(f"run_group_{i}", torch.from_numpy(group_of[starts]), persistent=False)
+            self.register_buffer(f"run_local_{i}", torch.from_numpy(local[starts] - starts), persistent=False)
+        else:
+            self.register_buffer(f"group_{i}", torch.from_numpy(group_of), persistent=False)
+            self.register_buffer(f"local_{i}", torch.from_numpy(local), persistent=False)
+
+    def _group_and_local(self, i: int, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Group (-1: width 0) and row within the group's table of field `i`'s ids `[B]`."""
+        if self._by_runs[i]:
+            run = (ids.unsqueeze(-1) >= getattr(self, f"run_start_{i}")).sum(-1) - 1
+            return getattr(self, f"run_group_{i}")[run], ids + getattr(self, f"run_local_{i}")[run]
+        return getattr(self, f"group_{i}")[ids], getattr(self, f"local_{i}")[ids]
 
     @staticmethod
     def _pad_map(width: int, common: int) -> torch.Tensor:
@@ -126,9 +151,7 @@ class MixedWidthEmbedding(CategoricalSplitEmbedding):
         parts: list[torch.Tensor] = []
         n = batch.cat.shape[0]  # not len(batch): an int would fix the batch size of an exported graph
         for i, groups in enumerate(self._groups):
-            ids = batch.cat[:, i]
-            group = getattr(self, f"group_{i}")[ids]
-            local = getattr(self, f"local_{i}")[ids]
+            group, local = self._group_and_local(i, batch.cat[:, i])
             pieces, where = [], []
             for g, (t, _) in enumerate(groups):  # only the members of a group look it up
                 hit = torch.nonzero(group == g).squeeze(1)

@@ -83,3 +83,24 @@ def test_the_optional_batch_norm_makes_the_output_blind_to_the_rows_scale(prepar
             assert torch.allclose(after, before, rtol=1e-2, atol=1e-3)  # up to the norm's eps
             std = before[:, :, :4].std(dim=0)
             assert torch.allclose(std, torch.full_like(std, gamma), rtol=0.05)
+
+
+def test_ids_find_their_rows_alike_by_runs_and_by_per_id_maps(prepared, monkeypatch) -> None:  # noqa: ANN001
+    import recnas.nn.mixed_width as mw
+
+    schema = prepared.schema
+    rng = np.random.default_rng(1)
+    # head-to-tail layouts of a few runs (width 0 included), and one field of random widths (many runs)
+    widths = {f.name: widths_from_blocks([[f.cardinality // 3, 8], [f.cardinality // 3, 0],
+                                          [f.cardinality - 2 * (f.cardinality // 3), 2]], f.cardinality)
+              for f in schema.categorical}
+    widths["c1"] = rng.choice([0, 2, 4, 8], size=schema["c1"].cardinality)
+    by_runs = MixedWidthEmbedding(schema, widths, 8)
+    assert by_runs._by_runs == [f.name != "c1" for f in schema.categorical]
+    monkeypatch.setattr(mw, "MAX_RUNS", 0)
+    per_id = MixedWidthEmbedding(schema, widths, 8)
+    assert not any(per_id._by_runs)
+    per_id.load_state_dict(by_runs.state_dict())
+    batch = next(iter(prepared.batches("train", 512, shuffle=False)))
+    with torch.no_grad():
+        assert torch.equal(by_runs(batch), per_id(batch))
