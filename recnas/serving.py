@@ -64,7 +64,11 @@ class OnnxModel:
                             "export again") from None
         session = _session(model_path, threads or int(meta.get("threads", 1)))
         model = cls(folder, schema, meta, session)
-        model._check_layout()
+        try:
+            model._check_layout()
+        except (KeyError, TypeError, IndexError) as e:
+            raise DataError(f"{folder / PREPROCESS}: its inputs are damaged ({e.__class__.__name__}: {e}); "
+                            "export again") from None
         return model
 
     def _check_layout(self) -> None:
@@ -76,7 +80,7 @@ class OnnxModel:
             raise DataError(f"{where}: describes inputs {sorted(declared)} but the model takes {sorted(graph)}; "
                             "export again")
         for name, entry in declared.items():
-            want = [d for d in entry["shape"][1:]]
+            want = list(entry["shape"][1:])
             got = list(graph[name].shape[1:])
             if got != want or len(entry["fields"]) != want[0]:
                 raise DataError(f"{where}: input {name!r} has shape {entry['shape']} there but {graph[name].shape} "
