@@ -43,8 +43,8 @@ def size_rows(runs: list[tuple[str, str, Path]]) -> list[dict[str, Any]]:
     first: dict[str, dict[str, Any]] = {}
     for dataset, label, folder in runs:
         s = export_run(folder, WORK / f"{dataset}-{label}")
-        metrics = json.loads((Path(s["out"]).parent / "metrics.json").read_text()) \
-            if (Path(s["out"]).parent / "metrics.json").is_file() else {}
+        metrics_path = Path(s["source"]) / "metrics.json"
+        metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
         ep = s["embedding_params"]
         row = {"dataset": dataset, "label": label, "folder": str(folder), "bytes": s["bytes"],
                "embedding_params": ep, "rest_bytes": s["bytes"] - FLOAT_BYTES * ep,
@@ -58,12 +58,16 @@ def size_rows(runs: list[tuple[str, str, Path]]) -> list[dict[str, Any]]:
 
 
 def size_table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| dataset | model | test AUC | EP | EP share | model.onnx bytes | bytes share | bytes not in EP "
-             "(dense layers, projections, graph) |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| dataset | model | test AUC | EP | EP share | model.onnx bytes | bytes share | bytes not in EP (dense "
+             "layers, projections, graph) | of which beyond the full model's |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    first: dict[str, dict[str, Any]] = {}
     for r in rows:
+        base = first.setdefault(r["dataset"], r)
         auc = f"{r['test_auc']:.4f}" if r["test_auc"] is not None else "-"
         lines.append(f"| {r['dataset']} | {r['label']} | {auc} | {r['embedding_params']:,} | {r['ep_ratio']:.1%} | "
-                     f"{r['bytes']:,} | {r['bytes_ratio']:.1%} | {r['rest_bytes']:,} |")
+                     f"{r['bytes']:,} | {r['bytes_ratio']:.1%} | {r['rest_bytes']:,} | "
+                     f"{r['rest_bytes'] - base['rest_bytes']:+,} |")
     return "\n".join(lines)
 
 
@@ -101,8 +105,10 @@ def measure(fn: Callable[[dict[str, np.ndarray]], Any], singles: list[dict[str, 
             "raw_p99_us": float(np.percentile(raw1, 99) * 1e6), "raw_rows_per_s": big / float(np.median(raw_full))}
 
 
-def speed_rows(run: Path, dataset: str, threads: list[int], rows_1: int, batches: int) -> list[dict[str, Any]]:
-    """Every engine x threads x (encoded, raw) cell: batch-1 p50/p99 in microseconds, batch-4,096 rows/s."""
+def speed_rows(run: Path, dataset: str, threads: list[int], rows_1: int, batches: int,
+               rounds: int) -> list[dict[str, Any]]:
+    """Every engine x threads x (encoded, raw) cell: batch-1 p50/p99 in microseconds, batch-4,096 rows/s (each the
+    median over `rounds` interleaved rounds)."""
     import torch
 
     from recnas.data.batches import FieldBatch
@@ -142,8 +148,14 @@ def speed_rows(run: Path, dataset: str, threads: list[int], rows_1: int, batches
         except Exception as e:  # noqa: BLE001 - reported as a cell, the bench goes on
             compile_s = None
             rows.append({"engine": "torch.compile", "threads": t, "error": f"{e.__class__.__name__}: {e}"[:200]})
-        for name, fn in engines.items():
-            row = {"engine": name, "threads": t, **measure(fn, singles, batch4k, table, schema, batches)}
+        cells: dict[str, list[dict[str, float]]] = {name: [] for name in engines}
+        for _ in range(rounds):  # engines interleaved, so a slow spell of the machine hits each of them alike
+            for name, fn in engines.items():
+                cells[name].append(measure(fn, singles, batch4k, table, schema, batches))
+        for name, runs in cells.items():
+            row: dict[str, Any] = {"engine": name, "threads": t, "rounds": rounds}
+            row.update({k: float(np.median([r[k] for r in runs])) for k in runs[0]})
+            row["rows_per_s_rounds"] = [r["rows_per_s"] for r in runs]
             if name == "torch.compile":
                 row["compile_seconds"] = compile_s
             rows.append(row)
@@ -152,8 +164,9 @@ def speed_rows(run: Path, dataset: str, threads: list[int], rows_1: int, batches
 
 
 def speed_table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| threads | engine | batch 1 p50 / p99 (us) | batch 4,096 rows/s | raw row -> probability p50 / p99 (us) "
-             "| raw 4,096 rows/s | batch-1 speed-up over eager |", "|---|---|---|---|---|---|---|"]
+    lines = ["| threads | engine | batch 1 p50 / p99 (us) | batch 4,096 rows/s (rounds' range) "
+             "| raw row -> probability p50 / p99 (us) | raw 4,096 rows/s | batch-1 speed-up over eager |",
+             "|---|---|---|---|---|---|---|"]
     eager = {r["threads"]: r for r in rows if r["engine"] == "torch eager"}
     for r in sorted(rows, key=lambda r: (r["threads"], r["engine"])):
         if "error" in r:
@@ -161,8 +174,10 @@ def speed_table(rows: list[dict[str, Any]]) -> str:
             continue
         e = eager[r["threads"]]
         gain = f"{e['p50_us'] / r['p50_us']:.2f}x (raw {e['raw_p50_us'] / r['raw_p50_us']:.2f}x)"
+        spread = f"{min(r['rows_per_s_rounds']):,.0f}-{max(r['rows_per_s_rounds']):,.0f}"
         lines.append(f"| {r['threads']} | {r['engine']} | {r['p50_us']:.0f} / {r['p99_us']:.0f} | "
-                     f"{r['rows_per_s']:,.0f} | {r['raw_p50_us']:.0f} / {r['raw_p99_us']:.0f} | "
+                     f"{r['rows_per_s']:,.0f} ({spread}) | "
+                     f"{r['raw_p50_us']:.0f} / {r['raw_p99_us']:.0f} | "
                      f"{r['raw_rows_per_s']:,.0f} | {gain} |")
     return "\n".join(lines)
 
@@ -176,6 +191,7 @@ def main() -> None:
     p.add_argument("--threads", default="1,2")
     p.add_argument("--rows", type=int, default=2000, help="speed: single-row calls timed per cell")
     p.add_argument("--batches", type=int, default=30, help="speed: 4,096-row calls timed per cell")
+    p.add_argument("--rounds", type=int, default=3, help="speed: interleaved rounds per cell (their median)")
     p.add_argument("--out", type=Path, required=True)
     a = p.parse_args()
     if a.mode == "table":
@@ -192,7 +208,7 @@ def main() -> None:
         rows = size_rows(runs)
         text = size_table(rows)
     else:
-        rows = speed_rows(Path(a.run[0]), a.dataset, threads, a.rows, a.batches)
+        rows = speed_rows(Path(a.run[0]), a.dataset, threads, a.rows, a.batches, a.rounds)
         text = speed_table(rows)
     doc = {"date": dt.date.today().isoformat(), "command": "python " + " ".join(sys.argv),
            "machine": machine(max(threads)), "mode": a.mode, "rows": rows}

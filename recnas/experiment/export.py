@@ -123,12 +123,18 @@ def _export_graph(graph: OnnxGraph, example: dict[str, np.ndarray], path: Path) 
                                     dynamic_shapes={k: {0: batch} for k in INPUTS}, opset_version=OPSET,
                                     optimize=True, external_data=False)
     assert program is not None
-    fixed = [i.name for i in program.model_proto.graph.input if not i.type.tensor_type.shape.dim[0].dim_param]
+    proto = program.model_proto
+    for node in proto.graph.node:  # the exporter's debug traces (stack traces, source paths): a third of a graph's
+        del node.metadata_props[:]  # bytes in a mixed-width model, and nothing a runtime reads
+        node.doc_string = ""
+    fixed = [i.name for i in proto.graph.input if not i.type.tensor_type.shape.dim[0].dim_param]
     if fixed:  # the exporter fell back to tracing, which fixes the batch size: refuse rather than serve it
         raise DataError(f"the model's graph fixes the batch size of input(s) {fixed} when exported (a module "
                         "turns the batch size into a Python int); nothing was exported. Please report this with "
                         "the run's config.yaml")
-    write_atomic(path, lambda tmp: program.save(str(tmp), external_data=False))
+    import onnx
+
+    write_atomic(path, lambda tmp: onnx.save_model(proto, str(tmp)))
 
 
 def export_run(run_dir: str | Path, out: str | Path | None = None) -> dict[str, Any]:
@@ -175,7 +181,8 @@ def export_run(run_dir: str | Path, out: str | Path | None = None) -> dict[str, 
         raise DataError(f"{folder}: the exported graph does not reproduce the model (probabilities differ by "
                         f"{diff:.2e} on {PROBE_ROWS} probe rows, more than {TOLERANCE:g}); nothing was exported. "
                         "Please report this with the run's config.yaml")
-    return {"out": str(out), "model_onnx": str(out / MODEL_FILE), "bytes": (out / MODEL_FILE).stat().st_size,
+    return {"out": str(out), "source": str(folder), "model_onnx": str(out / MODEL_FILE),
+            "bytes": (out / MODEL_FILE).stat().st_size,
             "preprocess_bytes": (out / PREPROCESS).stat().st_size, "embedding_params": doc["embedding_params"],
             "model": cfg.model.name, "max_abs_diff": diff, "probe_rows": PROBE_ROWS,
             "seconds": time.perf_counter() - started}
