@@ -17,6 +17,7 @@ from recnas.errors import DataError, RecnasError
 from recnas.experiment.config import load_config
 from recnas.experiment.export import export_run
 from recnas.experiment.run import run_train
+from recnas.fileio import file_sha256
 from recnas.nn.models import MODELS, ZOO
 from recnas.nn.models.base import model_options
 from recnas.nn.numerical import BUILTIN_KINDS, NUMERICAL_ENCODERS
@@ -41,15 +42,26 @@ def rows(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def deepfm_run(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tmp = tmp_path_factory.mktemp("deepfm")
-    return train(synth_dir, tmp / "cache", tmp / "run", "deepfm")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")  # the synthetic data encoded once for every run of this module
+
+
+@pytest.fixture(scope="module")
+def deepfm_run(synth_dir: Path, cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train(synth_dir, cache, tmp_path_factory.mktemp("deepfm") / "run", "deepfm")
+
+
+@pytest.fixture(scope="module")
+def deepfm_export(deepfm_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("deepfm_export") / "export"
+    export_run(deepfm_run, out)
+    return out
 
 
 @pytest.mark.parametrize("name", ZOO)
-def test_every_zoo_model_scores_the_same_through_onnxruntime(name: str, synth_dir: Path, rows: Path,
+def test_every_zoo_model_scores_the_same_through_onnxruntime(name: str, synth_dir: Path, cache: Path, rows: Path,
                                                              tmp_path: Path) -> None:
-    run = train(synth_dir, tmp_path / "cache", tmp_path / "run", name)
+    run = train(synth_dir, cache, tmp_path / "run", name)
     assert_onnx_matches_torch(run, rows, tmp_path)
 
 
@@ -59,9 +71,9 @@ PAIRS = [KINDS[i : i + 2] for i in range(0, len(KINDS), 2)]  # the synthetic dat
 
 @pytest.mark.parametrize("kinds", PAIRS, ids=["+".join(p) for p in PAIRS])
 def test_every_numerical_encoder_scores_the_same_through_onnxruntime(kinds: list[str], synth_dir: Path,
-                                                                     rows: Path, tmp_path: Path) -> None:
+                                                                     cache: Path, rows: Path, tmp_path: Path) -> None:
     mapping = {"n1": kinds[0], "n2": kinds[-1]}
-    run = train(synth_dir, tmp_path / "cache", tmp_path / "run", "deepfm", "model.embedding_norm=true",
+    run = train(synth_dir, cache, tmp_path / "run", "deepfm", "model.embedding_norm=true",
                 f"model.numerical_encoder={json.dumps(mapping)}")
     assert_onnx_matches_torch(run, rows, tmp_path)
 
@@ -80,11 +92,10 @@ def test_bucketised_and_hashed_fields_score_the_same_through_onnxruntime(synth_d
     assert "rank" in next(f for f in doc["schema"]["fields"] if f["name"] == "c1")["vocab"]["inline"]["columns"]
 
 
-def test_serving_imports_no_torch(deepfm_run: Path, synth_dir: Path, tmp_path: Path) -> None:
-    export_run(deepfm_run, tmp_path / "export")
+def test_serving_imports_no_torch(deepfm_run: Path, deepfm_export: Path, synth_dir: Path, tmp_path: Path) -> None:
     probe = ("import json, sys\n"
              "from recnas.serving import predict_onnx\n"
-             f"s, _ = predict_onnx({str(tmp_path / 'export')!r}, {str(synth_dir / 'test.csv')!r}, "
+             f"s, _ = predict_onnx({str(deepfm_export)!r}, {str(synth_dir / 'test.csv')!r}, "
              f"{str(tmp_path / 'p.csv')!r})\n"
              "print(json.dumps({'auc': s['auc'], 'torch': 'torch' in sys.modules}))\n")
     out = json.loads(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
@@ -117,7 +128,8 @@ def one_error_line(res: subprocess.CompletedProcess, *words: str) -> str:
     return lines[0]
 
 
-def test_bad_exports_are_one_clear_error_each(deepfm_run: Path, synth_dir: Path, tmp_path: Path) -> None:
+def test_bad_exports_are_one_clear_error_each(deepfm_run: Path, deepfm_export: Path, synth_dir: Path,
+                                              tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     one_error_line(cli("export", str(empty)), str(empty), "model.safetensors")
@@ -130,25 +142,41 @@ def test_bad_exports_are_one_clear_error_each(deepfm_run: Path, synth_dir: Path,
     one_error_line(cli("export", str(broken)), "model.safetensors", "damaged")
 
     a, b = tmp_path / "a", tmp_path / "b"
-    export_run(deepfm_run, a)
-    other = train(synth_dir, tmp_path / "cache", tmp_path / "fm", "fm")
-    export_run(other, b)
-    shutil.copy(b / "model.onnx", a / "model.onnx")  # preprocess.json of one export beside another's model
+    shutil.copytree(deepfm_export, a)
+    shutil.copytree(deepfm_export, b)
+    tiny_graph(a / "model.onnx")  # preprocess.json of one export beside another model
     one_error_line(cli("predict", str(a), str(synth_dir / "test.csv"), "--engine", "onnx"), "preprocess.json",
                    "export again")
+    tiny_graph(b / "model.onnx")  # the checksum made to match: the layouts still differ
     doc = json.loads((b / "preprocess.json").read_text())
-    doc["inputs"][0]["fields"].pop()  # a layout that does not match the graph, checksum intact
-    doc["inputs"][0]["shape"][1] -= 1
+    doc["model_sha256"] = file_sha256(b / "model.onnx")
     (b / "preprocess.json").write_text(json.dumps(doc))
     one_error_line(cli("predict", str(b), str(synth_dir / "test.csv"), "--engine", "onnx"), "'cat'", "export again")
     (b / "model.onnx").write_bytes(b"not a model")
-    with pytest.raises(DataError, match="preprocess.json: written for another model.onnx"):
+    doc["model_sha256"] = file_sha256(b / "model.onnx")
+    (b / "preprocess.json").write_text(json.dumps(doc))
+    with pytest.raises(DataError, match="not a readable ONNX model"):
         predict_onnx(b, synth_dir / "test.csv", tmp_path / "p.csv")
 
 
-def test_bad_rows_are_one_clear_error_for_the_onnx_engine(deepfm_run: Path, synth_dir: Path,
+def tiny_graph(path: Path) -> None:
+    """A valid ONNX model with the export's input and output names but one column per input."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT if n == "num" else TensorProto.INT64, ["batch", 1])
+              for n in ("cat", "num", "num_bucket", "mv", "mv_len")]
+    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["batch", 1]) for n in ("probability", "logit")]
+    nodes = [helper.make_node("Identity", ["num"], [n]) for n in ("probability", "logit")]
+    model = helper.make_model(helper.make_graph(nodes, "tiny", inputs, outputs),
+                              opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 10
+    onnx.save(model, str(path))
+
+
+def test_bad_rows_are_one_clear_error_for_the_onnx_engine(deepfm_export: Path, synth_dir: Path,
                                                           tmp_path: Path) -> None:
-    export_run(deepfm_run, tmp_path / "export")
+    shutil.copytree(deepfm_export, tmp_path / "export")
     lines = (synth_dir / "test.csv").read_text().splitlines()
     header = lines[0].split(",")
     missing = tmp_path / "missing.csv"
