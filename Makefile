@@ -21,10 +21,11 @@ demo: setup
 test: setup lint
 	$(PY) -m pytest
 
-# The searches' known answers over five seeds at the shipped configs' scale (~10 min on 2 cores): run it before
+# The searches' known answers over five seeds at the shipped configs' scale, and ESAPN's learned policy against a
+# random one over three seeds (~12 min on 2 cores): run it before
 # resolving a change to a search or its defaults. `make test` leaves these slow tests out.
 test-known: setup
-	$(PY) -m pytest -m slow tests/known_answers
+	$(PY) -m pytest -m slow tests
 
 # The fuzzed bad-input suite at length: 10,000 cases in two seeded shards of 5,000 (one per core), 4% through
 # train and predict, 1% through search (make test runs 120, a fifth of them trained); tallies in fuzz_report_*.jsonl.

@@ -234,6 +234,7 @@ def _retrain_test_auc(ds, block: ESAPNEmbedding, sample: dict, seed: int) -> flo
     return evaluate(model, ds.batches("test", 8192))["auc"]
 
 
+@pytest.mark.slow  # 97 s over three seeds: run by `make test-known`, keeping `make test` under 10 minutes
 def test_the_learned_policy_beats_a_random_policy_at_the_same_memory(planted) -> None:  # noqa: ANN001
     ds, truth = planted
     learned, random, report = [], [], []
