@@ -22,8 +22,10 @@ from recnas.fileio import file_sha256
 from recnas.scoring import data_file, score_file
 
 PREPROCESS = "preprocess.json"
+MODEL_FILE = "model.onnx"
 FORMAT = "recnas-preprocess"
-SUPPORTED_VERSIONS = (1,)
+FORMAT_VERSION = 1  # what `recnas export` writes
+SUPPORTED_VERSIONS = (FORMAT_VERSION,)
 DTYPES = {"int64": np.int64, "float32": np.float32}
 
 
@@ -49,7 +51,7 @@ class OnnxModel:
         """Read and check an export folder (or a run folder with `export/`); `threads` defaults to the run's."""
         folder = export_folder(Path(path))
         meta = _read_preprocess(folder / PREPROCESS)
-        model_path = folder / str(meta.get("model_file", "model.onnx"))
+        model_path = folder / str(meta.get("model_file", MODEL_FILE))
         if not model_path.is_file():
             raise DataError(f"{model_path}: missing; export again (`recnas export`)")
         if meta.get("model_sha256") != file_sha256(model_path):

@@ -31,6 +31,7 @@ from recnas.data.readers import DEFAULT_CHUNK_ROWS, ReadReport
 from recnas.data.schema import Schema
 from recnas.data.source import DatasetSource
 from recnas.errors import CacheError, RecnasError
+from recnas.fileio import file_sha256
 
 CACHE_FORMAT = 2  # 2: numerical statistics hold the levels of few-valued integer fields
 FULL_HASH_LIMIT = 256 << 20
@@ -123,14 +124,6 @@ class _ArrayWriter:
         return {"dtype": self.dtype.str, "shape": [self.rows, *self.tail], "sha256": self.hash.hexdigest()}
 
 
-def _hash_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(8 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def load_prepared(path: str | Path, verify: str = "size") -> PreparedDataset:
     """Open a prepared folder. `verify`: `size` (fast: shapes vs file sizes) or `full` (sha256)."""
     path = Path(path)
@@ -164,7 +157,7 @@ def _open_arrays(path: Path, manifest: dict[str, Any], verify: str) -> PreparedD
             if not f.is_file() or f.stat().st_size != expected:
                 have = f.stat().st_size if f.is_file() else "missing"
                 raise CacheError(f"{f}: expected {expected} bytes, found {have}; the cache is corrupt")
-            if verify == "full" and _hash_file(f) != meta["sha256"]:
+            if verify == "full" and file_sha256(f) != meta["sha256"]:
                 raise CacheError(f"{f}: checksum mismatch; the cache is corrupt")
             if expected == 0:
                 arrays[name] = np.zeros(shape, dtype=dtype)

@@ -134,7 +134,6 @@ def read_vocab_table(path: Path) -> pa.Table:
         raise SchemaError(f"{path}: vocabulary file is corrupt ({e}); prepare again") from e
 
 
-
 def write_vocab_table(table: pa.Table, path: Path) -> None:
     """Write a vocabulary's table as one Arrow IPC file."""
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:

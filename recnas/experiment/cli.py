@@ -417,14 +417,15 @@ def predict_cmd(
                                               "preprocess.json + onnxruntime, no torch)")] = "torch",
 ) -> None:
     """Score DATA with a trained run; unseen categories go to the OOV id and are counted."""
+    out = out or run_dir / "predictions.csv"
     if engine == "torch":
         from recnas.experiment.run import predict_file
 
-        summary, report = predict_file(run_dir, data, out or run_dir / "predictions.csv")
+        summary, report = predict_file(run_dir, data, out)
     elif engine == "onnx":
         from recnas.serving import predict_onnx
 
-        summary, report = predict_onnx(run_dir, data, out or run_dir / "predictions.csv")
+        summary, report = predict_onnx(run_dir, data, out)
     else:
         raise ConfigError(f"--engine must be torch or onnx, got {engine!r}")
     console.print(f"wrote {summary['out']} ({summary['rows']:,} scores for {summary['path']})")

@@ -32,13 +32,10 @@ from recnas.data.vocab import MISSING_TOKEN, OOV_ID, PAD_ID
 from recnas.errors import ConfigError, DataError
 from recnas.experiment.run import load_run, model_folder
 from recnas.fileio import file_sha256, write_atomic, write_text_atomic
+from recnas.serving import FORMAT, FORMAT_VERSION, MODEL_FILE, PREPROCESS, OnnxModel
 
 INPUTS = ("cat", "num", "num_bucket", "mv", "mv_len")
 OUTPUTS = ("probability", "logit")
-PREPROCESS = "preprocess.json"
-MODEL_FILE = "model.onnx"
-FORMAT = "recnas-preprocess"
-FORMAT_VERSION = 1
 PROBE_ROWS = 512
 TOLERANCE = 1e-5  # max abs difference of probabilities between onnxruntime and torch on the probe rows
 OPSET = 18
@@ -142,8 +139,6 @@ def export_run(run_dir: str | Path, out: str | Path | None = None) -> dict[str, 
 
     Returns a summary: paths, bytes, embedding parameters, the probe's max abs difference and seconds.
     """
-    from recnas.serving import OnnxModel
-
     started = time.perf_counter()
     folder = model_folder(Path(run_dir))
     cfg, schema, model = load_run(folder)
@@ -151,7 +146,6 @@ def export_run(run_dir: str | Path, out: str | Path | None = None) -> dict[str, 
     if out.exists() and not out.is_dir():
         raise DataError(f"{out}: is a file; pass a folder for the export (--out)")
     out.mkdir(parents=True, exist_ok=True)
-    model.eval()
     graph = OnnxGraph(model).eval()
     probe = probe_arrays(schema, PROBE_ROWS, cfg.seed)
     _export_graph(graph, {k: v[:37] for k, v in probe.items()}, out / MODEL_FILE)
