@@ -184,7 +184,7 @@ class SearchMethod:
 
 METHODS: dict[str, type[SearchMethod]] = {}
 BUILTIN_METHODS = ("recnas.methods.autofis", "recnas.methods.autodim", "recnas.methods.nis", "recnas.methods.esapn",
-                   "recnas.methods.joint", "recnas.methods.autogroup")
+                   "recnas.methods.joint", "recnas.methods.autogroup", "recnas.methods.autoctr")
 
 
 def load_builtin_methods() -> dict[str, type[SearchMethod]]:

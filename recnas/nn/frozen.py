@@ -44,7 +44,7 @@ def register_frozen(kind: str) -> Callable[[Builder], Builder]:
 
 def build_frozen(spec: Mapping[str, Any], schema: Schema, encoding: Mapping[str, Any]) -> nn.Module:
     """A fresh module from `spec`; `encoding` = how fields are embedded (numerical, pooling, options, sparse)."""
-    from recnas.nn import feature_sets, interactions, mixed_width, projected  # noqa: F401  (the built-in kinds)
+    from recnas.nn import block_dag, feature_sets, interactions, mixed_width, projected  # noqa: F401  (the built-in kinds)
 
     kind = spec.get("kind")
     if kind not in FROZEN:

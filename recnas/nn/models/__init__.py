@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from recnas.nn.models import (  # noqa: F401  (importing registers each model)
     afm,
+    autoctr,
     autogroup,
     autoint,
     dcn,
@@ -22,7 +23,7 @@ from recnas.nn.models.base import MODELS, CTRModel, FirstOrder, build_model, mod
 
 ZOO = [
     "lr", "fm", "fwfm", "ffm", "afm", "nfm", "widedeep", "deepfm", "ipnn", "dcn", "dcnv2", "xdeepfm", "autoint",
-    "autoint+", "autogroup",
+    "autoint+", "autogroup", "autoctr",
 ]
 
 __all__ = ["MODELS", "ZOO", "CTRModel", "FirstOrder", "build_model", "model_options", "register"]
