@@ -71,6 +71,7 @@ def build_report(run_dir: str | Path, method: SearchMethod | None = None) -> dic
         control_arch = _load_json(run_dir / "control" / "arch.json") or {}
         results["control"]["searched_ep"] = control_arch.get("ep")
         results["control"]["what"] = control_arch.get("control")
+        rep["control_arch"] = control_arch  # what the control found, for the method's own plots
         if retrain is not None:
             results["test_auc_gain_over_control"] = retrain["test_auc"] - control["test_auc"]
     if retrain is not None and baseline is not None:

@@ -66,6 +66,9 @@ class AutoCTRConfig(MethodConfig):
     ranker: bool = Field(True, description="LambdaRank (LightGBM) picks the most promising mutant; false: plain "
                          "evolution (one random mutant)")
     ranker_min_trials: int = Field(10, ge=2, description="finished trials before the ranker is first fitted")
+    ranker_top_share: float = Field(0.1, gt=0, le=1, description="the child is drawn among the ranker's best-scored "
+                                    "share of the mutants (1/mutants: its argmax, the paper's; the argmax of a ranker "
+                                    "fitted on few trials kept proposing the parent's twins on a known-answer test)")
     survival_age: float = Field(0.3, ge=0, description="survival score weight of age (old members leave first)")
     survival_loss: float = Field(0.5, ge=0, description="survival score weight of the validation-logloss rank")
     survival_cost: float = Field(0.2, ge=0, description="survival score weight of the FLOPs rank (cheap models stay)")
@@ -246,7 +249,8 @@ class AutoCTR(SearchMethod):
             return RandomGenotypes(space, seed)
         ranker = LambdaRanker(seed, min_trials=s.ranker_min_trials) if s.ranker else None
         return AgingEvolution(space, seed, s.population, s.mutants, ranker,
-                              weights=SurvivalWeights(s.survival_age, s.survival_loss, s.survival_cost))
+                              weights=SurvivalWeights(s.survival_age, s.survival_loss, s.survival_cost),
+                              top_share=s.ranker_top_share)
 
     def run_trials(self, splits: Splits, folder: Path, kind: str, log: Log) -> tuple[list[dict[str, Any]], Any]:
         """Every trial of a `kind` search, replaying those recorded in `folder/trials.jsonl` (see the docstring)."""
@@ -402,6 +406,9 @@ class AutoCTR(SearchMethod):
         curve = plt.figure(figsize=(6, 3.2))
         ax = curve.add_subplot(1, 1, 1)
         ax.plot(range(1, len(arch["best_so_far"]) + 1), arch["best_so_far"], color="tab:blue", label=arch["strategy"])
+        control = rep.get("control_arch", {}).get("best_so_far")
+        if control:  # lab.control: the random search with the same trials
+            ax.plot(range(1, len(control) + 1), control, color="tab:gray", label="random search (control)")
         ax.set_xlabel("trials")
         ax.set_ylabel("best valid logloss so far")
         ax.legend(fontsize=8)

@@ -168,6 +168,7 @@ class RayRunner:
             self.close()
             raise ConfigError(f"search.cpus_per_trial={self.cpus} but the Ray cluster has {total} CPUs; lower it")
         self.workers = max(total // self.cpus, 1)
+        self.task = ray.remote(num_cpus=self.cpus, max_retries=self.retries)(run_one)  # exported once
 
     def share(self, shared: Any) -> Any:
         """Put the shared data in the object store once; tasks receive a reference."""
@@ -176,8 +177,7 @@ class RayRunner:
     def run(self, fn: TrialFn, shared: Any, jobs: Sequence[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
         """Each job's record as it finishes (a dead worker's trial is retried `retries` times, then failed)."""
         ray = self.ray
-        task = ray.remote(num_cpus=self.cpus, max_retries=self.retries)(run_one)
-        pending = {task.remote(fn, shared, dict(job)): job for job in jobs}
+        pending = {self.task.remote(fn, shared, dict(job)): job for job in jobs}
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:

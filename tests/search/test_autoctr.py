@@ -251,5 +251,16 @@ def test_bad_settings_are_refused_before_any_trial(extra: list[str], needle: str
         method_of(load_config(None, [*SMALL, *extra]))
 
 
+def test_a_hand_edited_arch_json_is_retrained_as_edited_or_refused_naming_the_block(prepared) -> None:  # noqa: ANN001
+    method = AutoCTR(load_config(None, SMALL))
+    blocks = [{"type": "mlp", "inputs": ["emb"], "width": 16}, {"type": "fm", "inputs": ["emb", "b0"], "width": None},
+              {"type": "dot", "inputs": ["emb"], "width": None}]
+    stale = {"sample": {}, "blocks": blocks}  # the person edited blocks, not the genotype: blocks win
+    dag = method.frozen_parts(prepared.schema, stale)["dag"]
+    assert [b.to_dict() for b in dag.blocks_spec] == blocks
+    with pytest.raises(ConfigError, match=r"arch.json: block b2.*input 'b5'"):
+        method.frozen_parts(prepared.schema, {"sample": {}, "blocks": [*blocks[:2], {**blocks[2], "inputs": ["b5"]}]})
+
+
 def test_pareto_marks_the_non_dominated_points() -> None:
     assert pareto([(1, 0.5), (2, 0.4), (3, 0.45), (1, 0.6)]) == [True, True, False, False]
