@@ -150,8 +150,9 @@ class RayRunner:
             pass
         elif address == "local":
             os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-            ray.init(num_cpus=local_cpus or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
-                     configure_logging=False)
+            # address="local": a new Ray of this process's own, even where another Ray runs on the machine
+            ray.init(address="local", num_cpus=local_cpus or os.cpu_count() or 1, include_dashboard=False,
+                     log_to_driver=False, configure_logging=False)
             self.started = True
         else:
             if address != "auto":

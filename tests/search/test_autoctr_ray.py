@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -63,25 +63,56 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def start_node(*args: str) -> subprocess.Popen:
+    """`ray start --block ...` in its own process group: stopping the group stops that node alone (unlike `ray stop`,
+    which stops every Ray process on the machine)."""
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    return subprocess.Popen([RAY, "start", "--block", "--num-cpus", "1", "--disable-usage-stats", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def stop_node(node: subprocess.Popen) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(node.pid, sig)
+            node.wait(timeout=30)
+            return
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            continue
+
+
+def wait_for_nodes(address: str, count: int, timeout: float = 90) -> None:
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = subprocess.run([RAY, "status", "--address", address], capture_output=True, text=True, env=env)
+        if out.returncode == 0 and out.stdout.count(" node_") >= count:
+            return
+        time.sleep(1)
+    raise TimeoutError(f"{count} Ray nodes did not come up at {address}")
+
+
 @pytest.mark.skipif(shutil.which(RAY) is None and not Path(RAY).exists(), reason="no ray command")
 def test_a_search_on_two_ray_nodes_on_localhost_runs_trials_on_both(prepared, tmp_path: Path) -> None:  # noqa: ANN001
-    port = free_port()
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    common = ["--num-cpus", "1", "--disable-usage-stats"]
+    address = f"127.0.0.1:{free_port()}"
+    head = start_node("--head", "--port", address.split(":")[1], "--include-dashboard", "false")
+    nodes = [head]
     try:
-        subprocess.run([RAY, "start", "--head", "--port", str(port), "--include-dashboard", "false", *common],
-                       check=True, capture_output=True, env=env, timeout=120)
-        subprocess.run([RAY, "start", "--address", f"127.0.0.1:{port}", *common], check=True, capture_output=True,
-                       env=env, timeout=120)
+        wait_for_nodes(address, 1)
+        nodes.append(start_node("--address", address))
+        wait_for_nodes(address, 2)
         cfg = load_config(None, ["search.method=autoctr", "model.name=autoctr", "model.embedding_dim=4",
                                  "search.trials=6", "search.population=3", "search.ranker=false", "search.blocks=2",
                                  "search.trial_epochs=1", "search.trial_rows=1000", "search.trial_valid_rows=500",
-                                 "search.widths=[8]", f"search.ray_address=127.0.0.1:{port}", "threads=1"])
+                                 "search.widths=[8]", f"search.ray_address={address}", "threads=1"])
         records, _ = AutoCTR(cfg).run_trials(SimpleNamespace(ds=prepared), tmp_path, "evolution", lambda _m: None)
+        local = RayRunner("local", local_cpus=1)  # with a cluster up, "local" still starts a Ray of its own
+        assert local.workers == 1
+        local.close()
     finally:
-        subprocess.run([RAY, "stop", "--force"], capture_output=True, env=env, timeout=120)
+        for node in reversed(nodes):
+            stop_node(node)
     assert not ray.is_initialized()  # the driver disconnected
     assert all(r["status"] == "ok" for r in records), [r.get("error") for r in records]
-    nodes = {r["node"] for r in TrialStore(tmp_path / "trials.jsonl").read().values()}
-    assert len(nodes) == 2, nodes  # each trial names its node, and both nodes ran some
-    assert json.loads((tmp_path / "trials.jsonl").read_text().splitlines()[0])["node"] in nodes
+    ran_on = {r["node"] for r in TrialStore(tmp_path / "trials.jsonl").read().values()}
+    assert len(ran_on) == 2, ran_on  # each trial names its node, and both nodes ran some
