@@ -21,8 +21,9 @@ demo: setup
 test: setup lint
 	$(PY) -m pytest
 
-# The searches' known answers over five seeds at the shipped configs' scale, and ESAPN's learned policy against a
-# random one over three seeds (~12 min on 2 cores): run it before
+# The searches' known answers over five seeds at the shipped configs' scale, ESAPN's learned policy against a
+# random one over three seeds, NIS's layout against a random one and AutoCTR's evolution against random search over
+# three seeds (~20 min on 2 cores): run it before
 # resolving a change to a search or its defaults. `make test` leaves these slow tests out.
 test-known: setup
 	$(PY) -m pytest -m slow tests

@@ -125,8 +125,38 @@ class _ArrayWriter:
 
 
 def load_prepared(path: str | Path, verify: str = "size") -> PreparedDataset:
-    """Open a prepared folder. `verify`: `size` (fast: shapes vs file sizes) or `full` (sha256)."""
+    """Open a prepared folder. `verify`: `size` (fast: shapes vs file sizes) or `full` (sha256).
+
+    Where the folder has its lock file (`prepare` made it), the folder is read under a shared lock, so a reader waits
+    while another process rebuilds it (`prepare(force=True)`) instead of reading a half-replaced folder.
+    """
     path = Path(path)
+    with _shared(path.parent / f".{path.name}.lock"):
+        return _load_prepared(path, verify)
+
+
+@contextmanager
+def _shared(lock: Path) -> Iterator[None]:
+    """A shared lock on `lock` where it exists and can be opened (no POSIX locks or no access: no lock)."""
+    try:
+        import fcntl
+
+        fh = open(lock) if lock.is_file() else None  # noqa: SIM115  (closed below)
+    except (ImportError, OSError):
+        fh = None
+    if fh is None:
+        yield
+        return
+    with fh:
+        fcntl.flock(fh, fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _load_prepared(path: Path, verify: str) -> PreparedDataset:
+    """`load_prepared` without the lock (`prepare` holds the exclusive one)."""
     man_path = path / "manifest.json"
     if not man_path.is_file():
         raise CacheError(f"{path}: no manifest.json; this is not a prepared dataset (run `recnas data prepare`)")
@@ -213,7 +243,7 @@ def _prepare_unlocked(
     notes: list[str] = []
     if target.exists() and not force:
         try:
-            ds = load_prepared(target, verify="full")
+            ds = _load_prepared(target, verify="full")
             if ds.manifest.get("key") == key:
                 ds.reused = True
                 ds.notes = list(ds.manifest.get("notes", []))
@@ -266,6 +296,6 @@ def _prepare_unlocked(
         os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    ds = load_prepared(target)
+    ds = _load_prepared(target, "size")
     ds.notes = notes
     return ds
