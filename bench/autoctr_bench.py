@@ -37,12 +37,12 @@ def flops_and_params(folder: Path) -> tuple[float, int]:
     from recnas.data.batches import FieldBatch
     from recnas.experiment.run import load_run, load_splits
     from recnas.train.cost import flops_per_sample
+    from recnas.train.metrics import dense_params
 
     cfg, _, model = load_run(folder)
     splits = load_splits(cfg)
     batch = FieldBatch.from_arrays({k: v[:256] for k, v in splits.ds.splits["valid"].items()})
-    tables = sum(t.numel() for t in model.embedding_tables())
-    return float(flops_per_sample(model, batch)), int(sum(p.numel() for p in model.parameters()) - tables)
+    return float(flops_per_sample(model, batch)), dense_params(model)
 
 
 def run_one(data: Path, variant: str, seed: int, threads: int, work: Path, sets: list[str]) -> dict[str, Any]:

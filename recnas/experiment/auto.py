@@ -390,10 +390,11 @@ def choose(rows: list[dict[str, Any]], max_ep_fraction: float) -> dict[str, Any]
 
 def mark_pareto(rows: list[dict[str, Any]]) -> None:
     """`pareto`: True where no other row has at least the valid AUC at no more EP, and is better in one of them."""
-    for r in rows:
-        r["pareto"] = not any(
-            o is not r and o["valid_auc"] >= r["valid_auc"] and o["embedding_params"] <= r["embedding_params"]
-            and (o["valid_auc"] > r["valid_auc"] or o["embedding_params"] < r["embedding_params"]) for o in rows)
+    from recnas.train.metrics import non_dominated
+
+    front = non_dominated([(r["embedding_params"], -r["valid_auc"]) for r in rows])
+    for r, on_front in zip(rows, front, strict=True):
+        r["pareto"] = on_front
 
 
 LEADERBOARD_COLUMNS = ("candidate", "kind", "chosen", "pareto", "valid_auc", "valid_logloss", "test_auc",

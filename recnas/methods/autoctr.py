@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -31,11 +32,13 @@ from recnas.data.splits import Splits
 from recnas.errors import ConfigError, DataError
 from recnas.methods.base import Log, MethodConfig, SearchMethod, model_kwargs, register_method, weight_settings
 from recnas.methods.render import pyplot, table
+from recnas.nn.block_dag import describe_blocks
 from recnas.nn.embedding import embedded_field_names
 from recnas.search.evolution import AgingEvolution, LambdaRanker, RandomGenotypes, SurvivalWeights
 from recnas.search.trials import InlineRunner, RayRunner, TrialStore
 from recnas.space.autoctr import BlockDAGSpace
 from recnas.train.hooks import Hook
+from recnas.train.metrics import dense_params, non_dominated
 
 if TYPE_CHECKING:
     from recnas.experiment.config import ExperimentConfig
@@ -156,10 +159,8 @@ def train_trial(shared: Mapping[str, Any], job: Mapping[str, Any]) -> dict[str, 
     if not np.isfinite(scores["logloss"]):
         raise FloatingPointError(f"the trial diverged (validation logloss {scores['logloss']})")
     probe = FieldBatch.from_arrays({k: v[:256] for k, v in shared["valid"].items()})
-    tables = sum(t.numel() for t in model.embedding_tables())
-    dense = sum(p.numel() for p in model.parameters()) - tables
     return {"valid_logloss": float(scores["logloss"]), "valid_auc": float(scores["auc"]),
-            "flops": float(flops_per_sample(model, probe)), "params": int(dense), "epochs": int(fit.epochs)}
+            "flops": float(flops_per_sample(model, probe)), "params": dense_params(model), "epochs": int(fit.epochs)}
 
 
 def best_so_far(records: Sequence[Mapping[str, Any]]) -> list[float | None]:
@@ -171,11 +172,6 @@ def best_so_far(records: Sequence[Mapping[str, Any]]) -> list[float | None]:
             best = float(r["valid_logloss"])
         out.append(best)
     return out
-
-
-def pareto(points: Sequence[tuple[float, float]]) -> list[bool]:
-    """Whether each (cost, loss) point is non-dominated (no other is at most as costly and as lossy, one strictly)."""
-    return [not any((c2 <= c and l2 <= loss) and (c2 < c or l2 < loss) for c2, l2 in points) for c, loss in points]
 
 
 @register_method("autoctr")
@@ -219,8 +215,8 @@ class AutoCTR(SearchMethod):
         return out
 
     # ---- the search --------------------------------------------------------------------------
-    def shared_data(self, splits: Splits) -> dict[str, Any]:
-        """What every trial reads: folded subsamples, the folded schema, model and trainer settings."""
+    def shared_data(self, splits: Splits, space: BlockDAGSpace) -> dict[str, Any]:
+        """What every trial reads: folded subsamples, the folded schema, the DAG's shape, model and trainer settings."""
         cfg, s = self.cfg, self.s
         schema = folded_schema(splits.ds.schema, s.trial_buckets)
         lr, l2 = weight_settings(cfg)
@@ -229,8 +225,8 @@ class AutoCTR(SearchMethod):
                    "restore_best": True, "checkpoint_every": None,
                    "batch_size": s.batch_size or cfg.trainer.batch_size}
         threads = s.cpus_per_trial if s.executor == "ray" else cfg.threads
-        return {"schema": schema, "num_fields": len(embedded_field_names(schema, cfg.model.numerical_encoder)),
-                "dim": cfg.model.embedding_dim, "model_kwargs": {**model_kwargs(cfg), "sparse": False},
+        return {"schema": schema, "num_fields": space.num_fields, "dim": space.dim,
+                "model_kwargs": {**model_kwargs(cfg), "sparse": False},
                 "trainer": trainer, "threads": threads,
                 "train": trial_arrays(splits.ds.splits["train"], s.trial_rows, s.trial_buckets, cfg.seed),
                 "valid": trial_arrays(splits.ds.splits["valid"], s.trial_valid_rows, s.trial_buckets, cfg.seed + 1)}
@@ -263,7 +259,7 @@ class AutoCTR(SearchMethod):
             log(f"resuming: {len(recorded)} trials of {s.trials} recorded in {store.path}")
         runner = self.runner()
         try:
-            shared = runner.share(self.shared_data(splits))
+            shared = runner.share(self.shared_data(splits, space))
             log(f"{kind} search over {s.blocks}-block DAGs: {s.trials} trials, {s.parallel_trials} per round, on "
                 f"{runner.workers} worker(s)")
             records: list[dict[str, Any]] = []
@@ -319,18 +315,15 @@ class AutoCTR(SearchMethod):
         space = self.space(splits.ds.schema)
         best = self.export(records, where)
         keys = ("id", "status", "origin", "valid_logloss", "valid_auc", "flops", "params", "seconds", "node")
-        nodes: dict[str, int] = {}
-        for r in records:
-            if r.get("node"):
-                nodes[r["node"]] = nodes.get(r["node"], 0) + 1
+        nodes = Counter(r["node"] for r in records if r.get("node"))
         return {"sample": best["genotype"], "space_fingerprint": space.fingerprint(), "blocks": best["blocks"],
-                "dag": space.freeze(best["genotype"]).describe(), "strategy": strategy.name,
+                "dag": describe_blocks(space.blocks(best["genotype"])), "strategy": strategy.name,
                 "exported_trial": best["id"], "valid_logloss": best["valid_logloss"],
                 "valid_auc": best["valid_auc"], "flops": best["flops"], "params": best["params"],
                 "max_flops": self.s.max_flops, "trials": len(records),
                 "failed": sum(r.get("status") != "ok" for r in records),
                 "population": sorted(m.trial for m in getattr(strategy, "population", [])),
-                "best_so_far": best_so_far(records), "nodes": nodes,
+                "best_so_far": best_so_far(records), "nodes": dict(nodes),
                 "trace": [{k: r.get(k) for k in keys} for r in records], "search_seconds": round(seconds, 2)}
 
     def search(self, splits: Splits, search_dir: Path, log: Log, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
@@ -393,7 +386,7 @@ class AutoCTR(SearchMethod):
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
         for ax, key, label in ((axes[0], "flops", "FLOPs per row"), (axes[1], "params", "dense parameters")):
             pts = [(float(t[key]), float(t["valid_logloss"])) for t in ok]
-            front = pareto(pts)
+            front = non_dominated(pts)
             ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=12, color="lightgray", label="trial")
             ax.scatter([p[0] for p, f in zip(pts, front, strict=True) if f],
                        [p[1] for p, f in zip(pts, front, strict=True) if f], s=18, color="tab:blue",

@@ -217,10 +217,15 @@ class BlockDAG(nn.Module):
                 "num_fields": self.num_fields, "dim": self.dim}
 
     def describe(self) -> list[str]:
-        """One line per block, e.g. `b2 = mlp(256) <- emb, b0`, and what the head reads."""
-        lines = [f"b{i} = {b.type}{f'({b.width})' if b.width is not None else ''} <- {', '.join(b.inputs)}"
-                 for i, b in enumerate(self.blocks_spec)]
-        return [*lines, "logit = linear <- " + ", ".join(f"b{i}" for i in self.outputs)]
+        """The DAG in words (`describe_blocks`)."""
+        return describe_blocks(self.blocks_spec)
+
+
+def describe_blocks(blocks: Sequence[BlockSpec]) -> list[str]:
+    """One line per block, e.g. `b2 = mlp(256) <- emb, b0`, and what the head reads (no module is built)."""
+    lines = [f"b{i} = {b.type}{f'({b.width})' if b.width is not None else ''} <- {', '.join(b.inputs)}"
+             for i, b in enumerate(blocks)]
+    return [*lines, "logit = linear <- " + ", ".join(f"b{i}" for i in unconsumed(blocks))]
 
 
 @register_frozen("block_dag")
@@ -228,5 +233,5 @@ def _build_block_dag(schema: Schema, spec: Mapping[str, Any], encoding: Mapping[
     return BlockDAG(spec["blocks"], int(spec["num_fields"]), int(spec["dim"]))
 
 
-__all__ = ["BLOCK_TYPES", "EMB", "VECTOR_READERS", "BlockDAG", "BlockSpec", "Shape", "check_blocks", "input_index",
-           "unconsumed"]
+__all__ = ["BLOCK_TYPES", "EMB", "VECTOR_READERS", "BlockDAG", "BlockSpec", "Shape", "check_blocks", "describe_blocks",
+           "input_index", "unconsumed"]

@@ -161,7 +161,6 @@ class AgingEvolution(RandomGenotypes):
         self.population_size, self.mutants, self.ranker = int(population_size), int(mutants), ranker
         self.cost_key, self.weights = cost_key, weights or SurvivalWeights()
         self.population: list[Member] = []
-        self.told = 0
         self.data: tuple[list[list[float]], list[float]] = ([], [])
 
     def propose(self, k: int) -> list[Proposal]:
@@ -169,7 +168,7 @@ class AgingEvolution(RandomGenotypes):
         out: list[Proposal] = []
         pending = set(self.seen)
         for _ in range(k):
-            if self.told + len(out) < self.population_size or not self.population:
+            if len(self.seen) + len(out) < self.population_size or not self.population:  # seen: one key per trial
                 p = Proposal(self._fresh(pending), "random")
             else:
                 p = self._child(pending)
@@ -205,7 +204,6 @@ class AgingEvolution(RandomGenotypes):
         for m in self.population:
             m.age += 1
         for r in records:
-            self.told += 1
             if r.get("status") != "ok":
                 continue
             self.population.append(Member(int(r["id"]), dict(r["genotype"]), float(r["valid_logloss"]),

@@ -29,8 +29,8 @@ def run_one(fn: TrialFn, shared: Any, job: Mapping[str, Any]) -> dict[str, Any]:
     try:
         result = {"status": "ok", **fn(shared, job)}
     except Exception as e:  # noqa: BLE001  (a trial's failure is recorded, whatever it is)
-        last = traceback.extract_tb(e.__traceback__)[-1:] or [None]
-        where = f" at {Path(last[0].filename).name}:{last[0].lineno}" if last[0] is not None else ""
+        frames = traceback.extract_tb(e.__traceback__)
+        where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
         result = {"status": "failed", "error": f"{type(e).__name__}: {str(e)[:300]}{where}"}
     return {**job, **result, "seconds": round(time.perf_counter() - start, 3), "node": node_name()}
 

@@ -23,6 +23,11 @@ from recnas.space.choice import Choice, Sample, Space
 MAX_DRAWS = 200  # tries to find a valid new genotype before giving up on a parent
 
 
+def input_names(block: int) -> tuple[str, ...]:
+    """What block `block` may read: the embeddings, then every earlier block."""
+    return (EMB, *(f"b{j}" for j in range(block)))
+
+
 class BlockDAGSpace:
     """Genotypes of `blocks` blocks over `num_fields` embedded fields of width `dim`."""
 
@@ -39,8 +44,8 @@ class BlockDAGSpace:
         choices = []
         for i in range(self.n_blocks):
             choices += [Choice(f"b{i}/type", self.types), Choice(f"b{i}/width", self.widths),
-                        Choice(f"b{i}/vectors", self.vectors), Choice(f"b{i}/in/{EMB}", (False, True))]
-            choices += [Choice(f"b{i}/in/b{j}", (False, True)) for j in range(i)]
+                        Choice(f"b{i}/vectors", self.vectors)]
+            choices += [Choice(f"b{i}/in/{n}", (False, True)) for n in input_names(i)]
         self.space = Space(choices)
 
     # ---- decoding ------------------------------------------------------------------------------
@@ -49,7 +54,7 @@ class BlockDAGSpace:
         out = []
         for i in range(self.n_blocks):
             kind = g[f"b{i}/type"]
-            inputs = tuple(n for n in (EMB, *(f"b{j}" for j in range(i))) if g[f"b{i}/in/{n}"])
+            inputs = tuple(n for n in input_names(i) if g[f"b{i}/in/{n}"])
             width = g[f"b{i}/width"] if kind == "mlp" else g[f"b{i}/vectors"] if kind == "efc" else None
             out.append(BlockSpec(kind, inputs, None if width is None else int(width)))
         return out
@@ -88,7 +93,7 @@ class BlockDAGSpace:
             g[f"b{i}/type"] = b.type
             g[f"b{i}/width"] = b.width if b.type == "mlp" else self.widths[0]
             g[f"b{i}/vectors"] = b.width if b.type == "efc" else self.vectors[0]
-            for n in (EMB, *(f"b{j}" for j in range(i))):
+            for n in input_names(i):
                 g[f"b{i}/in/{n}"] = n in b.inputs
         try:
             self.space.validate(g)
@@ -102,7 +107,7 @@ class BlockDAGSpace:
         for _ in range(MAX_DRAWS):
             g = self.space.random_sample(rng)
             for i in range(self.n_blocks):
-                names = [EMB, *(f"b{j}" for j in range(i))]
+                names = input_names(i)
                 while not any(g[f"b{i}/in/{n}"] for n in names):
                     for n in names:
                         g[f"b{i}/in/{n}"] = bool(rng.integers(2))
@@ -119,13 +124,14 @@ class BlockDAGSpace:
                 out.append(f"b{i}/width")
             if g[f"b{i}/type"] == "efc":
                 out.append(f"b{i}/vectors")
-            out += [f"b{i}/in/{n}" for n in (EMB, *(f"b{j}" for j in range(i)))]
+            out += [f"b{i}/in/{n}" for n in input_names(i)]
         return out
 
     def mutate(self, g: Mapping[str, Any], rng: np.random.Generator, seen: set[str]) -> Sample | None:
         """A child differing from `g` in one active token, valid and not in `seen` (keys); None if none is found."""
+        active = self.active(g)
         for _ in range(MAX_DRAWS):
-            label = self.active(g)[int(rng.integers(len(self.active(g))))]
+            label = active[int(rng.integers(len(active)))]
             others = [c for c in self.space.choices[label].candidates if c != g[label]]
             if not others:
                 continue
@@ -148,7 +154,7 @@ class BlockDAGSpace:
             row += [float(kind == t) for t in self.types]
             row.append(math.log2(g[f"b{i}/width"]) if kind == "mlp" else 0.0)
             row.append(math.log2(g[f"b{i}/vectors"]) if kind == "efc" else 0.0)
-            row += [float(bool(g[f"b{i}/in/{n}"])) for n in (EMB, *(f"b{j}" for j in range(i)))]
+            row += [float(bool(g[f"b{i}/in/{n}"])) for n in input_names(i)]
         return row
 
     def fingerprint(self) -> str:

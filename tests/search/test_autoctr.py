@@ -12,7 +12,7 @@ import torch
 
 from recnas.errors import ConfigError, DataError
 from recnas.experiment.config import load_config
-from recnas.methods.autoctr import AutoCTR, fold_ids, folded_schema, pareto
+from recnas.methods.autoctr import AutoCTR, fold_ids, folded_schema
 from recnas.nn.block_dag import BlockDAG, BlockSpec, check_blocks
 from recnas.search.evolution import AgingEvolution, LambdaRanker, RandomGenotypes
 from recnas.search.trials import InlineRunner, TrialStore
@@ -263,4 +263,6 @@ def test_a_hand_edited_arch_json_is_retrained_as_edited_or_refused_naming_the_bl
 
 
 def test_pareto_marks_the_non_dominated_points() -> None:
-    assert pareto([(1, 0.5), (2, 0.4), (3, 0.45), (1, 0.6)]) == [True, True, False, False]
+    from recnas.train.metrics import non_dominated
+
+    assert non_dominated([(1, 0.5), (2, 0.4), (3, 0.45), (1, 0.6)]) == [True, True, False, False]
