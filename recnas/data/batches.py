@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import mmap
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -37,6 +38,18 @@ class FieldBatch:
         return cls(**{f.name: torch.from_numpy(np.ascontiguousarray(arrays[f.name])) for f in fields(cls)})
 
 
+def file_mappings(arrays: Iterable[np.ndarray]) -> list[mmap.mmap]:
+    """The memory maps under `arrays` (np.memmap and its views), each once."""
+    found: dict[int, mmap.mmap] = {}
+    for a in arrays:
+        base = a
+        while base is not None and not isinstance(base, mmap.mmap):
+            base = getattr(base, "base", None)
+        if isinstance(base, mmap.mmap):
+            found[id(base)] = base
+    return list(found.values())
+
+
 class BatchIterator:
     """Serves `FieldBatch`es from encoded arrays.
 
@@ -52,12 +65,14 @@ class BatchIterator:
     def __init__(
         self, arrays: dict[str, np.ndarray], batch_size: int = 4096, shuffle: bool = True,
         seed: int = 0, drop_last: bool = False, shuffle_window: int | None = None, shuffle_block: int = 1024,
+        rank: int = 0, world: int = 1,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if shuffle_block < 1 or (shuffle_window is not None and shuffle_window < shuffle_block):
             raise ValueError(f"need 1 <= shuffle_block <= shuffle_window, got {shuffle_block} and {shuffle_window}")
         self.tensors = {k: torch.from_numpy(v) for k, v in arrays.items()}
+        self._maps = file_mappings(arrays.values())
         self.n = int(arrays["y"].shape[0])
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -65,10 +80,47 @@ class BatchIterator:
         self.drop_last = drop_last
         self.shuffle_window = shuffle_window
         self.shuffle_block = shuffle_block
+        if not 0 <= rank < world:
+            raise ValueError(f"need 0 <= rank < world, got rank {rank} of {world}")
+        self.rank, self.world = rank, world
         self.epoch = 0
 
+    def release_pages(self) -> None:
+        """Drop the pages of memory-mapped arrays this process has read (they stay in the OS page cache).
+
+        Without it, every page an epoch touched counts in the process's resident memory until the end, so RSS grows
+        with the data; with it, RSS holds one window (block-wise shuffle) or one batch (unshuffled scoring).
+        """
+        for m in self._maps:
+            m.madvise(mmap.MADV_DONTNEED)
+
+    def shard(self, rank: int, world: int) -> BatchIterator:
+        """The same batches, as rank `rank` of `world` data-parallel processes reads them.
+
+        Shuffled: the same seeded order on every rank; each global batch of `batch_size` rows is dealt out row by
+        row (rank r takes rows r, r + world, ...), so ranks see disjoint rows and the same number of batches, and
+        together the batches of one process. A last global batch under two rows per rank is left out (batch norm
+        cannot train on one row, and every rank must take the same steps). Unshuffled (scoring): rank r reads the
+        r-th contiguous share of the rows.
+        """
+        return BatchIterator({k: t.numpy() for k, t in self.tensors.items()}, self.batch_size, self.shuffle,
+                             self.seed, self.drop_last, self.shuffle_window, self.shuffle_block, rank, world)
+
+    def _rows(self) -> tuple[int, int]:
+        """The rows this iterator reads unshuffled: this rank's contiguous share."""
+        return self.n * self.rank // self.world, self.n * (self.rank + 1) // self.world
+
+    def _smallest(self) -> int:
+        """Fewest rows a shuffled global batch must hold to be served (2 per rank when sharded)."""
+        return 2 * self.world if self.world > 1 else 1
+
     def __len__(self) -> int:
-        full, rest = divmod(self.n, self.batch_size)
+        if not self.shuffle:
+            lo, hi = self._rows()
+            full, rest = divmod(hi - lo, self.batch_size)
+        else:
+            full, rest = divmod(self.n, self.batch_size)
+            rest = rest if rest >= self._smallest() else 0
         return full if (self.drop_last or rest == 0) else full + 1
 
     def permutation(self, epoch: int) -> torch.Tensor:
@@ -104,29 +156,41 @@ class BatchIterator:
 
     def iter_epoch(self, epoch: int, start: int = 0) -> Iterator[FieldBatch]:
         """Batches of one epoch, from batch number `start` on (a resumed fit continues mid-epoch)."""
-        t = self.tensors
-        stop = self.n - (self.n % self.batch_size if self.drop_last else 0)
-        first = start * self.batch_size
-        if self.shuffle and self.shuffle_window is not None:
-            pending, served = np.zeros(0, dtype=np.int64), first
-            for rows in self._windows(epoch, first):
-                pending = np.concatenate([pending, rows])
-                while len(pending) >= self.batch_size and served < stop:
-                    yield self._gather(torch.from_numpy(pending[: self.batch_size]))
-                    pending, served = pending[self.batch_size :], served + self.batch_size
-            if len(pending) and served < stop:
-                yield self._gather(torch.from_numpy(pending))
-        elif self.shuffle:
-            perm = self.permutation(epoch)
-            for i in range(first, stop, self.batch_size):
-                yield self._gather(perm[i : i + self.batch_size])
-        else:
-            for i in range(first, stop, self.batch_size):
-                j = i + self.batch_size
+        if not self.shuffle:
+            lo, hi = self._rows()
+            stop = hi - ((hi - lo) % self.batch_size if self.drop_last else 0)
+            t = self.tensors
+            for i in range(lo + start * self.batch_size, stop, self.batch_size):
+                j = min(i + self.batch_size, hi)
                 yield FieldBatch(
                     cat=t["cat"][i:j], num=t["num"][i:j], num_bucket=t["num_bucket"][i:j],
                     mv=t["mv"][i:j], mv_len=t["mv_len"][i:j], y=t["y"][i:j],
                 )
+                self.release_pages()  # views of the batch stay valid: a dropped page is read again from the file
+            return
+        for rows in self._global_batches(epoch, start):
+            if len(rows) < self._smallest():
+                continue
+            yield self._gather(torch.from_numpy(np.ascontiguousarray(rows[self.rank :: self.world])))
+
+    def _global_batches(self, epoch: int, start: int) -> Iterator[np.ndarray]:
+        """Row indices of each global batch of a shuffled epoch, from batch number `start` on."""
+        stop = self.n - (self.n % self.batch_size if self.drop_last else 0)
+        first = start * self.batch_size
+        if self.shuffle_window is not None:
+            pending, served = np.zeros(0, dtype=np.int64), first
+            for rows in self._windows(epoch, first):
+                self.release_pages()  # the last window's blocks are read: resident memory holds one window
+                pending = np.concatenate([pending, rows])
+                while len(pending) >= self.batch_size and served < stop:
+                    yield pending[: self.batch_size]
+                    pending, served = pending[self.batch_size :], served + self.batch_size
+            if len(pending) and served < stop:
+                yield pending
+            return
+        perm = self.permutation(epoch).numpy()
+        for i in range(first, stop, self.batch_size):
+            yield perm[i : i + self.batch_size]
 
     def __iter__(self) -> Iterator[FieldBatch]:
         epoch = self.epoch

@@ -196,6 +196,36 @@ def synth_cmd(
     console.print(f"  positive rate {truth['positive_rate']:.3f}; Bayes-optimal test AUC {truth['bayes_test_auc']:.4f}")
 
 
+NprocOpt = Annotated[int, typer.Option(
+    help="data-parallel processes on this machine (torchrun --standalone); the batch size stays the global one")]
+
+
+def _data_parallel(nproc: int, what: str) -> bool:
+    """Launch this command as a job of `nproc` processes (True: done here), or join the job that launched it."""
+    from recnas.train import distributed
+
+    if distributed.launched():
+        distributed.init_from_env()
+        return False
+    if nproc == 1:
+        return False
+    from recnas.experiment.launch import launch_local, strip_option
+
+    code = launch_local(nproc, strip_option(sys.argv[1:], "--nproc"), what)
+    if code:
+        sys.stdout.flush()
+        os._exit(code)
+    return True
+
+
+def _say(text: str) -> None:
+    """Print on rank 0 only (every rank of a data-parallel job runs the same command)."""
+    from recnas.train import distributed
+
+    if distributed.is_main():
+        console.print(text)
+
+
 @app.command("train")
 def train_cmd(
     config: Annotated[
@@ -215,6 +245,7 @@ def train_cmd(
     quiet: Annotated[bool, typer.Option(help="no progress bar and no per-epoch lines")] = False,
     force: Annotated[bool, typer.Option(help="replace a run of another config in --out (a killed run of the same "
                                              "config resumes without it)")] = False,
+    nproc: NprocOpt = 1,
 ) -> None:
     """Train a zoo model with early stopping on valid AUC; writes config, schema, weights and metrics.
 
@@ -222,6 +253,9 @@ def train_cmd(
     """
     from recnas.experiment.config import load_config
     from recnas.experiment.run import run_train
+
+    if _data_parallel(nproc, "train"):
+        return
 
     overrides = list(set_ or []) + _data_overrides(label, positive)
     if numerical_encoder is not None:
@@ -235,13 +269,13 @@ def train_cmd(
         cfg.trainer.progress = False
     res = run_train(cfg, out, log=(lambda _m: None) if quiet else console.print, force=force)
     m = res.metrics
-    console.print(f"run: {res.path}")
-    console.print(f"test AUC {m['test_auc']:.4f}, test logloss {m['test_logloss']:.4f} "
+    _say(f"run: {res.path}")
+    _say(f"test AUC {m['test_auc']:.4f}, test logloss {m['test_logloss']:.4f} "
                   f"(valid AUC {m['valid_auc']:.4f}, "
                   f"best epoch {m['best_epoch']} of {m['epochs']}); {m['params']:,} parameters, "
                   f"{m['embedding_params']:,} embedding parameters; {m['train_samples_per_s']:,.0f} train samples/s")
     if m.get("autodis"):
-        console.print(f"AutoDis soft buckets p(h|x): {m['autodis']['json']} (plot {m['autodis']['plot']})")
+        _say(f"AutoDis soft buckets p(h|x): {m['autodis']['json']} (plot {m['autodis']['plot']})")
 
 
 @app.command("tune")
@@ -347,17 +381,24 @@ def search_cmd(
     label: LabelOpt = None,
     positive: PositiveOpt = None,
     quiet: Annotated[bool, typer.Option(help="no progress bar and no per-epoch lines")] = False,
+    nproc: NprocOpt = 1,
 ) -> None:
     """Search an architecture (`recnas methods` lists the methods), retrain it, train the baseline, write the report."""
     from recnas.experiment.config import load_config
     from recnas.experiment.search import run_search
+    from recnas.train import distributed
+
+    if _data_parallel(nproc, "search"):
+        return
 
     cfg = load_config(config, list(set_ or []) + _data_overrides(label, positive))
     if data is not None:
         cfg.data.path = data
     if quiet:
         cfg.trainer.progress = False
-    _print_search(run_search(cfg, out, log=(lambda _m: None) if quiet else console.print), warnings=quiet)
+    res = run_search(cfg, out, log=(lambda _m: None) if quiet else console.print)
+    if distributed.is_main():
+        _print_search(res, warnings=quiet)
 
 
 @app.command("retrain")
@@ -472,12 +513,24 @@ def main() -> None:
     """Console entry point: run the app, turning recnas and usage errors into one `error:` line each."""
     click_errors = _click_exceptions()
     message = None
+    in_job = int(os.environ.get("WORLD_SIZE", "1")) > 1  # a rank of a data-parallel job (torchrun, --nproc)
+    if in_job:  # c10d's C++ log lines (a refused connection, with its stack) would bury the one error line
+        os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "FATAL")
     try:
         code = app(standalone_mode=False)
+        if in_job:
+            from recnas.train import distributed
+
+            distributed.shutdown()
         if isinstance(code, int) and code:
             sys.exit(code)
     except RecnasError as e:
         message = str(e)
+    except RuntimeError as e:  # a collective that lost a rank (killed, or failed with its own error line)
+        if not in_job:
+            raise
+        message = (f"lost contact with the other ranks of the data-parallel job "
+                   f"({(str(e).splitlines() or [type(e).__name__])[0][:160]})")
     except click_errors.NoArgsIsHelpError as e:  # `recnas` or `recnas data` alone: the help, as before
         e.show()
         sys.exit(e.exit_code)
@@ -489,7 +542,8 @@ def main() -> None:
     except typer.Abort:
         message = "aborted"
     if message is not None:
-        print(f"error: {message}", file=sys.stderr)
+        rank = os.environ.get("RANK", "0") if in_job else "0"
+        print(f"{'' if rank == '0' else f'rank {rank}: '}error: {message}", file=sys.stderr)
         sys.stdout.flush()
         sys.stderr.flush()
         # Leave without interpreter teardown: a pyarrow reader thread interrupted by the error can make the C++

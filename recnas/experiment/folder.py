@@ -13,7 +13,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import yaml
 
 from recnas.errors import ConfigError
 from recnas.fileio import write_text_atomic
+from recnas.train import distributed
 
 LOCK_NAME = ".lock"
 
@@ -51,7 +52,21 @@ def _holder(text: str) -> str:
 
 @contextmanager
 def run_folder_lock(run_dir: Path, log: Callable[[str], None] | None = None) -> Iterator[None]:
-    """Hold `run_dir` for this process; a second holder fails at once with a line naming the first."""
+    """Hold `run_dir` for this process (or data-parallel job); a second holder fails at once naming the first.
+
+    In a data-parallel job rank 0 holds it for every rank, and a refusal reaches every rank.
+    """
+    if not distributed.active():
+        with _process_lock(run_dir, log):
+            yield
+        return
+    with ExitStack() as held:
+        distributed.main_first(lambda: held.enter_context(_process_lock(run_dir, log)))
+        yield
+
+
+@contextmanager
+def _process_lock(run_dir: Path, log: Callable[[str], None] | None) -> Iterator[None]:
     make_run_dir(run_dir)
     path = run_dir / LOCK_NAME
     fh = open(path, "a+")  # noqa: SIM115 - held open for the lock's lifetime

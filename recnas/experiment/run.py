@@ -37,7 +37,7 @@ from recnas.nn.embedding import numerical_kinds
 from recnas.nn.frozen import build_frozen
 from recnas.nn.models import CTRModel, build_model
 from recnas.scoring import data_file, score_file
-from recnas.train import Trainer, binary_metrics, count_params, predict_logits
+from recnas.train import Trainer, binary_metrics, count_params, distributed, predict_logits
 from recnas.train.hooks import Hook
 from recnas.train.seed import set_seed
 
@@ -98,12 +98,15 @@ def fit_and_score(cfg: ExperimentConfig, model: CTRModel, splits: Splits, run_di
     """Train `model` with `cfg.trainer`, score test and write a complete run folder; returns metrics.json.
 
     The folder holds config.yaml, schema.json + vocab/, model.safetensors, train_log.jsonl, metrics.json
-    (and whatever the caller wrote before, e.g. the arch.json of a searched model).
+    (and whatever the caller wrote before, e.g. the arch.json of a searched model). In a data-parallel job every
+    rank trains and scores, and rank 0 alone writes.
     """
     log = log or (lambda _m: None)
-    make_run_dir(run_dir)
-    write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-    splits.ds.schema.save(run_dir)
+    main = distributed.is_main()
+    if main:
+        make_run_dir(run_dir)
+        write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+        splits.ds.schema.save(run_dir)
     log(f"training {cfg.model.name} on {splits.train.n:,} rows ({count_params(model):,} parameters)")
     encoders = numerical_kinds(splits.ds.schema, cfg.model.numerical_encoder)
     if encoders:  # what `auto` chose per field is part of the result, so say it
@@ -117,9 +120,10 @@ def fit_and_score(cfg: ExperimentConfig, model: CTRModel, splits: Splits, run_di
     test_metrics = binary_metrics(y_test, logits, "test")
     from safetensors.torch import save_file
 
-    weights = {k: v.contiguous() for k, v in model.state_dict().items()}
-    write_atomic(run_dir / "model.safetensors", lambda tmp: save_file(weights, str(tmp)))
-    write_jsonl_atomic(run_dir / "train_log.jsonl", result.history)
+    if main:
+        weights = {k: v.contiguous() for k, v in model.state_dict().items()}
+        write_atomic(run_dir / "model.safetensors", lambda tmp: save_file(weights, str(tmp)))
+        write_jsonl_atomic(run_dir / "train_log.jsonl", result.history)
     metrics = {
         "model": cfg.model.name,
         "dataset": str(cfg.data.path),
@@ -139,11 +143,14 @@ def fit_and_score(cfg: ExperimentConfig, model: CTRModel, splits: Splits, run_di
         "train_rows": splits.train.n,
         "seed": cfg.seed,
         "threads": cfg.threads,
+        "processes": distributed.world()[1],
         "cache": str(splits.ds.path),
         "versions": versions(),
         "numerical_encoders": encoders,
         **(extra or {}),
     }
+    if not main:
+        return metrics
     autodis = write_autodis_report(model, run_dir)
     if autodis is not None:
         metrics["autodis"] = autodis
@@ -161,13 +168,19 @@ def run_train(cfg: ExperimentConfig, out: str | Path | None = None,
     run of another config or data is refused, unless `force` clears it first.
     """
     run_dir = Path(out) if out is not None else default_run_dir(cfg)
+    if not distributed.is_main():
+        log = None
     with run_folder_lock(run_dir, log):
         set_seed(cfg.seed, cfg.threads)
         splits = load_splits(cfg, log)
-        if force:
-            clear_run(run_dir)
-        claim_folder(run_dir, cfg, splits.ds.path.name, "train another model (or pass --force to replace it)")
-        if (run_dir / "metrics.json").is_file() and (run_dir / "model.safetensors").is_file():
+
+        def claim() -> bool:  # rank 0's part: the folder is this run's; True when it is finished
+            if force:
+                clear_run(run_dir)
+            claim_folder(run_dir, cfg, splits.ds.path.name, "train another model (or pass --force to replace it)")
+            return (run_dir / "metrics.json").is_file() and (run_dir / "model.safetensors").is_file()
+
+        if distributed.main_first(claim):
             if log is not None:
                 log(f"{run_dir} already holds this run, finished; pass --force to train it again")
             return RunResult(run_dir, json.loads((run_dir / "metrics.json").read_text()), load_run(run_dir)[2])

@@ -34,6 +34,7 @@ from recnas.fileio import write_text_atomic
 from recnas.methods import SearchMethod, method_of
 from recnas.methods.base import model_kwargs
 from recnas.nn.models import build_model
+from recnas.train import distributed
 from recnas.train.hooks import Hook
 
 Log = Callable[[str], None]
@@ -62,8 +63,12 @@ def search_stage(method: SearchMethod, splits: Splits, search_dir: Path, log: Lo
     search_dir.mkdir(parents=True, exist_ok=True)
     found = method.search(splits, search_dir, log or _quiet, fit_hooks)
     arch = {"method": method.name, "model": cfg.model.name, **found}
-    write_text_atomic(search_dir / "arch.json", json.dumps(arch, indent=2))
-    (search_dir / "checkpoint.pt").unlink(missing_ok=True)
+    if distributed.active() and not distributed.same_on_every_rank(arch["sample"]):
+        raise ConfigError(f"{method.name}: the ranks of this data-parallel job ended the search with different "
+                          "architectures; this is a bug in recnas, please report it")
+    if distributed.is_main():
+        write_text_atomic(search_dir / "arch.json", json.dumps(arch, indent=2))
+        (search_dir / "checkpoint.pt").unlink(missing_ok=True)
     return arch
 
 
@@ -82,9 +87,10 @@ def retrain_stage(method: SearchMethod, splits: Splits, arch: dict[str, Any], re
     cfg = retrain_config(method.cfg)
     set_seed(cfg.seed, cfg.threads)
     model = method.retrain_model(splits.ds.schema, arch)  # the architecture first, then fresh weights
-    retrain_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(retrain_dir / "arch.json", json.dumps(arch, indent=2))
-    write_text_atomic(retrain_dir / "frozen.json", json.dumps(model.frozen_spec(), indent=2))
+    if distributed.is_main():
+        retrain_dir.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(retrain_dir / "arch.json", json.dumps(arch, indent=2))
+        write_text_atomic(retrain_dir / "frozen.json", json.dumps(model.frozen_spec(), indent=2))
     return fit_and_score(cfg, model, splits, retrain_dir, log, extra={"method": arch["method"], "searched": True},
                          hooks=hooks)
 
@@ -130,6 +136,13 @@ def run_search(cfg: ExperimentConfig, out: str | Path | None = None, log: Log | 
     method = method_of(cfg)  # fails on bad search settings before any work
     if cfg.lab.control and type(method).control_arch is SearchMethod.control_arch:
         raise ConfigError(f"lab.control: {method.name} defines no random control; set lab.control=false")
+    if distributed.active() and not method.data_parallel:
+        raise ConfigError(f"search.method={method.name} does not run data-parallel (only the one-shot searches do); "
+                          "run it with one process")
+    if distributed.active() and cfg.lab.control:
+        raise ConfigError("lab.control does not run data-parallel; set lab.control=false or run with one process")
+    if not distributed.is_main():
+        log = None
     run_dir = Path(out) if out is not None else default_search_dir(cfg)
     with run_folder_lock(run_dir, log):
         return _run_search(method, cfg, run_dir, log, fit_hooks, retrain_hooks)
@@ -140,15 +153,18 @@ def _run_search(method: SearchMethod, cfg: ExperimentConfig, run_dir: Path, log:
     from recnas.experiment.report import write_report
 
     splits = load_splits(cfg, log)
-    claim_folder(run_dir, cfg, splits.ds.path.name, "start another search")
-    splits.ds.schema.save(run_dir)
-    arch = _read_json(run_dir / "search" / "arch.json")
+
+    def claim() -> tuple[dict[str, Any] | None, ...]:  # rank 0's part; what is done already, for every rank
+        claim_folder(run_dir, cfg, splits.ds.path.name, "start another search")
+        splits.ds.schema.save(run_dir)
+        return tuple(_read_json(run_dir / f) for f in ("search/arch.json", "retrain/metrics.json",
+                                                        "baseline/metrics.json"))
+
+    arch, retrain, baseline = distributed.main_first(claim)
     if arch is None:
         arch = search_stage(method, splits, run_dir / "search", log, fit_hooks)
-    retrain = _read_json(run_dir / "retrain" / "metrics.json")
     if retrain is None:
         retrain = retrain_stage(method, splits, arch, run_dir / "retrain", log, retrain_hooks)
-    baseline = _read_json(run_dir / "baseline" / "metrics.json")
     if method.s.baseline and baseline is None:
         baseline = baseline_stage(method, splits, run_dir / "baseline", log)
     if cfg.lab.control and _read_json(run_dir / "control" / "metrics.json") is None:
@@ -157,7 +173,7 @@ def _run_search(method: SearchMethod, cfg: ExperimentConfig, run_dir: Path, log:
             control = {"method": method.name, "model": cfg.model.name,
                        **(method.control_arch(splits, arch, run_dir / "control", log or _quiet) or {})}
         retrain_stage(method, splits, control, run_dir / "control", log)
-    report = write_report(run_dir)
+    report = distributed.main_first(lambda: write_report(run_dir))
     for line in method.warnings(arch):  # once per run, a resumed one included
         (log or _quiet)(f"warning: {line}")
     return SearchRun(run_dir, arch, retrain, baseline, report)

@@ -92,6 +92,8 @@ class SearchMethod:
     smoke: ClassVar[tuple[str, ...]] = ()
     # Where `recnas auto` cannot fund every method that fits, it runs them in this order (lower first).
     auto_rank: ClassVar[int] = 100
+    # Whether the search runs in a data-parallel job (torchrun): its whole search is the trainer's loop.
+    data_parallel: ClassVar[bool] = False
 
     @classmethod
     def auto_settings(cls, schema: Schema, embedding_dim: int, max_ep: int) -> list[str] | None:

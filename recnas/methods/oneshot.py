@@ -62,6 +62,7 @@ class OneShotMethod(SearchMethod):
     """A gradient search: subclasses build the supernet and describe it in arch.json."""
 
     trace_keys: tuple[str, ...] = ()  # keys of the block's per-epoch trace that the report's curve keeps
+    data_parallel = True  # the search is one Trainer.fit: gradients, architecture ones included, averaged over ranks
 
     def supernet(self, schema: Schema) -> CTRModel:
         """The model with its searchable blocks (dense gradients: architecture steps need them)."""

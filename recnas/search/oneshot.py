@@ -31,6 +31,7 @@ from recnas.errors import ConfigError
 from recnas.fileio import write_jsonl_atomic
 from recnas.search.grda import GRDA, grda_threshold
 from recnas.space.choice import SearchableBlock
+from recnas.train import distributed
 from recnas.train.hooks import Hook
 
 
@@ -208,6 +209,7 @@ class OneShotStrategy(Hook):
             loss = F.binary_cross_entropy_with_logits(self.model(vb), vb.y)
             cost = self._memory_cost()
             (loss + cost if cost is not None else loss).backward(inputs=list(self.params))
+            distributed.average_gradients(self.params)  # data-parallel: one architecture on every rank
         else:  # one-level: the gradients of this training batch are already there
             cost = self._memory_cost()
             if cost is not None:
@@ -253,7 +255,7 @@ class OneShotStrategy(Hook):
 
     def write_history(self) -> None:
         """Write every epoch record to `history_path` (one JSON object per line)."""
-        if self.history_path is None:
+        if self.history_path is None or not distributed.is_main():
             return
         write_jsonl_atomic(self.history_path, self.history)
 

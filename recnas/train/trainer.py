@@ -24,6 +24,7 @@ from recnas.data.batches import BatchIterator
 from recnas.errors import DataError, TrainingError
 from recnas.nn.embedding import FieldEmbedding
 from recnas.nn.facade import id_tables
+from recnas.train import distributed
 from recnas.train.config import TrainerConfig
 from recnas.train.hooks import Hook
 from recnas.train.metrics import binary_metrics
@@ -48,9 +49,15 @@ class FitResult:
         return self.train_samples / self.train_seconds if self.train_seconds > 0 else 0.0
 
 
-@torch.no_grad()
+@torch.no_grad()  # not inference_mode: gloo's collectives refuse inference tensors
 def predict_logits(model: nn.Module, batches: BatchIterator) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, logits) over every batch of an unshuffled iterator, in eval mode."""
+    """(labels, logits) over every batch of an unshuffled iterator, in eval mode.
+
+    In a data-parallel job every rank scores its share of the rows and every rank gets all of them, in row order.
+    """
+    rank, world = distributed.world()
+    if world > 1 and batches.world == 1:
+        batches = batches.shard(rank, world)
     was_training = model.training
     model.eval()
     ys, outs = [], []
@@ -58,9 +65,9 @@ def predict_logits(model: nn.Module, batches: BatchIterator) -> tuple[np.ndarray
         ys.append(b.y)
         outs.append(model(b))
     model.train(was_training)
-    if not ys:
-        return np.zeros(0, np.float32), np.zeros(0, np.float32)
-    return torch.cat(ys).numpy(), torch.cat(outs).float().numpy()
+    y = torch.cat(ys).numpy() if ys else np.zeros(0, np.float32)
+    logits = torch.cat(outs).float().numpy() if outs else np.zeros(0, np.float32)
+    return distributed.gather_rows(y, logits)
 
 
 def evaluate(model: nn.Module, batches: BatchIterator, split: str = "validation") -> dict[str, float]:
@@ -152,9 +159,15 @@ class Trainer:
                     m._touched = []
 
     def _save_checkpoint(self, path: Path, model: nn.Module, hooks: Sequence[Hook], state: dict[str, Any]) -> None:
+        """Rank 0 writes the loop's state (every rank calls: each one's random generator goes in too)."""
+        generators = distributed.gather_objects(torch.get_rng_state())
+        if not distributed.is_main():
+            return
         hook_states = {key: st for key, h in _hook_keys(hooks) if (st := h.state_dict())}
         blob = {"model": model.state_dict(), "optimizers": [o.state_dict() for o in self.optimizers],
-                "hooks": hook_states, "torch_rng": torch.get_rng_state(), **state}
+                "hooks": hook_states, "torch_rng": generators[0], "world": len(generators), **state}
+        if len(generators) > 1:
+            blob["torch_rng_ranks"] = generators
         save_checkpoint(path, blob)
 
     def _load_checkpoint(self, path: Path, model: nn.Module, hooks: Sequence[Hook]) -> dict[str, Any]:
@@ -165,7 +178,11 @@ class Trainer:
             for key, h in _hook_keys(hooks):
                 if key in blob["hooks"]:
                     h.load_state_dict(blob["hooks"][key])
-            torch.set_rng_state(blob["torch_rng"])
+            rank, world = distributed.world()
+            if int(blob.get("world", 1)) != world:
+                raise TrainingError(f"{path} was written by a job of {blob.get('world', 1)} processes, and this one "
+                                    f"has {world}; resume it with as many (--nproc), or delete it to start again")
+            torch.set_rng_state(blob["torch_rng_ranks"][rank] if world > 1 else blob["torch_rng"])
             return blob
 
         return resume_from(path, restore, "fit")
@@ -173,6 +190,12 @@ class Trainer:
     def _fit(self, model: nn.Module, train: BatchIterator, valid: BatchIterator | None,
              hooks: Sequence[Hook], checkpoint: Path | None) -> FitResult:
         cfg = self.config
+        rank, world = distributed.world()
+        if world > 1:  # one model on every rank: rank 0's weights, each rank its share of every batch
+            distributed.broadcast_model(model)
+            if train.world == 1:
+                train = train.shard(rank, world)
+            torch.manual_seed(torch.initial_seed() + rank)  # dropout: a mask of its own on each rank
         excluded = [p for h in hooks for p in h.exclude_parameters(model)]
         self.optimizers = build_optimizers(model, cfg.optimizer, cfg.lr, cfg.embedding_lr, cfg.weight_decay,
                                            cfg.sparse, excluded)
@@ -191,7 +214,7 @@ class Trainer:
         best_state: dict[str, torch.Tensor] | None = None
         start, position, running, n_batches = 1, 0, 0.0, 0
         self.stop = False
-        if checkpoint is not None and checkpoint.is_file():
+        if checkpoint is not None and distributed.main_first(checkpoint.is_file):
             blob = self._load_checkpoint(checkpoint, model, hooks)
             loop = {k: blob[k] for k in loop}
             self.stop = blob["stop"]
@@ -230,6 +253,8 @@ class Trainer:
                 for opt in self.optimizers:
                     opt.zero_grad(set_to_none=True)
                 total.backward()
+                if world > 1:  # every gradient, the one-shot searches' architecture ones too
+                    distributed.average_gradients(model.parameters())
                 if cfg.max_grad_norm is not None:
                     nn.utils.clip_grad_norm_(weights, cfg.max_grad_norm)  # not the architecture parameters
                 for opt in self.optimizers:
@@ -257,7 +282,7 @@ class Trainer:
             result.train_seconds += time.perf_counter() - t0
             if prog is not None:
                 prog.stop()
-            running = total_loss.item()
+            running = distributed.mean_over_ranks(total_loss.item())
             if not math.isfinite(running):
                 raise TrainingError(f"training diverged in epoch {epoch}: the loss is {running}; "
                                     "lower trainer.lr or set trainer.max_grad_norm")
@@ -265,6 +290,7 @@ class Trainer:
                                       "lr": self.optimizers[0].param_groups[0]["lr"]}
             position, running, n_batches = 0, 0.0, 0
             result.epochs = epoch
+            distributed.average_buffers(model)  # batch-norm statistics: one set for scoring and saving
             if valid is not None:
                 t1 = time.perf_counter()
                 metrics = evaluate(model, valid)

@@ -146,3 +146,46 @@ def test_prepared_dataset_batches(synth_dir: Path, tmp_path: Path) -> None:
     assert batch.y.dtype == torch.float32
     for j, f in enumerate(schema.categorical):
         assert 0 < int(batch.cat[:, j].min()) and int(batch.cat[:, j].max()) < f.cardinality
+
+
+def _resident_kib(path: Path) -> int:
+    """Resident KiB of this process's mappings of `path` (from /proc/self/smaps)."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        if line[:1].isdigit() or line[:1] in "abcdef" and "-" in line.split()[0]:
+            inside = line.rstrip().endswith(str(path))
+        elif inside and line.startswith("Rss:"):
+            total += int(line.split()[1])
+    return total
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs Linux /proc")
+def test_reading_memory_mapped_data_in_windows_keeps_resident_memory_bounded(tmp_path: Path) -> None:
+    """Block-wise epochs and unshuffled scoring drop the mapped pages they have read; the data stays the same.
+
+    A fault maps a whole page-cache folio (up to 2 MiB here), so a window of 8 blocks may hold 8 folios: the file
+    is 64 MiB, and without the release an epoch leaves all of it resident.
+    """
+    n, width = 1 << 20, 8
+    cat = np.memmap(tmp_path / "cat.bin", dtype=np.int64, mode="w+", shape=(n, width))
+    cat[:] = np.arange(n * width, dtype=np.int64).reshape(n, width)
+    cat.flush()
+    del cat
+    arrays = {"cat": np.memmap(tmp_path / "cat.bin", dtype=np.int64, mode="c", shape=(n, width)),
+              "num": np.zeros((n, 0), np.float32), "num_bucket": np.zeros((n, 0), np.int64),
+              "mv": np.zeros((n, 0, 1), np.int64), "mv_len": np.zeros((n, 0), np.int64),
+              "y": np.zeros(n, np.float32)}
+    size_kib = (tmp_path / "cat.bin").stat().st_size // 1024
+    windowed = BatchIterator(arrays, 4096, seed=1, shuffle_window=32_768, shuffle_block=4096)
+    peak = 0
+    for i, b in enumerate(windowed.iter_epoch(0)):
+        expected = b.cat[:, :1] * 0 + (b.cat[:, :1] // width) * width + torch.arange(width)
+        assert torch.equal(b.cat, expected)  # whole rows, read again after their pages were dropped
+        if i % 16 == 0:
+            peak = max(peak, _resident_kib(tmp_path / "cat.bin"))
+    assert peak < size_kib / 2, (peak, size_kib)
+    peak = 0
+    for i, b in enumerate(BatchIterator(arrays, 16_384, shuffle=False).iter_epoch(0)):
+        assert int(b.cat[0, 0]) == i * 16_384 * width
+        peak = max(peak, _resident_kib(tmp_path / "cat.bin"))
+    assert peak < size_kib / 4, (peak, size_kib)  # one batch of 1 MiB, and the folios read ahead of it
