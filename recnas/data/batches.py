@@ -168,29 +168,43 @@ class BatchIterator:
                 )
                 self.release_pages()  # views of the batch stay valid: a dropped page is read again from the file
             return
-        for rows in self._global_batches(epoch, start):
-            if len(rows) < self._smallest():
-                continue
-            yield self._gather(torch.from_numpy(np.ascontiguousarray(rows[self.rank :: self.world])))
-
-    def _global_batches(self, epoch: int, start: int) -> Iterator[np.ndarray]:
-        """Row indices of each global batch of a shuffled epoch, from batch number `start` on."""
-        stop = self.n - (self.n % self.batch_size if self.drop_last else 0)
-        first = start * self.batch_size
         if self.shuffle_window is not None:
-            pending, served = np.zeros(0, dtype=np.int64), first
-            for rows in self._windows(epoch, first):
-                self.release_pages()  # the last window's blocks are read: resident memory holds one window
-                pending = np.concatenate([pending, rows])
-                while len(pending) >= self.batch_size and served < stop:
-                    yield pending[: self.batch_size]
-                    pending, served = pending[self.batch_size :], served + self.batch_size
-            if len(pending) and served < stop:
-                yield pending
+            for columns in self._window_batches(epoch, start):
+                if len(columns["y"]) < self._smallest():
+                    continue
+                if self.world > 1:
+                    columns = {k: v[self.rank :: self.world].contiguous() for k, v in columns.items()}
+                yield FieldBatch(**columns)
             return
         perm = self.permutation(epoch).numpy()
-        for i in range(first, stop, self.batch_size):
-            yield perm[i : i + self.batch_size]
+        stop = self.n - (self.n % self.batch_size if self.drop_last else 0)
+        for i in range(start * self.batch_size, stop, self.batch_size):
+            rows = perm[i : i + self.batch_size]
+            if len(rows) >= self._smallest():
+                yield self._gather(torch.from_numpy(np.ascontiguousarray(rows[self.rank :: self.world])))
+
+    def _window_batches(self, epoch: int, start: int) -> Iterator[dict[str, torch.Tensor]]:
+        """The global batches of a block-wise epoch, from batch number `start` on, as columns.
+
+        Each window's rows are copied out of the arrays in their shuffled order, then the mapped pages are dropped:
+        a process reading a memory-mapped cache holds one window (plus the rows left over from the last one), not
+        every page the epoch has touched.
+        """
+        stop = self.n - (self.n % self.batch_size if self.drop_last else 0)
+        served = start * self.batch_size
+        left: dict[str, torch.Tensor] | None = None  # rows of the last window not served yet (under one batch)
+        for rows in self._windows(epoch, served):
+            chunk = {k: t.index_select(0, torch.from_numpy(rows)) for k, t in self.tensors.items()}
+            self.release_pages()
+            if left is not None:
+                chunk = {k: torch.cat([left[k], v]) for k, v in chunk.items()}
+            at, size = 0, len(chunk["y"])
+            while size - at >= self.batch_size and served < stop:
+                yield {k: v[at : at + self.batch_size] for k, v in chunk.items()}
+                at, served = at + self.batch_size, served + self.batch_size
+            left = {k: v[at:] for k, v in chunk.items()}
+        if left is not None and len(left["y"]) and served < stop:
+            yield left
 
     def __iter__(self) -> Iterator[FieldBatch]:
         epoch = self.epoch

@@ -192,5 +192,5 @@ def run_retrain(run_dir: str | Path, log: Log | None = None) -> SearchRun:
         arch = read_arch(arch_path)
         splits = load_splits(cfg, log)
         retrain = retrain_stage(method_of(cfg), splits, arch, run_dir / "retrain", log)
-        report = write_report(run_dir)
+        report = distributed.main_first(lambda: write_report(run_dir))
     return SearchRun(run_dir, arch, retrain, _read_json(run_dir / "baseline" / "metrics.json"), report)

@@ -146,16 +146,20 @@ def average_gradients(params: Iterable[nn.Parameter]) -> None:
     if not active():
         return
     _, size = world()
+    trainable = [p for p in params if p.requires_grad]
+    # Which gradients are sparse on some rank: a rank without a gradient must join the same kind of all-reduce.
+    sparse = torch.tensor([int(p.grad is not None and p.grad.is_sparse) for p in trainable], dtype=torch.int32)
+    dist.all_reduce(sparse, op=dist.ReduceOp.MAX)
     dense: list[nn.Parameter] = []
-    for p in params:
-        if not p.requires_grad:
-            continue
-        if p.grad is not None and p.grad.is_sparse:
-            g = p.grad.coalesce()
-            dist.all_reduce(g)  # gloo only: nccl has no sparse all-reduce
-            p.grad = g.coalesce() / size
-        else:
+    for p, is_sparse in zip(trainable, sparse.tolist(), strict=True):
+        if not is_sparse:
             dense.append(p)
+            continue
+        g = p.grad if p.grad is not None else torch.sparse_coo_tensor(
+            torch.zeros(1, 0, dtype=torch.long), torch.zeros(0, *p.shape[1:], dtype=p.dtype), p.shape)
+        g = g.coalesce()
+        dist.all_reduce(g)  # gloo only: nccl has no sparse all-reduce
+        p.grad = g.coalesce() / size
     if not dense:
         return
     flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in dense])

@@ -71,7 +71,11 @@ def _collectives(rank: int, world: int, port: int, out: str) -> None:
     table = torch.nn.Parameter(torch.zeros(5, 2))
     rows = torch.tensor([[0, 2]]) if rank == 0 else torch.tensor([[2, 4]])
     table.grad = torch.sparse_coo_tensor(rows, torch.ones(2, 2), (5, 2))
-    distributed.average_gradients([dense, unused, table])
+    lonely = torch.nn.Parameter(torch.zeros(4, 2))  # a sparse gradient on rank 1 only
+    if rank == 1:
+        lonely.grad = torch.sparse_coo_tensor(torch.tensor([[3]]), torch.ones(1, 2), (4, 2))
+    distributed.average_gradients([dense, unused, table, lonely])
+    result["lonely"] = lonely.grad.to_dense()[:, 1].tolist()
     result["dense"] = dense.grad.tolist()
     result["unused"] = unused.grad.tolist()
     result["table"] = table.grad.to_dense()[:, 0].tolist()
@@ -112,6 +116,7 @@ def test_collectives_average_gather_and_share_errors(tmp_path: Path) -> None:
         assert r["dense"] == [1.5, 1.5, 1.5]
         assert r["unused"] == [0.5, 0.5]
         assert r["table"] == [0.5, 0.0, 1.0, 0.0, 0.5]  # row 2 in both batches
+        assert r["lonely"] == [0.0, 0.0, 0.0, 0.5]
         assert r["gathered"] == [0.0, 1.0, 10.0, 11.0, 12.0]  # rank order, uneven counts
         assert r["running_mean"] == [0.5, 0.5]
         assert r["error"] == "only rank 0 knows"  # rank 1 raises rank 0's error instead of waiting
