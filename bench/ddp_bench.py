@@ -113,8 +113,31 @@ def speed(dataset: str) -> list[dict]:
                "steps": -(-m["train_rows"] // 4096)}
         print(json.dumps(rec), flush=True)
         out.append(rec)
+    out.append(two_nodes(dataset))
     out.append(allreduce_cost(dataset))
     return out
+
+
+def two_nodes(dataset: str) -> dict:
+    """The same epoch as 2 "nodes" on localhost: two torchrun agents meeting at one c10d rendezvous endpoint."""
+    run = WORK / "speed" / f"{dataset}-2nodes"
+    cfg = write_config(dataset, 2026, 1, ["trainer.epochs=1"])
+    if not (run / "metrics.json").is_file():
+        port = 29_000 + os.getpid() % 1000
+        agents = [subprocess.Popen(
+            [PYTHON, "-m", "torch.distributed.run", "--nnodes", "2", "--node_rank", str(node), "--nproc_per_node",
+             "1", "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", f"bench{port}",
+             "-m", "recnas", "train", str(cfg), "--out", str(run), "--quiet"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for node in (0, 1)]
+        for agent in agents:
+            _, err = agent.communicate()
+            if agent.returncode:
+                raise SystemExit(f"a torchrun node failed:\n{err[-2000:]}")
+    m = json.loads((run / "metrics.json").read_text())
+    rec = {"dataset": dataset, "processes": 2, "threads": 1, "nodes": 2,
+           "train_samples_per_s": m["train_samples_per_s"], "train_seconds": m["train_seconds"]}
+    print(json.dumps(rec), flush=True)
+    return rec
 
 
 def allreduce_cost(dataset: str) -> dict:
@@ -162,7 +185,9 @@ def summarize(records: list[dict], key: str = "test_auc") -> list[dict]:
     groups: dict[tuple, list[float]] = {}
     for r in records:
         if key in r:
-            groups.setdefault((r.get("method", "deepfm"), r["processes"]), []).append(r[key])
+            label = r.get("method", "deepfm") + (f" x{r['threads']} threads" if key == "train_samples_per_s" else "")
+            label += " (2 nodes)" if r.get("nodes") else ""
+            groups.setdefault((label, r["processes"]), []).append(r[key])
     return [{"method": m, "processes": p, "n": len(v), "mean": statistics.fmean(v),
              "sd": statistics.stdev(v) if len(v) > 1 else 0.0} for (m, p), v in sorted(groups.items())]
 

@@ -63,7 +63,7 @@ def search_stage(method: SearchMethod, splits: Splits, search_dir: Path, log: Lo
     search_dir.mkdir(parents=True, exist_ok=True)
     found = method.search(splits, search_dir, log or _quiet, fit_hooks)
     arch = {"method": method.name, "model": cfg.model.name, **found}
-    if distributed.active() and not distributed.same_on_every_rank(arch["sample"]):
+    if distributed.active() and not distributed.same_on_every_rank((arch["sample"], arch.get("probs"))):
         raise ConfigError(f"{method.name}: the ranks of this data-parallel job ended the search with different "
                           "architectures; this is a bug in recnas, please report it")
     if distributed.is_main():

@@ -263,7 +263,7 @@ class Trainer:
                 total_loss += self.last_loss
                 n_batches += 1
                 loop["step"] += 1
-                result.train_samples += len(batch)
+                result.train_samples += len(batch) * world  # every rank's rows (shares differ by a row at most)
                 for h in hooks:
                     h.after_step(self, batch, loop["step"])
                 if prog is not None and n_batches % 20 == 0:
