@@ -196,9 +196,16 @@ class BatchIterator:
         for rows in self._windows(epoch, served):
             chunk = {k: t.index_select(0, torch.from_numpy(rows)) for k, t in self.tensors.items()}
             self.release_pages()
-            if left is not None:
-                chunk = {k: torch.cat([left[k], v]) for k, v in chunk.items()}
             at, size = 0, len(chunk["y"])
+            if left is not None and len(left["y"]):  # a batch across the two windows: their rows in order
+                at = min(self.batch_size - len(left["y"]), size)
+                joined = {k: torch.cat([left[k], v[:at]]) for k, v in chunk.items()}
+                if len(joined["y"]) < self.batch_size:  # a window shorter than the gap: keep collecting
+                    left = joined
+                    continue
+                if served < stop:
+                    yield joined
+                    served += self.batch_size
             while size - at >= self.batch_size and served < stop:
                 yield {k: v[at : at + self.batch_size] for k, v in chunk.items()}
                 at, served = at + self.batch_size, served + self.batch_size

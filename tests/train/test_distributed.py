@@ -29,7 +29,7 @@ def _arrays(n: int) -> dict[str, np.ndarray]:
 
 
 @pytest.mark.parametrize(("n", "batch", "world", "window"), [(1000, 64, 2, None), (1003, 100, 3, None),
-                                                              (999, 128, 2, 256), (7, 4, 2, None)])
+                                                              (999, 128, 2, 256), (1000, 256, 2, 96), (7, 4, 2, None)])
 def test_shards_split_each_global_batch_into_disjoint_equal_parts(n: int, batch: int, world: int,
                                                                   window: int | None) -> None:
     for seed in (0, 1, 2):
