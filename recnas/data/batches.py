@@ -38,6 +38,9 @@ class FieldBatch:
         return cls(**{f.name: torch.from_numpy(np.ascontiguousarray(arrays[f.name])) for f in fields(cls)})
 
 
+READ_BLOCKS = 8  # blocks of the block-wise shuffle read between two drops of the mapped pages
+
+
 def file_mappings(arrays: Iterable[np.ndarray]) -> list[mmap.mmap]:
     """The memory maps under `arrays` (np.memmap and its views), each once."""
     found: dict[int, mmap.mmap] = {}
@@ -186,20 +189,20 @@ class BatchIterator:
     def _window_batches(self, epoch: int, start: int) -> Iterator[dict[str, torch.Tensor]]:
         """The global batches of a block-wise epoch, from batch number `start` on, as columns.
 
-        Each window's rows are copied out of the arrays in their shuffled order, then the mapped pages are dropped:
-        a process reading a memory-mapped cache holds one window (plus the rows left over from the last one), not
-        every page the epoch has touched.
+        Each window's rows are copied out of the arrays (`_read_rows`) and served in their shuffled order from the
+        copy: a process reading a memory-mapped cache holds one window of rows, not every page the epoch touched.
         """
         stop = self.n - (self.n % self.batch_size if self.drop_last else 0)
         served = start * self.batch_size
         left: dict[str, torch.Tensor] | None = None  # rows of the last window not served yet (under one batch)
-        for rows in self._windows(epoch, served):
-            chunk = {k: t.index_select(0, torch.from_numpy(rows)) for k, t in self.tensors.items()}
-            self.release_pages()
-            at, size = 0, len(chunk["y"])
+        for order in self._windows(epoch, served):
+            rows = np.sort(order)
+            window = self._read_rows(rows)
+            local = torch.from_numpy(np.searchsorted(rows, order))  # the shuffled order, as positions in the copy
+            at, size = 0, len(order)
             if left is not None and len(left["y"]):  # a batch across the two windows: their rows in order
                 at = min(self.batch_size - len(left["y"]), size)
-                joined = {k: torch.cat([left[k], v[:at]]) for k, v in chunk.items()}
+                joined = {k: torch.cat([left[k], v.index_select(0, local[:at])]) for k, v in window.items()}
                 if len(joined["y"]) < self.batch_size:  # a window shorter than the gap: keep collecting
                     left = joined
                     continue
@@ -207,11 +210,26 @@ class BatchIterator:
                     yield joined
                     served += self.batch_size
             while size - at >= self.batch_size and served < stop:
-                yield {k: v[at : at + self.batch_size] for k, v in chunk.items()}
+                yield {k: v.index_select(0, local[at : at + self.batch_size]) for k, v in window.items()}
                 at, served = at + self.batch_size, served + self.batch_size
-            left = {k: v[at:] for k, v in chunk.items()}
+            left = {k: v.index_select(0, local[at:]) for k, v in window.items()}
         if left is not None and len(left["y"]) and served < stop:
             yield left
+
+    def _read_rows(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
+        """Copies of the arrays' `rows` (sorted), read a few blocks at a time, dropping the mapped pages after each.
+
+        A page fault maps a whole page-cache folio (up to 2 MiB), so reading a window's blocks before dropping any
+        would map up to a folio per block: dropping them every `READ_BLOCKS` blocks bounds that to a few MiB.
+        """
+        out = {k: torch.empty((len(rows), *t.shape[1:]), dtype=t.dtype) for k, t in self.tensors.items()}
+        step = READ_BLOCKS * self.shuffle_block
+        for lo in range(0, len(rows), step):
+            idx = torch.from_numpy(rows[lo : lo + step])
+            for k, t in self.tensors.items():
+                torch.index_select(t, 0, idx, out=out[k][lo : lo + len(idx)])
+            self.release_pages()
+        return out
 
     def __iter__(self) -> Iterator[FieldBatch]:
         epoch = self.epoch
