@@ -7,6 +7,10 @@ is its own. Goals: seconds per row at the largest count within 1.3x of the small
 4 GB while the encoded data on disk is larger.
 
     .venv/bin/python bench/scale_bench.py --rows 1000000,5000000 --threads 2 --out bench/results/scale.json
+
+One stage alone, e.g. a prepare into a new cache (the `prepare` stage reuses a valid one):
+
+    .venv/bin/python bench/scale_bench.py --stage fresh_prepare --data bench/work/scale/criteo-50000000 --rows 50000000
 """
 
 from __future__ import annotations
@@ -56,7 +60,27 @@ def stage_epoch(data: Path, rows: int, threads: int) -> dict:
     return {"train_seconds": m["train_seconds"], "test_auc": m["test_auc"], "embedding_params": m["embedding_params"]}
 
 
-STAGES = {"synth": stage_synth, "prepare": stage_prepare, "epoch": stage_epoch}
+def stage_fresh_prepare(data: Path, rows: int, threads: int) -> dict:
+    """Prepare into a new, empty cache folder (the `prepare` stage reuses a valid cache, which costs nothing)."""
+    import dataclasses
+    import shutil
+    import tempfile
+
+    from recnas.data.cache import prepare
+    from recnas.data.source import open_dataset, with_hash_buckets
+
+    cfg = config(data, threads)
+    source = open_dataset(cfg.data.path)
+    source = dataclasses.replace(source, schema=with_hash_buckets(source.schema, cfg.data.hash_buckets))
+    root = Path(tempfile.mkdtemp(dir=data.parent, prefix="fresh-cache-"))
+    try:
+        ds = prepare(source, root)
+        return {"cache_mib": sum(f.stat().st_size for f in ds.path.rglob("*") if f.is_file()) / 2**20}
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+STAGES = {"synth": stage_synth, "prepare": stage_prepare, "epoch": stage_epoch, "fresh_prepare": stage_fresh_prepare}
 
 
 def run_stage(name: str, data: Path, rows: int, threads: int) -> dict:
@@ -88,7 +112,7 @@ def main() -> None:
     for rows in (int(r) for r in args.rows.split(",")):
         data = args.work / f"criteo-{rows}"
         rec: dict = {"rows": rows}
-        for name in STAGES:
+        for name in ("synth", "prepare", "epoch"):
             rec[name] = run_stage(name, data, rows, args.threads)
             per_m = rec[name]["seconds"] / rows * 1e6
             print(f"{rows:,} rows {name}: {rec[name]['seconds']:.1f} s ({per_m:.1f} s per million rows), "
