@@ -46,10 +46,13 @@ def config(data: Path, threads: int):  # noqa: ANN201
         "trainer.sparse=true"])
 
 
-def stage_prepare(data: Path, rows: int, threads: int) -> dict:
+def stage_prepare(data: Path, rows: int, threads: int, cache_dir: Path | None = None) -> dict:
     from recnas.experiment.run import load_splits
 
-    splits = load_splits(config(data, threads))
+    cfg = config(data, threads)
+    if cache_dir is not None:
+        cfg.data.cache_dir = str(cache_dir)
+    splits = load_splits(cfg)
     return {"cache_mib": sum(f.stat().st_size for f in splits.ds.path.rglob("*") if f.is_file()) / 2**20}
 
 
@@ -62,20 +65,12 @@ def stage_epoch(data: Path, rows: int, threads: int) -> dict:
 
 def stage_fresh_prepare(data: Path, rows: int, threads: int) -> dict:
     """Prepare into a new, empty cache folder (the `prepare` stage reuses a valid cache, which costs nothing)."""
-    import dataclasses
     import shutil
     import tempfile
 
-    from recnas.data.cache import prepare
-    from recnas.data.source import open_dataset, with_hash_buckets
-
-    cfg = config(data, threads)
-    source = open_dataset(cfg.data.path)
-    source = dataclasses.replace(source, schema=with_hash_buckets(source.schema, cfg.data.hash_buckets))
     root = Path(tempfile.mkdtemp(dir=data.parent, prefix="fresh-cache-"))
     try:
-        ds = prepare(source, root)
-        return {"cache_mib": sum(f.stat().st_size for f in ds.path.rglob("*") if f.is_file()) / 2**20}
+        return stage_prepare(data, rows, threads, root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

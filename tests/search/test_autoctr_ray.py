@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from recnas.errors import ConfigError
 from recnas.experiment.config import load_config
 from recnas.methods.autoctr import AutoCTR
 from recnas.search.trials import RayRunner, TrialStore
+from tests.network import free_port
 
 ray = pytest.importorskip("ray")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -55,12 +55,6 @@ def test_an_unreachable_ray_address_is_a_clear_error_naming_it() -> None:
     with pytest.raises(ConfigError, match=r"not host:port"):
         RayRunner("nowhere")
     assert time.perf_counter() - start < 15
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_node(*args: str) -> subprocess.Popen:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import torch.multiprocessing as mp
 from recnas.data.batches import BatchIterator
 from recnas.errors import ConfigError
 from recnas.train import distributed
+from tests.network import free_port
 
 
 def _arrays(n: int) -> dict[str, np.ndarray]:
@@ -103,14 +103,8 @@ def _collectives(rank: int, world: int, port: int, out: str) -> None:
     dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_collectives_average_gather_and_share_errors(tmp_path: Path) -> None:
-    mp.spawn(_collectives, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_collectives, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     r0, r1 = (json.loads((tmp_path / f"{r}.json").read_text()) for r in (0, 1))
     for r in (r0, r1):
         assert r["dense"] == [1.5, 1.5, 1.5]
@@ -176,7 +170,7 @@ def test_two_processes_train_what_one_trains_and_a_killed_rank_resumes(synth_dir
 
 
 def test_a_rank_that_cannot_reach_the_rendezvous_names_it(synth_dir: Path, tmp_path: Path) -> None:
-    port = _free_port()  # nobody listens there
+    port = free_port()  # nobody listens there
     t0 = time.monotonic()
     res = _recnas("train", "--data", str(synth_dir), "--model", "fm", "--out", str(tmp_path / "r"), *FAST,
                   env={"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1", "MASTER_ADDR": "127.0.0.1",
