@@ -270,12 +270,17 @@ def trial_loop(study: Any, cfg: ExperimentConfig, out: Path, trials: int, space:
     import optuna
     from optuna.trial import TrialState
 
+    # The count reads the database itself: the study's own storage caches trials per process and never fetches one
+    # that another worker created before this process's newest, so it missed running trials (5 trials for 4).
+    db = optuna.storages.RDBStorage(f"sqlite:///{out / 'study.db'}")
+    study_id = db.get_study_id_from_name("tune")
+    started = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
     while True:
         if any(getattr(h, "expired", False) for h in hooks):
             log(f"the time budget is spent: {_finished(study)} of {trials} trials ran")
             return
         with ask_lock(out):  # count and ask as one step: two workers seeing 3 of 4 must not both start a 4th
-            if _finished(study) + len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))) >= trials:
+            if len(db.get_all_trials(study_id, deepcopy=False, states=started)) >= trials:
                 return
             trial = study.ask()
         params = suggest(trial, space)
