@@ -38,21 +38,19 @@ def stage_synth(data: Path, rows: int, threads: int) -> dict:
     return {"disk_mib": sum(f.stat().st_size for f in data.iterdir()) / 2**20}
 
 
-def config(data: Path, threads: int):  # noqa: ANN201
-    """The library's defaults on `data` (seed 0, its cache beside it) plus the scale settings of the docstring."""
+def config(data: Path, threads: int, work: Path | None = None):  # noqa: ANN201
+    """The library's defaults on `data` (seed 0, its cache under `work`, by default beside it) plus the scale settings
+    of the docstring."""
     hashed = "{" + ", ".join(f"{k}: {v}" for k, v in HASHED.items()) + "}"
-    return library_config(data, 0, threads, data.parent, [
+    return library_config(data, 0, threads, work or data.parent, [
         f"data.hash_buckets={hashed}", "data.shuffle_window=1048576", "model.name=deepfm", "trainer.epochs=1",
         "trainer.sparse=true"])
 
 
-def stage_prepare(data: Path, rows: int, threads: int, cache_dir: Path | None = None) -> dict:
+def stage_prepare(data: Path, rows: int, threads: int, work: Path | None = None) -> dict:
     from recnas.experiment.run import load_splits
 
-    cfg = config(data, threads)
-    if cache_dir is not None:
-        cfg.data.cache_dir = str(cache_dir)
-    splits = load_splits(cfg)
+    splits = load_splits(config(data, threads, work))
     return {"cache_mib": sum(f.stat().st_size for f in splits.ds.path.rglob("*") if f.is_file()) / 2**20}
 
 

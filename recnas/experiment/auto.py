@@ -31,7 +31,7 @@ from recnas.errors import ConfigError, DataError, RecnasError
 from recnas.experiment.config import ExperimentConfig, apply_overrides, load_config
 from recnas.experiment.folder import run_folder_lock
 from recnas.experiment.run import load_run, load_splits
-from recnas.experiment.tune import ParamSpec, load_space, run_tune, trial_config
+from recnas.experiment.tune import ParamSpec, load_space, run_tune, study_url, trial_config
 from recnas.fileio import write_text_atomic
 from recnas.train.hooks import Hook
 
@@ -350,7 +350,7 @@ def tune_rows(model: str, tune_dir: Path) -> list[dict[str, Any]]:
     import optuna
     from optuna.trial import TrialState
 
-    study = optuna.load_study(study_name="tune", storage=f"sqlite:///{tune_dir / 'study.db'}")
+    study = optuna.load_study(study_name="tune", storage=study_url(tune_dir))
     done = [t for t in study.trials if t.state == TrialState.COMPLETE and "folder" in t.user_attrs]
     seconds = sum(_metrics(Path(t.user_attrs["folder"])).get("train_seconds", 0.0) for t in done)
     best = json.loads((tune_dir / "best.json").read_text())

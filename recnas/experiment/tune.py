@@ -185,13 +185,18 @@ def start_params(cfg: ExperimentConfig, space: dict[str, ParamSpec]) -> list[dic
     return rows
 
 
+def study_url(out: Path) -> str:
+    """The storage address of the Optuna study a tune keeps in `out`."""
+    return f"sqlite:///{out / 'study.db'}"
+
+
 def _study(cfg: ExperimentConfig, out: Path, worker: int = 0) -> Any:
     """The tune's Optuna study in `out/study.db` (created or loaded); each parallel worker seeds its own sampler."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna.create_study(
-        study_name="tune", storage=f"sqlite:///{out / 'study.db'}", load_if_exists=True, direction="maximize",
+        study_name="tune", storage=study_url(out), load_if_exists=True, direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=cfg.seed + worker, n_startup_trials=TPE_RANDOM_TRIALS),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=PRUNE_AFTER_EPOCHS))
 
@@ -272,7 +277,7 @@ def trial_loop(study: Any, cfg: ExperimentConfig, out: Path, trials: int, space:
 
     # The count reads the database itself: the study's own storage caches trials per process and never fetches one
     # that another worker created before this process's newest, so it missed running trials (5 trials for 4).
-    db = optuna.storages.RDBStorage(f"sqlite:///{out / 'study.db'}")
+    db = optuna.storages.RDBStorage(study_url(out))
     study_id = db.get_study_id_from_name("tune")
     started = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
     while True:
