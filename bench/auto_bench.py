@@ -72,7 +72,7 @@ def summary(records: list[dict]) -> list[dict]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("mode", choices=["tune", "auto", "table"])
+    p.add_argument("mode", choices=["tune", "auto", "narrowed", "table"])
     p.add_argument("--datasets", default="ml100k")
     p.add_argument("--models", default="deepfm,dcnv2")
     p.add_argument("--seeds", default="2026,2027,2028")
@@ -81,10 +81,19 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, required=True, help="the JSON to write (tune, auto) or to read (table)")
     p.add_argument("--tuned", type=Path, nargs="*", default=[], help="table: the tune JSONs to compare auto with")
-    p.add_argument("--work", type=Path, default=WORK, help="the work folder the tunes run in (tune) or ran in (table)")
+    p.add_argument("--work", type=Path, default=WORK, help="the work folder of the tunes or auto runs")
+    p.add_argument("--tuned-work", type=Path, nargs="*", default=[WORK],
+                   help="table: the work folders the --tuned tunes ran in (for the tuned DeepFM's training time)")
     a = p.parse_args()
     if a.mode == "table":
-        print(table(json.loads(a.out.read_text()), [json.loads(t.read_text()) for t in a.tuned], a.work))
+        print(table(json.loads(a.out.read_text()), [json.loads(t.read_text()) for t in a.tuned], a.tuned_work))
+        return
+    if a.mode == "narrowed":  # add the narrowed candidate to the finished auto runs of --out, in place
+        doc = json.loads(a.out.read_text())
+        doc["narrowed_command"] = "python " + " ".join(sys.argv)
+        for rec in doc["records"]:
+            add_narrowed(rec, a.work)
+            write_text_atomic(a.out, json.dumps(doc, indent=2))
         return
     seeds = [int(s) for s in a.seeds.split(",")]
     records: list[dict] = []
@@ -98,34 +107,63 @@ def main() -> None:
                     doc["summary"] = summary(records)
                     write_text_atomic(a.out, json.dumps(doc, indent=2))
             else:
-                records.append(auto_cell(dataset, seed, a.budget, a.threads))
+                records.append(auto_cell(dataset, seed, a.budget, a.threads, a.work))
                 write_text_atomic(a.out, json.dumps(doc, indent=2))
 
 
-def auto_cell(dataset: str, seed: int, budget: str, threads: int) -> dict:
+def auto_cell(dataset: str, seed: int, budget: str, threads: int, work: Path = WORK) -> dict:
     from recnas.experiment.auto import parse_duration, run_auto
 
     t = time.perf_counter()
-    res = run_auto(DATA / dataset, WORK / "auto" / f"{dataset}-{seed}-{budget}", time_budget_s=parse_duration(budget),
-                   seed=seed, threads=threads, cache_dir=WORK / "cache",
+    res = run_auto(DATA / dataset, work / "auto" / f"{dataset}-{seed}-{budget}", time_budget_s=parse_duration(budget),
+                   seed=seed, threads=threads, cache_dir=work / "cache",
                    log=lambda m: print(f"  [auto {dataset} {seed}] {m}", flush=True))
     return {"dataset": dataset, "seed": seed, "budget": budget, "wall_seconds": time.perf_counter() - t,
             "chosen": res.chosen, "leaderboard": res.leaderboard}
 
 
-def tuned_wall(dataset: str, seed: int, work: Path) -> float | None:
+def add_narrowed(rec: dict, work: Path) -> None:
+    """Add the narrowed candidate to an auto run made before `recnas auto` trained it, and the choice with it.
+
+    The candidate (the best tuned zoo model at the widest embedding within the memory budget) trains as auto trains
+    it, but with no deadline; it lands in the run's `narrowed/`, where auto itself would put it.
+    """
+    from recnas.experiment.auto import base_config, candidate_row, choose, narrowed_candidate
+    from recnas.experiment.run import load_splits, run_train
+
+    folder = work / "auto" / f"{rec['dataset']}-{rec['seed']}-{rec['budget']}"
+    plan = json.loads((folder / "auto.json").read_text())
+    args = plan["args"]
+    cfg = base_config(args["data"], args["seed"], args["threads"], work / "cache", args["overrides"])
+    schema = load_splits(cfg, lambda _m: None).ds.schema
+    narrow = narrowed_candidate(cfg, folder, schema, int(args["max_ep_fraction"] * plan["full_width_ep"]))
+    rec["narrowed"] = None
+    if narrow is not None:
+        ncfg, label = narrow
+        res = run_train(ncfg, folder / "narrowed", log=lambda m: print(f"  [{folder.name}] {m}", flush=True))
+        row = candidate_row(label, "zoo", folder / "narrowed", res.metrics, float(res.metrics["train_seconds"]))
+        row["ep_fraction"] = row["embedding_params"] / plan["full_width_ep"]
+        rec["narrowed"] = row
+    rows = [*rec["leaderboard"], *([rec["narrowed"]] if rec["narrowed"] else [])]
+    rec["chosen_with_narrowed"] = choose(rows, args["max_ep_fraction"])
+    print(f"{folder.name}: narrowed {rec['narrowed'] and rec['narrowed']['candidate']} valid "
+          f"{rec['narrowed'] and rec['narrowed']['valid_auc']}; chosen {rec['chosen_with_narrowed']['candidate']}")
+
+
+def tuned_wall(dataset: str, seed: int, works: list[Path]) -> float | None:
     """Seconds of the tuned DeepFM's own training (its best trial's wall time) for `dataset` and `seed`."""
-    best = work / "tune" / f"{dataset}-deepfm-{seed}" / "best.json"
-    if not best.is_file():
+    best = next((b for w in works if (b := w / "tune" / f"{dataset}-deepfm-{seed}" / "best.json").is_file()), None)
+    if best is None:
         return None
     folder = Path(json.loads(best.read_text())["folder"])
     return json.loads((folder / "metrics.json").read_text())["wall_seconds"]
 
 
-def table(auto_doc: dict, tune_docs: list[dict], work: Path) -> str:
+def table(auto_doc: dict, tune_docs: list[dict], works: list[Path]) -> str:
     """Markdown: per auto run, every leaderboard row, then the chosen model against the best tuned zoo model."""
     tuned = {(r["dataset"], r["seed"], r["model"]): r for d in tune_docs for r in d["records"]}
     lines = []
+    paired: dict[str, list[dict]] = {}  # dataset -> per seed: chosen against the best tuned zoo model
     for rec in auto_doc["records"]:
         ds, seed = rec["dataset"], rec["seed"]
         lines += [f"**{ds}, seed {seed}, budget {rec['budget']}** (wall {rec['wall_seconds'] / 60:.1f} min)", "",
@@ -136,19 +174,52 @@ def table(auto_doc: dict, tune_docs: list[dict], work: Path) -> str:
             lines.append(f"| {r['candidate']}{mark} | {r['valid_auc']:.4f} | {r['test_auc']:.4f} | "
                          f"{r['test_logloss']:.4f} | {r['embedding_params']:,} | {r['ep_fraction']:.1%} | "
                          f"{r['flops_per_row'] / 1e6:.2f} M | {r['train_seconds']:.0f} |")
+        if rec.get("narrowed"):
+            r = rec["narrowed"]
+            mark = " (chosen with it)" if rec["chosen_with_narrowed"]["candidate"] == r["candidate"] else ""
+            lines.append(f"| {r['candidate']}, trained after the run{mark} | {r['valid_auc']:.4f} | "
+                         f"{r['test_auc']:.4f} | {r['test_logloss']:.4f} | {r['embedding_params']:,} | "
+                         f"{r['ep_fraction']:.1%} | - | {r['train_seconds']:.0f} |")
         zoo = [tuned[k] for k in tuned if k[:2] == (ds, seed)]
         if zoo:
             best = max(zoo, key=lambda r: r["tuned_valid_auc"])
             c = rec["chosen"]
-            unit = tuned_wall(ds, seed, work)
+            unit = tuned_wall(ds, seed, works)
             units = f"{rec['wall_seconds'] / unit:.1f}" if unit else "n/a"
             lines += ["", f"Chosen {c['candidate']}: test AUC {c['test_auc']:.4f} against the best tuned zoo model "
                       f"of `recnas tune` ({best['model']}, {best['trials']} trials, chosen on valid): "
                       f"{best['tuned_test_auc']:.4f} (difference {c['test_auc'] - best['tuned_test_auc']:+.4f}); "
                       f"EP {c['embedding_params']:,} = {c['embedding_params'] / best['tuned_embedding_params']:.1%} "
                       f"of that model's; auto's wall time = {units} tuned DeepFM trainings."]
+            for key, what in (("chosen", "as run"), ("chosen_with_narrowed", "with the narrowed candidate")):
+                if rec.get(key):
+                    c = rec[key]
+                    paired.setdefault(f"{ds}, {rec['budget']}, {what}", []).append({
+                        "seed": seed, "chosen": c["candidate"], "auto": c["test_auc"], "zoo": best["tuned_test_auc"],
+                        "zoo_model": best["model"], "ep_share": c["embedding_params"] / best["tuned_embedding_params"],
+                        "units": rec["wall_seconds"] / unit if unit else None})
         lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines + summary_table(paired))
+
+
+def summary_table(paired: dict[str, list[dict]]) -> list[str]:
+    """Markdown: per dataset, the chosen models' test AUC against the best tuned zoo model's, paired by seed."""
+    if not paired:
+        return []
+    lines = ["| dataset, budget, candidates | seeds | chosen | auto test AUC | best tuned zoo (model) | "
+             "auto minus zoo, paired | EP share of that model | wall in tuned DeepFM trainings |",
+             "|---|---|---|---|---|---|---|---|"]
+    for ds, rows in paired.items():
+        auto, zoo = mean_sd([r["auto"] for r in rows]), mean_sd([r["zoo"] for r in rows])
+        gap = mean_sd([r["auto"] - r["zoo"] for r in rows])
+        units = [r["units"] for r in rows if r["units"] is not None]
+        units_text = f"{statistics.fmean(units):.1f}" if units else "n/a"
+        lines.append(f"| {ds} | {', '.join(str(r['seed']) for r in rows)} | "
+                     f"{', '.join(r['chosen'] for r in rows)} | {auto[0]:.4f} ± {auto[1]:.4f} | "
+                     f"{zoo[0]:.4f} ± {zoo[1]:.4f} ({', '.join(sorted({r['zoo_model'] for r in rows}))}) | "
+                     f"{gap[0]:+.4f} ± {gap[1]:.4f} | {statistics.fmean(r['ep_share'] for r in rows):.1%} | "
+                     f"{units_text} |")
+    return lines
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """`recnas auto`: from a dataset to the best model under a memory budget, within a time budget.
 
     <out>/tune/<model>/         `recnas tune` of each zoo candidate (trial 0: the zoo default)
+    <out>/narrowed/             the best tuned zoo model at the widest embedding within the memory budget
     <out>/search/<method>/      each registered search that fits the data, a `recnas search` folder whose model and
                                 trainer settings are the tuned DeepFM's (baseline and searched model: one tuning)
     <out>/leaderboard.csv/.json every candidate: valid and test AUC and logloss, EP, FLOPs per row, seconds
@@ -30,7 +31,7 @@ from typing import Any
 from recnas.errors import ConfigError, DataError, RecnasError
 from recnas.experiment.config import ExperimentConfig, apply_overrides, load_config
 from recnas.experiment.folder import run_folder_lock
-from recnas.experiment.run import load_run, load_splits
+from recnas.experiment.run import load_run, load_splits, run_train
 from recnas.experiment.tune import ParamSpec, load_space, run_tune, study_url, trial_config
 from recnas.fileio import write_text_atomic
 from recnas.train.hooks import Hook
@@ -230,6 +231,22 @@ def _run_auto(data: Path, out: Path, max_ep_fraction: float, budget: float, seed
     fit_s = next((r["train_seconds"] for r in rows if r["candidate"] == f"{SEARCH_MODEL} (default)"),
                  10 * plan["epoch_seconds"])
     names = list(methods)
+    # the best tuned zoo model at one smaller width for every field (the user's first try under a memory budget):
+    # one training, before the searches, in the share one more search would get
+    narrow = narrowed_candidate(cfg, out, schema, int(max_ep_fraction * full_ep))
+    if narrow is not None:
+        ncfg, label = narrow
+        now = clock.spent()
+        log(f"training {label}")
+        try:
+            res = run_train(ncfg, out / "narrowed", log=lambda _m: None,
+                            hooks=[Deadline(clock, now + (search_end - now) / (len(names) + 1))])
+            rows.append(candidate_row(label, "zoo", out / "narrowed", res.metrics,
+                                      float(res.metrics["train_seconds"])))
+            log(f"  {label}: valid AUC {res.metrics['valid_auc']:.4f}")
+        except RecnasError as e:
+            log(f"  {label}: failed ({e}); left out")
+        clock.save()
     for i, name in enumerate(names):
         folder = out / "search" / name
         finished = (folder / "retrain" / "metrics.json").is_file()
@@ -271,6 +288,42 @@ def _run_auto(data: Path, out: Path, max_ep_fraction: float, budget: float, seed
     log(f"chosen: {chosen['candidate']}: valid AUC {chosen['valid_auc']:.4f}, test AUC {chosen['test_auc']:.4f}, "
         f"EP {chosen['ep_fraction']:.1%} of the tuned DeepFM; {clock.spent() / 60:.1f} of {budget / 60:.1f} min")
     return AutoResult(out, chosen, rows)
+
+
+def narrowed_candidate(cfg: ExperimentConfig, out: Path, schema: Any,
+                       max_total_ep: int) -> tuple[ExperimentConfig, str] | None:
+    """(config, leaderboard name) of the best tuned zoo model at the widest embedding within `max_total_ep`.
+
+    None where that model already fits the budget (it is a candidate as it is) or not even width 1 fits.
+    """
+    tuned = {name: json.loads((out / "tune" / name / "best.json").read_text()) for name in ZOO_CANDIDATES}
+    name = max(tuned, key=lambda n: tuned[n]["valid_auc"])
+    best = trial_config(cfg, {"model.name": name, **tuned[name]["params"]})
+    width = widest_within(best, schema, max_total_ep)
+    if width is None or width >= best.model.embedding_dim:
+        return None
+    return trial_config(best, {"model.embedding_dim": width}), f"{name} (tuned, width {width})"
+
+
+def widest_within(cfg: ExperimentConfig, schema: Any, max_total_ep: int) -> int | None:
+    """The largest width up to `cfg`'s whose model stores at most `max_total_ep` embedding parameters; None if none.
+
+    Embedding parameters grow with the width, so a bisection finds it in a few model builds.
+    """
+    from recnas.methods.base import model_kwargs
+    from recnas.nn.models import build_model
+
+    def ep(width: int) -> int:
+        wide = trial_config(cfg, {"model.embedding_dim": width})
+        return build_model(wide.model.name, schema, **model_kwargs(wide)).embedding_params()
+
+    lo, hi = 1, cfg.model.embedding_dim
+    if ep(lo) > max_total_ep:
+        return None
+    while lo < hi:  # ep(lo) fits; find the largest that does
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if ep(mid) <= max_total_ep else (lo, mid - 1)
+    return lo
 
 
 def searched_budget(cfg: ExperimentConfig, schema: Any, max_ep_fraction: float) -> tuple[int, int]:

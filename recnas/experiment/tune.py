@@ -282,7 +282,8 @@ def trial_loop(study: Any, cfg: ExperimentConfig, out: Path, trials: int, space:
     started = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
     while True:
         if any(getattr(h, "expired", False) for h in hooks):
-            log(f"the time budget is spent: {_finished(study)} of {trials} trials ran")
+            done = len(db.get_all_trials(study_id, deepcopy=False, states=started[:2]))
+            log(f"the time budget is spent: {done} of {trials} trials ran")
             return
         with ask_lock(out):  # count and ask as one step: two workers seeing 3 of 4 must not both start a 4th
             if len(db.get_all_trials(study_id, deepcopy=False, states=started)) >= trials:
@@ -321,12 +322,6 @@ def ask_lock(out: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _finished(study: Any) -> int:
-    from optuna.trial import TrialState
-
-    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
 
 
 def _decoded(params: dict[str, Any], space: dict[str, ParamSpec]) -> dict[str, Any]:
