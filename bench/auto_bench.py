@@ -7,6 +7,11 @@
     # recnas auto with a time budget, against the tuned zoo of the same seed
     .venv/bin/python bench/auto_bench.py auto --datasets ml100k --seeds 2026 --budget 20m \
         --out bench/results/auto_ml100k.json
+    # runs made before `recnas auto` trained the narrowed candidate: train it and add the choice with it
+    .venv/bin/python bench/auto_bench.py narrowed --out bench/results/auto_ml100k.json
+    # per-run leaderboards and the per-dataset summary, paired by seed with the best tuned zoo model
+    .venv/bin/python bench/auto_bench.py table --out bench/results/auto_ml100k.json \
+        --tuned bench/results/tune_ml100k.json
 
 Every setting comes from the shipped defaults (the zoo's config defaults and `recnas/experiment/tune_space.yaml`):
 nothing here is chosen per dataset. Work folders under bench/work/auto/ (a killed run resumes: tune studies and
@@ -80,13 +85,15 @@ def main() -> None:
     p.add_argument("--budget", default="20m")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, required=True, help="the JSON to write (tune, auto) or to read (table)")
-    p.add_argument("--tuned", type=Path, nargs="*", default=[], help="table: the tune JSONs to compare auto with")
+    p.add_argument("--tuned", type=Path, nargs="*", default=[],
+                   help="table: the tune JSONs to compare auto with (the later wins for one dataset, seed, model)")
+    p.add_argument("--also", type=Path, nargs="*", default=[], help="table: more auto JSONs whose runs join --out's")
     p.add_argument("--work", type=Path, default=WORK, help="the work folder of the tunes or auto runs")
-    p.add_argument("--tuned-work", type=Path, nargs="*", default=[WORK],
-                   help="table: the work folders the --tuned tunes ran in (for the tuned DeepFM's training time)")
     a = p.parse_args()
     if a.mode == "table":
-        print(table(json.loads(a.out.read_text()), [json.loads(t.read_text()) for t in a.tuned], a.tuned_work))
+        doc = json.loads(a.out.read_text())
+        doc["records"] += [r for more in a.also for r in json.loads(more.read_text())["records"]]
+        print(table(doc, [json.loads(t.read_text()) for t in a.tuned], a.work))
         return
     if a.mode == "narrowed":  # add the narrowed candidate to the finished auto runs of --out, in place
         doc = json.loads(a.out.read_text())
@@ -150,16 +157,16 @@ def add_narrowed(rec: dict, work: Path) -> None:
           f"{rec['narrowed'] and rec['narrowed']['valid_auc']}; chosen {rec['chosen_with_narrowed']['candidate']}")
 
 
-def tuned_wall(dataset: str, seed: int, works: list[Path]) -> float | None:
-    """Seconds of the tuned DeepFM's own training (its best trial's wall time) for `dataset` and `seed`."""
-    best = next((b for w in works if (b := w / "tune" / f"{dataset}-deepfm-{seed}" / "best.json").is_file()), None)
-    if best is None:
+def tuned_wall(auto_dir: Path) -> float | None:
+    """Seconds of the auto run's own tuned DeepFM training (its best trial's wall time): the unit of auto's time."""
+    best = auto_dir / "tune" / "deepfm" / "best.json"
+    if not best.is_file():
         return None
     folder = Path(json.loads(best.read_text())["folder"])
     return json.loads((folder / "metrics.json").read_text())["wall_seconds"]
 
 
-def table(auto_doc: dict, tune_docs: list[dict], works: list[Path]) -> str:
+def table(auto_doc: dict, tune_docs: list[dict], work: Path) -> str:
     """Markdown: per auto run, every leaderboard row, then the chosen model against the best tuned zoo model."""
     tuned = {(r["dataset"], r["seed"], r["model"]): r for d in tune_docs for r in d["records"]}
     lines = []
@@ -184,13 +191,13 @@ def table(auto_doc: dict, tune_docs: list[dict], works: list[Path]) -> str:
         if zoo:
             best = max(zoo, key=lambda r: r["tuned_valid_auc"])
             c = rec["chosen"]
-            unit = tuned_wall(ds, seed, works)
+            unit = tuned_wall(work / "auto" / f"{ds}-{seed}-{rec['budget']}")
             units = f"{rec['wall_seconds'] / unit:.1f}" if unit else "n/a"
             lines += ["", f"Chosen {c['candidate']}: test AUC {c['test_auc']:.4f} against the best tuned zoo model "
                       f"of `recnas tune` ({best['model']}, {best['trials']} trials, chosen on valid): "
                       f"{best['tuned_test_auc']:.4f} (difference {c['test_auc'] - best['tuned_test_auc']:+.4f}); "
                       f"EP {c['embedding_params']:,} = {c['embedding_params'] / best['tuned_embedding_params']:.1%} "
-                      f"of that model's; auto's wall time = {units} tuned DeepFM trainings."]
+                      f"of that model's; auto's wall time = {units} trainings of its own tuned DeepFM."]
             for key, what in (("chosen", "as run"), ("chosen_with_narrowed", "with the narrowed candidate")):
                 if rec.get(key):
                     c = rec[key]

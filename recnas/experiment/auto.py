@@ -219,7 +219,8 @@ def _run_auto(data: Path, out: Path, max_ep_fraction: float, budget: float, seed
                        hooks=[deadline])
         clock.save()
         rows.extend(tune_rows(name, out / "tune" / name))
-        log(f"  {name}: best valid AUC {res.best_metrics['valid_auc']:.4f} in {len(res.trials)} trials")
+        ran = sum(t["state"] in ("COMPLETE", "PRUNED") for t in res.trials)  # not the enqueued ones left waiting
+        log(f"  {name}: best valid AUC {res.best_metrics['valid_auc']:.4f} in {ran} trials")
     # 2. the searches that fit, with the tuned DeepFM's settings, each in an equal share of what is left
     search_cfg = cfg.model_copy(deep=True)
     search_cfg.model.name = SEARCH_MODEL
