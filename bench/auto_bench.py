@@ -135,22 +135,19 @@ def add_narrowed(rec: dict, work: Path) -> None:
     The candidate (the best tuned zoo model at the widest embedding within the memory budget) trains as auto trains
     it, but with no deadline; it lands in the run's `narrowed/`, where auto itself would put it.
     """
-    from recnas.experiment.auto import base_config, candidate_row, choose, narrowed_candidate
-    from recnas.experiment.run import load_splits, run_train
+    from recnas.experiment.auto import base_config, choose, train_narrowed
+    from recnas.experiment.run import load_splits
 
     folder = work / "auto" / f"{rec['dataset']}-{rec['seed']}-{rec['budget']}"
     plan = json.loads((folder / "auto.json").read_text())
     args = plan["args"]
     cfg = base_config(args["data"], args["seed"], args["threads"], work / "cache", args["overrides"])
     schema = load_splits(cfg, lambda _m: None).ds.schema
-    narrow = narrowed_candidate(cfg, folder, schema, int(args["max_ep_fraction"] * plan["full_width_ep"]))
-    rec["narrowed"] = None
-    if narrow is not None:
-        ncfg, label = narrow
-        res = run_train(ncfg, folder / "narrowed", log=lambda m: print(f"  [{folder.name}] {m}", flush=True))
-        row = candidate_row(label, "zoo", folder / "narrowed", res.metrics, float(res.metrics["train_seconds"]))
+    row = train_narrowed(cfg, folder, schema, int(args["max_ep_fraction"] * plan["full_width_ep"]), [],
+                         lambda m: print(f"  [{folder.name}] {m}", flush=True))
+    if row is not None:
         row["ep_fraction"] = row["embedding_params"] / plan["full_width_ep"]
-        rec["narrowed"] = row
+    rec["narrowed"] = row
     rows = [*rec["leaderboard"], *([rec["narrowed"]] if rec["narrowed"] else [])]
     rec["chosen_with_narrowed"] = choose(rows, args["max_ep_fraction"])
     print(f"{folder.name}: narrowed {rec['narrowed'] and rec['narrowed']['candidate']} valid "
@@ -177,16 +174,11 @@ def table(auto_doc: dict, tune_docs: list[dict], work: Path) -> str:
                   "| candidate | valid AUC | test AUC | test logloss | EP | EP share | FLOPs/row | seconds |",
                   "|---|---|---|---|---|---|---|---|"]
         for r in rec["leaderboard"]:
-            mark = " (chosen)" if r["chosen"] else ""
-            lines.append(f"| {r['candidate']}{mark} | {r['valid_auc']:.4f} | {r['test_auc']:.4f} | "
-                         f"{r['test_logloss']:.4f} | {r['embedding_params']:,} | {r['ep_fraction']:.1%} | "
-                         f"{r['flops_per_row'] / 1e6:.2f} M | {r['train_seconds']:.0f} |")
+            lines.append(leaderboard_line(r, " (chosen)" if r["chosen"] else ""))
         if rec.get("narrowed"):
             r = rec["narrowed"]
-            mark = " (chosen with it)" if rec["chosen_with_narrowed"]["candidate"] == r["candidate"] else ""
-            lines.append(f"| {r['candidate']}, trained after the run{mark} | {r['valid_auc']:.4f} | "
-                         f"{r['test_auc']:.4f} | {r['test_logloss']:.4f} | {r['embedding_params']:,} | "
-                         f"{r['ep_fraction']:.1%} | - | {r['train_seconds']:.0f} |")
+            chosen = rec["chosen_with_narrowed"]["candidate"] == r["candidate"]
+            lines.append(leaderboard_line(r, ", trained after the run" + (" (chosen with it)" if chosen else "")))
         zoo = [tuned[k] for k in tuned if k[:2] == (ds, seed)]
         if zoo:
             best = max(zoo, key=lambda r: r["tuned_valid_auc"])
@@ -207,6 +199,13 @@ def table(auto_doc: dict, tune_docs: list[dict], work: Path) -> str:
                         "units": rec["wall_seconds"] / unit if unit else None})
         lines.append("")
     return "\n".join(lines + summary_table(paired))
+
+
+def leaderboard_line(r: dict, note: str) -> str:
+    """One markdown row of a leaderboard candidate (FLOPs "-" where the row has none)."""
+    flops = f"{r['flops_per_row'] / 1e6:.2f} M" if r.get("flops_per_row") else "-"
+    return (f"| {r['candidate']}{note} | {r['valid_auc']:.4f} | {r['test_auc']:.4f} | {r['test_logloss']:.4f} | "
+            f"{r['embedding_params']:,} | {r['ep_fraction']:.1%} | {flops} | {r['train_seconds']:.0f} |")
 
 
 def summary_table(paired: dict[str, list[dict]]) -> list[str]:

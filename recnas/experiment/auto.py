@@ -234,20 +234,12 @@ def _run_auto(data: Path, out: Path, max_ep_fraction: float, budget: float, seed
     names = list(methods)
     # the best tuned zoo model at one smaller width for every field (the user's first try under a memory budget):
     # one training, before the searches, in the share one more search would get
-    narrow = narrowed_candidate(cfg, out, schema, int(max_ep_fraction * full_ep))
-    if narrow is not None:
-        ncfg, label = narrow
-        now = clock.spent()
-        log(f"training {label}")
-        try:
-            res = run_train(ncfg, out / "narrowed", log=lambda _m: None,
-                            hooks=[Deadline(clock, now + (search_end - now) / (len(names) + 1))])
-            rows.append(candidate_row(label, "zoo", out / "narrowed", res.metrics,
-                                      float(res.metrics["train_seconds"])))
-            log(f"  {label}: valid AUC {res.metrics['valid_auc']:.4f}")
-        except RecnasError as e:
-            log(f"  {label}: failed ({e}); left out")
-        clock.save()
+    now = clock.spent()
+    narrowed = train_narrowed(cfg, out, schema, int(max_ep_fraction * full_ep),
+                              [Deadline(clock, now + (search_end - now) / (len(names) + 1))], log)
+    clock.save()
+    if narrowed is not None:
+        rows.append(narrowed)
     for i, name in enumerate(names):
         folder = out / "search" / name
         finished = (folder / "retrain" / "metrics.json").is_file()
@@ -291,6 +283,26 @@ def _run_auto(data: Path, out: Path, max_ep_fraction: float, budget: float, seed
     return AutoResult(out, chosen, rows)
 
 
+def train_narrowed(cfg: ExperimentConfig, out: Path, schema: Any, max_total_ep: int, hooks: Sequence[Hook],
+                   log: Log) -> dict[str, Any] | None:
+    """Train the narrowed candidate in `out/narrowed` and return its leaderboard row; None where there is none.
+
+    A training that fails is logged and left out, as a failed search is.
+    """
+    narrow = narrowed_candidate(cfg, out, schema, max_total_ep)
+    if narrow is None:
+        return None
+    ncfg, label = narrow
+    log(f"training {label}")
+    try:
+        res = run_train(ncfg, out / "narrowed", log=lambda _m: None, hooks=hooks)
+    except RecnasError as e:
+        log(f"  {label}: failed ({e}); left out")
+        return None
+    log(f"  {label}: valid AUC {res.metrics['valid_auc']:.4f}")
+    return candidate_row(label, "zoo", out / "narrowed", res.metrics, float(res.metrics["train_seconds"]))
+
+
 def narrowed_candidate(cfg: ExperimentConfig, out: Path, schema: Any,
                        max_total_ep: int) -> tuple[ExperimentConfig, str] | None:
     """(config, leaderboard name) of the best tuned zoo model at the widest embedding within `max_total_ep`.
@@ -311,20 +323,22 @@ def widest_within(cfg: ExperimentConfig, schema: Any, max_total_ep: int) -> int 
 
     Embedding parameters grow with the width, so a bisection finds it in a few model builds.
     """
+    lo, hi = 1, cfg.model.embedding_dim
+    if ep_at_width(cfg, schema, lo) > max_total_ep:
+        return None
+    while lo < hi:  # lo fits; find the largest that does
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if ep_at_width(cfg, schema, mid) <= max_total_ep else (lo, mid - 1)
+    return lo
+
+
+def ep_at_width(cfg: ExperimentConfig, schema: Any, width: int) -> int:
+    """Embedding parameters of `cfg`'s model with every field at `width` (built once, not trained)."""
     from recnas.methods.base import model_kwargs
     from recnas.nn.models import build_model
 
-    def ep(width: int) -> int:
-        wide = trial_config(cfg, {"model.embedding_dim": width})
-        return build_model(wide.model.name, schema, **model_kwargs(wide)).embedding_params()
-
-    lo, hi = 1, cfg.model.embedding_dim
-    if ep(lo) > max_total_ep:
-        return None
-    while lo < hi:  # ep(lo) fits; find the largest that does
-        mid = (lo + hi + 1) // 2
-        lo, hi = (mid, hi) if ep(mid) <= max_total_ep else (lo, mid - 1)
-    return lo
+    wide = trial_config(cfg, {"model.embedding_dim": width})
+    return build_model(wide.model.name, schema, **model_kwargs(wide)).embedding_params()
 
 
 def searched_budget(cfg: ExperimentConfig, schema: Any, max_ep_fraction: float) -> tuple[int, int]:

@@ -279,10 +279,11 @@ def trial_loop(study: Any, cfg: ExperimentConfig, out: Path, trials: int, space:
     # that another worker created before this process's newest, so it missed running trials (5 trials for 4).
     db = optuna.storages.RDBStorage(study_url(out))
     study_id = db.get_study_id_from_name("tune")
-    started = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+    finished = (TrialState.COMPLETE, TrialState.PRUNED)
+    started = (*finished, TrialState.RUNNING)
     while True:
         if any(getattr(h, "expired", False) for h in hooks):
-            done = len(db.get_all_trials(study_id, deepcopy=False, states=started[:2]))
+            done = len(db.get_all_trials(study_id, deepcopy=False, states=finished))
             log(f"the time budget is spent: {done} of {trials} trials ran")
             return
         with ask_lock(out):  # count and ask as one step: two workers seeing 3 of 4 must not both start a 4th

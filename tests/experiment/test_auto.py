@@ -152,16 +152,13 @@ def test_every_registered_method_says_whether_auto_runs_it(prepared) -> None:  #
 
 def test_the_widest_width_within_a_memory_budget(prepared) -> None:  # noqa: ANN001
     from recnas.experiment.config import load_config
-    from recnas.experiment.tune import trial_config
-    from recnas.methods.base import model_kwargs
-    from recnas.nn.models import build_model
 
     cfg = load_config(None, ["model.name=deepfm", "model.embedding_dim=32"])
 
     def ep(width: int) -> int:
-        wide = trial_config(cfg, {"model.embedding_dim": width})
-        return build_model("deepfm", prepared.schema, **model_kwargs(wide)).embedding_params()
+        return auto.ep_at_width(cfg, prepared.schema, width)
 
+    assert ep(7) < ep(8) < ep(32)  # the bisection's premise: more width, more embedding parameters
     assert auto.widest_within(cfg, prepared.schema, ep(7) + 1) == 7
     assert auto.widest_within(cfg, prepared.schema, ep(20) - 1) == 19
     assert auto.widest_within(cfg, prepared.schema, ep(1)) == 1
