@@ -7,8 +7,9 @@
     # recnas auto with a time budget, against the tuned zoo of the same seed
     .venv/bin/python bench/auto_bench.py auto --datasets ml100k --seeds 2026 --budget 20m \
         --out bench/results/auto_ml100k.json
-    # runs made before `recnas auto` trained the narrowed candidate: train it and add the choice with it
-    .venv/bin/python bench/auto_bench.py narrowed --out bench/results/auto_ml100k.json
+    # runs made before `recnas auto` trained the compact candidates (narrowed, shared tail): train the missing ones
+    # and add the choice with them
+    .venv/bin/python bench/auto_bench.py compact --out bench/results/auto_ml100k.json
     # per-run leaderboards and the per-dataset summary, paired by seed with the best tuned zoo model
     .venv/bin/python bench/auto_bench.py table --out bench/results/auto_ml100k.json \
         --tuned bench/results/tune_ml100k.json
@@ -77,7 +78,7 @@ def summary(records: list[dict]) -> list[dict]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("mode", choices=["tune", "auto", "narrowed", "table"])
+    p.add_argument("mode", choices=["tune", "auto", "compact", "table"])
     p.add_argument("--datasets", default="ml100k")
     p.add_argument("--models", default="deepfm,dcnv2")
     p.add_argument("--seeds", default="2026,2027,2028")
@@ -95,11 +96,11 @@ def main() -> None:
         doc["records"] += [r for more in a.also for r in json.loads(more.read_text())["records"]]
         print(table(doc, [json.loads(t.read_text()) for t in a.tuned], a.work))
         return
-    if a.mode == "narrowed":  # add the narrowed candidate to the finished auto runs of --out, in place
+    if a.mode == "compact":  # add the compact candidates to the finished auto runs of --out, in place
         doc = json.loads(a.out.read_text())
-        doc["narrowed_command"] = "python " + " ".join(sys.argv)
+        doc["compact_command"] = "python " + " ".join(sys.argv)
         for rec in doc["records"]:
-            add_narrowed(rec, a.work)
+            add_compact(rec, a.work)
             write_text_atomic(a.out, json.dumps(doc, indent=2))
         return
     seeds = [int(s) for s in a.seeds.split(",")]
@@ -129,13 +130,18 @@ def auto_cell(dataset: str, seed: int, budget: str, threads: int, work: Path = W
             "chosen": res.chosen, "leaderboard": res.leaderboard}
 
 
-def add_narrowed(rec: dict, work: Path) -> None:
-    """Add the narrowed candidate to an auto run made before `recnas auto` trained it, and the choice with it.
+def added_rows(rec: dict) -> list[dict]:
+    """The candidates trained after an auto run (`compact`; `narrowed` in JSONs written before it was renamed)."""
+    return rec.get("added") or ([rec["narrowed"]] if rec.get("narrowed") else [])
 
-    The candidate (the best tuned zoo model at the widest embedding within the memory budget) trains as auto trains
-    it, but with no deadline; it lands in the run's `narrowed/`, where auto itself would put it.
+
+def add_compact(rec: dict, work: Path) -> None:
+    """Add the compact candidates an auto run lacks (it was made before auto trained them), and the choice with them.
+
+    They train as auto trains them, but with no deadline, in the run's folder where auto itself would put them (a
+    finished one is read, not trained again); the run's own clock is left as it was.
     """
-    from recnas.experiment.auto import base_config, choose, train_narrowed
+    from recnas.experiment.auto import Clock, base_config, choose, train_compact
     from recnas.experiment.run import load_splits
 
     folder = work / "auto" / f"{rec['dataset']}-{rec['seed']}-{rec['budget']}"
@@ -143,15 +149,18 @@ def add_narrowed(rec: dict, work: Path) -> None:
     args = plan["args"]
     cfg = base_config(args["data"], args["seed"], args["threads"], work / "cache", args["overrides"])
     schema = load_splits(cfg, lambda _m: None).ds.schema
-    row = train_narrowed(cfg, folder, schema, int(args["max_ep_fraction"] * plan["full_width_ep"]), [],
+    rows = train_compact(cfg, folder, schema, int(args["max_ep_fraction"] * plan["full_width_ep"]),
+                         lambda _left: None, Clock(folder / "added_clock.json"),
                          lambda m: print(f"  [{folder.name}] {m}", flush=True))
-    if row is not None:
-        row["ep_fraction"] = row["embedding_params"] / plan["full_width_ep"]
-    rec["narrowed"] = row
-    rows = [*rec["leaderboard"], *([rec["narrowed"]] if rec["narrowed"] else [])]
-    rec["chosen_with_narrowed"] = choose(rows, args["max_ep_fraction"])
-    print(f"{folder.name}: narrowed {rec['narrowed'] and rec['narrowed']['candidate']} valid "
-          f"{rec['narrowed'] and rec['narrowed']['valid_auc']}; chosen {rec['chosen_with_narrowed']['candidate']}")
+    have = {r["candidate"] for r in rec["leaderboard"]}
+    rec["added"] = [r for r in rows if r["candidate"] not in have]
+    for r in rec["added"]:
+        r["ep_fraction"] = r["embedding_params"] / plan["full_width_ep"]
+    rec.pop("narrowed", None)
+    rec.pop("chosen_with_narrowed", None)
+    rec["chosen_with_added"] = choose([*rec["leaderboard"], *rec["added"]], args["max_ep_fraction"])
+    print(f"{folder.name}: added {[(r['candidate'], round(r['valid_auc'], 4)) for r in rec['added']]}; chosen "
+          f"{rec['chosen_with_added']['candidate']}")
 
 
 def tuned_wall(auto_dir: Path) -> float | None:
@@ -175,9 +184,9 @@ def table(auto_doc: dict, tune_docs: list[dict], work: Path) -> str:
                   "|---|---|---|---|---|---|---|---|"]
         for r in rec["leaderboard"]:
             lines.append(leaderboard_line(r, " (chosen)" if r["chosen"] else ""))
-        if rec.get("narrowed"):
-            r = rec["narrowed"]
-            chosen = rec["chosen_with_narrowed"]["candidate"] == r["candidate"]
+        with_added = rec.get("chosen_with_added") or rec.get("chosen_with_narrowed")
+        for r in added_rows(rec):
+            chosen = with_added["candidate"] == r["candidate"]
             lines.append(leaderboard_line(r, ", trained after the run" + (" (chosen with it)" if chosen else "")))
         zoo = [tuned[k] for k in tuned if k[:2] == (ds, seed)]
         if zoo:
@@ -190,9 +199,8 @@ def table(auto_doc: dict, tune_docs: list[dict], work: Path) -> str:
                       f"{best['tuned_test_auc']:.4f} (difference {c['test_auc'] - best['tuned_test_auc']:+.4f}); "
                       f"EP {c['embedding_params']:,} = {c['embedding_params'] / best['tuned_embedding_params']:.1%} "
                       f"of that model's; auto's wall time = {units} trainings of its own tuned DeepFM."]
-            for key, what in (("chosen", "as run"), ("chosen_with_narrowed", "with the narrowed candidate")):
-                if rec.get(key):
-                    c = rec[key]
+            for c, what in ((rec["chosen"], "as run"), (with_added, "with the candidates trained after it")):
+                if c:
                     paired.setdefault(f"{ds}, {rec['budget']}, {what}", []).append({
                         "seed": seed, "chosen": c["candidate"], "auto": c["test_auc"], "zoo": best["tuned_test_auc"],
                         "zoo_model": best["model"], "ep_share": c["embedding_params"] / best["tuned_embedding_params"],

@@ -131,21 +131,35 @@ def with_negatives_from(schema: Schema, train: Path) -> Schema:
     return dataclasses.replace(schema, label_negative=neg)
 
 
-def with_hash_buckets(schema: Schema, buckets: dict[str, int], key: str = "data.hash_buckets") -> Schema:
-    """`schema` whose named fields are hashed into the given bucket counts (the config's override of schema.yaml)."""
+def with_field_option(schema: Schema, option: str, values: dict[str, int], key: str) -> Schema:
+    """`schema` with `option` set to the given value on each named field (a config's override of schema.yaml)."""
     names = [f.name for f in schema.fields]
-    unknown = [n for n in buckets if n not in names]
+    unknown = [n for n in values if n not in names]
     if unknown:
         raise ConfigError(f"{key} names {unknown}, not fields of this data (its fields: {short_list(names)})")
     fields = []
     for f in schema.fields:
-        if f.name in buckets:
+        if f.name in values:
             try:
-                f = dataclasses.replace(f, hash_buckets=int(buckets[f.name]))
+                f = dataclasses.replace(f, **{option: int(values[f.name])})
             except SchemaError as e:
                 raise ConfigError(f"{key}.{f.name}: {e}") from None
         fields.append(f)
     return schema.replace_fields(fields)
 
 
-__all__ = ["DatasetSource", "open_dataset", "sniff_format", "with_hash_buckets"]
+def with_hash_buckets(schema: Schema, buckets: dict[str, int], key: str = "data.hash_buckets") -> Schema:
+    """`schema` whose named fields are hashed into the given bucket counts (the config's override of schema.yaml)."""
+    return with_field_option(schema, "hash_buckets", buckets, key)
+
+
+def with_min_count(schema: Schema, floors: dict[str, int], key: str = "data.min_count") -> Schema:
+    """`schema` whose named fields keep only the tokens seen at least so often in train (the rest share the OOV id)."""
+    plain = [f.name for f in schema.fields if f.name in floors and not f.type.embedded and f.buckets == "none"]
+    if plain:
+        raise ConfigError(f"{key} names {plain}: numerical fields without buckets have no vocabulary to floor; name "
+                          f"categorical, multi-valued or bucketised numerical fields")
+    return with_field_option(schema, "min_count", floors, key)
+
+
+__all__ = ["DatasetSource", "open_dataset", "sniff_format", "with_field_option", "with_hash_buckets", "with_min_count"]

@@ -56,6 +56,17 @@ class Vocabulary:
         full[OOV_ID] = int(counts[~keep].sum())
         return cls(order_tokens, full, min_count)
 
+    def with_min_count(self, min_count: int) -> Vocabulary:
+        """The vocabulary the same train counts give at floor `min_count` (this one where the floor is not higher).
+
+        Equal to what fitting at that floor builds, so a table's rows at a higher floor are known without a re-read.
+        """
+        if min_count <= self.min_count:
+            return self
+        raised = Vocabulary.from_counts(self.tokens, self.counts[N_RESERVED:], min_count)
+        raised.counts[OOV_ID] += int(self.counts[OOV_ID])  # the tokens the lower floor dropped stay dropped
+        return raised
+
     @property
     def size(self) -> int:
         """Number of ids, reserved ones included (rows of the embedding table)."""

@@ -2,6 +2,7 @@
 
     <out>/tune/<model>/         `recnas tune` of each zoo candidate (trial 0: the zoo default)
     <out>/narrowed/             the best tuned zoo model at the widest embedding within the memory budget
+    <out>/shared_tail/          ... with the ids seen fewer than m times in train sharing one row (long-tailed data)
     <out>/search/<method>/      each registered search that fits the data, a `recnas search` folder whose model and
                                 trainer settings are the tuned DeepFM's (baseline and searched model: one tuning)
     <out>/leaderboard.csv/.json every candidate: valid and test AUC and logloss, EP, FLOPs per row, seconds
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from recnas.errors import ConfigError, DataError, RecnasError
+from recnas.experiment.compact import compact_candidates
 from recnas.experiment.config import ExperimentConfig, apply_overrides, load_config
 from recnas.experiment.folder import run_folder_lock
 from recnas.experiment.run import load_run, load_splits, run_train
@@ -232,14 +234,10 @@ def _run_auto(data: Path, out: Path, max_ep_fraction: float, budget: float, seed
     fit_s = next((r["train_seconds"] for r in rows if r["candidate"] == f"{SEARCH_MODEL} (default)"),
                  10 * plan["epoch_seconds"])
     names = list(methods)
-    # the best tuned zoo model at one smaller width for every field (the user's first try under a memory budget):
-    # one training, before the searches, in the share one more search would get
-    now = clock.spent()
-    narrowed = train_narrowed(cfg, out, schema, int(max_ep_fraction * full_ep),
-                              [Deadline(clock, now + (search_end - now) / (len(names) + 1))], log)
-    clock.save()
-    if narrowed is not None:
-        rows.append(narrowed)
+    # the best tuned zoo model made to fit without a search (the user's first tries under a memory budget): one
+    # training each, before the searches, each in the share one more search would get
+    rows += train_compact(cfg, out, schema, int(max_ep_fraction * full_ep),
+                          lambda left: clock.spent() + (search_end - clock.spent()) / (len(names) + left), clock, log)
     for i, name in enumerate(names):
         folder = out / "search" / name
         finished = (folder / "retrain" / "metrics.json").is_file()
@@ -283,62 +281,34 @@ def _run_auto(data: Path, out: Path, max_ep_fraction: float, budget: float, seed
     return AutoResult(out, chosen, rows)
 
 
-def train_narrowed(cfg: ExperimentConfig, out: Path, schema: Any, max_total_ep: int, hooks: Sequence[Hook],
-                   log: Log) -> dict[str, Any] | None:
-    """Train the narrowed candidate in `out/narrowed` and return its leaderboard row; None where there is none.
+def train_compact(cfg: ExperimentConfig, out: Path, schema: Any, max_total_ep: int,
+                  share_end: Callable[[int], float | None], clock: Clock, log: Log) -> list[dict[str, Any]]:
+    """Train the compact candidates (`recnas.experiment.compact`) of the best tuned zoo model; their leaderboard rows.
 
-    A training that fails is logged and left out, as a failed search is.
-    """
-    narrow = narrowed_candidate(cfg, out, schema, max_total_ep)
-    if narrow is None:
-        return None
-    ncfg, label = narrow
-    log(f"training {label}")
-    try:
-        res = run_train(ncfg, out / "narrowed", log=lambda _m: None, hooks=hooks)
-    except RecnasError as e:
-        log(f"  {label}: failed ({e}); left out")
-        return None
-    log(f"  {label}: valid AUC {res.metrics['valid_auc']:.4f}")
-    return candidate_row(label, "zoo", out / "narrowed", res.metrics, float(res.metrics["train_seconds"]))
-
-
-def narrowed_candidate(cfg: ExperimentConfig, out: Path, schema: Any,
-                       max_total_ep: int) -> tuple[ExperimentConfig, str] | None:
-    """(config, leaderboard name) of the best tuned zoo model at the widest embedding within `max_total_ep`.
-
-    None where that model already fits the budget (it is a candidate as it is) or not even width 1 fits.
+    Each trains in `out/<its folder>` until `share_end(k)`, the clock time by which it should stop when k of them
+    (it included) are left (None: no deadline, for a bench adding them to a finished run). A training that fails is
+    logged and left out, as a failed search is.
     """
     tuned = {name: json.loads((out / "tune" / name / "best.json").read_text()) for name in ZOO_CANDIDATES}
     name = max(tuned, key=lambda n: tuned[n]["valid_auc"])
     best = trial_config(cfg, {"model.name": name, **tuned[name]["params"]})
-    width = widest_within(best, schema, max_total_ep)
-    if width is None or width >= best.model.embedding_dim:
-        return None
-    return trial_config(best, {"model.embedding_dim": width}), f"{name} (tuned, width {width})"
-
-
-def widest_within(cfg: ExperimentConfig, schema: Any, max_total_ep: int) -> int | None:
-    """The largest width up to `cfg`'s whose model stores at most `max_total_ep` embedding parameters; None if none.
-
-    Embedding parameters grow with the width, so a bisection finds it in a few model builds.
-    """
-    lo, hi = 1, cfg.model.embedding_dim
-    if ep_at_width(cfg, schema, lo) > max_total_ep:
-        return None
-    while lo < hi:  # lo fits; find the largest that does
-        mid = (lo + hi + 1) // 2
-        lo, hi = (mid, hi) if ep_at_width(cfg, schema, mid) <= max_total_ep else (lo, mid - 1)
-    return lo
-
-
-def ep_at_width(cfg: ExperimentConfig, schema: Any, width: int) -> int:
-    """Embedding parameters of `cfg`'s model with every field at `width` (built once, not trained)."""
-    from recnas.methods.base import model_kwargs
-    from recnas.nn.models import build_model
-
-    wide = trial_config(cfg, {"model.embedding_dim": width})
-    return build_model(wide.model.name, schema, **model_kwargs(wide)).embedding_params()
+    candidates = compact_candidates(best, schema, max_total_ep)
+    rows = []
+    for i, cand in enumerate(candidates):
+        end = share_end(len(candidates) - i)
+        log(f"training {cand.name}")
+        try:
+            res = run_train(cand.config, out / cand.folder, log=lambda _m: None,
+                            hooks=[Deadline(clock, end)] if end is not None else [])
+        except RecnasError as e:
+            log(f"  {cand.name}: failed ({e}); left out")
+            continue
+        finally:
+            clock.save()
+        log(f"  {cand.name}: valid AUC {res.metrics['valid_auc']:.4f}")
+        rows.append(candidate_row(cand.name, "zoo", out / cand.folder, res.metrics,
+                                  float(res.metrics["train_seconds"])))
+    return rows
 
 
 def searched_budget(cfg: ExperimentConfig, schema: Any, max_ep_fraction: float) -> tuple[int, int]:

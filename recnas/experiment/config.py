@@ -36,6 +36,9 @@ class DataConfig(BaseModel):
     hash_buckets: dict[str, int] = Field(
         {}, description="per categorical or multi-valued field: hash its tokens into this many buckets (the hashing "
         "trick) instead of a vocabulary; overrides schema.yaml's `hash_buckets` (e.g. {isbn: 32768})")
+    min_count: dict[str, int] = Field(
+        {}, description="per field with a vocabulary: keep the tokens seen at least this often in train, the rarer "
+        "ones share the out-of-vocabulary row; overrides schema.yaml's `min_count` (e.g. {isbn: 3})")
     shuffle_window: int | None = Field(
         None, ge=1, description="rows the train shuffle permutes together: None permutes the whole split each epoch; "
         "N visits blocks of shuffle_block rows in a seeded order and permutes the rows within each N rows of blocks, "

@@ -25,7 +25,7 @@ from recnas.data.batches import BatchIterator
 from recnas.data.cache import prepare
 from recnas.data.processor import EncodeReport
 from recnas.data.schema import Schema
-from recnas.data.source import open_dataset, with_hash_buckets
+from recnas.data.source import open_dataset, with_hash_buckets, with_min_count
 from recnas.data.splits import Splits, train_arrays
 from recnas.errors import ConfigError, DataError, describe_validation_error
 from recnas.experiment.config import ExperimentConfig
@@ -76,6 +76,8 @@ def load_splits(cfg: ExperimentConfig, log: Callable[[str], None] | None = None,
     source = open_dataset(cfg.data.path, label=cfg.data.label, positive=cfg.data.positive)
     if cfg.data.hash_buckets:
         source = dataclasses.replace(source, schema=with_hash_buckets(source.schema, cfg.data.hash_buckets))
+    if cfg.data.min_count:
+        source = dataclasses.replace(source, schema=with_min_count(source.schema, cfg.data.min_count))
     ds = prepare(source, cfg.data.cache_dir, on_bad_row=cfg.data.on_bad_row, log=log)
     for split in ("train", "valid", "test"):
         if split not in ds.splits:
