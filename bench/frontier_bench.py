@@ -8,7 +8,10 @@ scored. Beside them, the simple baselines a user would try first:
 - `tiered`: frequency tiers by hand, the most frequent share of each field's ids at the full width and the rest at
   width 1 (at width 0 when width 1 alone is over the budget), the share chosen to fill the budget;
 - `hashed`: every id field with more ids than B hashed into B buckets (`data.hash_buckets`), at the full width, B
-  the largest that fits; the first-order weights shrink with it, so it can meet budgets the others cannot.
+  the largest that fits; the first-order weights shrink with it, so it can meet budgets the others cannot;
+- `shared_tail`: `recnas auto`'s shared-tail candidate (`recnas.experiment.compact`): the ids seen fewer than m
+  times in train share the OOV row (`data.min_count`), m the smallest of 2, 3, 5, 10 at which the full width fits
+  (narrowed at m = 10 where none does); it shrinks the first-order weights too.
 Every run takes the library's defaults (DeepFM, width 10), nothing chosen per dataset. Test AUC is reported. A
 budget below what the first-order weights alone store (one float per id: 1/11 of DeepFM's EP at width 10) cannot
 be met by any variant and is recorded as such.
@@ -40,19 +43,8 @@ from zoo_bench import library_config, mean_sd, run_queue, write_results  # noqa:
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "derived"
-BASELINES = ("uniform", "tiered", "hashed")
-
-
-def uniform_width(cfg: Any, schema: Any, budget_ep: int) -> int | None:
-    """The largest width <= the model's whose whole embedding (first-order weights included) fits `budget_ep`."""
-    from recnas.methods.base import model_kwargs
-    from recnas.nn.models import build_model
-
-    for d in range(cfg.model.embedding_dim, 0, -1):
-        kw = {**model_kwargs(cfg), "embedding_dim": d}
-        if build_model(cfg.model.name, schema, **kw).embedding_params() <= budget_ep:
-            return d
-    return None
+BASELINES = ("uniform", "tiered", "hashed", "shared_tail")
+SHRINK_FIRST_ORDER = ("hashed", "shared_tail")  # variants with fewer rows: they can meet budgets the others cannot
 
 
 def hash_plan(schema: Any, buckets: int) -> dict[str, int]:
@@ -108,8 +100,9 @@ def tiered_widths(schema: Any, dim: int, table_floats: int) -> tuple[dict[str, n
 
 
 def run_baseline(variant: str, cfg: Any, splits: Any, fraction: float, folder: Path) -> dict[str, Any] | None:
-    """Train `uniform`, `tiered` or `hashed` at the budget; None when the variant cannot meet it."""
+    """Train `uniform`, `tiered`, `hashed` or `shared_tail` at the budget; None when the variant cannot meet it."""
     from recnas.experiment.auto import searched_budget
+    from recnas.experiment.compact import floored_fields, shared_tail, widest_within
     from recnas.experiment.run import fit_and_score, run_train
     from recnas.methods.base import model_kwargs
     from recnas.nn.mixed_width import MixedWidthEmbedding
@@ -126,9 +119,18 @@ def run_baseline(variant: str, cfg: Any, splits: Any, fraction: float, folder: P
         m = run_train(c, folder, log=lambda _m: None).metrics
         b = next(iter(plan.values()), None)
         return {**m, "setting": f"{', '.join(plan)} hashed into {b:,} buckets" if plan else "nothing hashed"}
+    if variant == "shared_tail":
+        tail = shared_tail(cfg, schema, int(fraction * searched_budget(cfg, schema, 1.0)[0]))
+        if tail is None:
+            return None
+        c = cfg.model_copy(deep=True)
+        c.data.min_count = {f.name: tail[0] for f in floored_fields(schema)}
+        c.model.embedding_dim = tail[1]
+        m = run_train(c, folder, log=lambda _m: None).metrics
+        return {**m, "setting": f"ids seen < {tail[0]} times shared, width {tail[1]}"}
     full_ep, table_floats = searched_budget(cfg, schema, fraction)
     if variant == "uniform":
-        d = uniform_width(cfg, schema, int(fraction * full_ep))
+        d = widest_within(cfg, schema, int(fraction * full_ep))
         if d is None:
             return None
         c = cfg.model_copy(deep=True)
@@ -180,7 +182,7 @@ def run_one(data: Path, variant: str, fraction: float, seed: int, threads: int, 
     try:
         searched_budget(cfg, splits.ds.schema, fraction)
     except ConfigError as e:  # below what the parts no search shrinks (the first-order weights) already store
-        if variant != "hashed":  # hashing shrinks the first-order weights too
+        if variant not in SHRINK_FIRST_ORDER:
             return {**rec, "fits": False, "why": str(e), "wall_seconds": 0.0}
     if variant in BASELINES:
         m = run_baseline(variant, cfg, splits, fraction, folder)
