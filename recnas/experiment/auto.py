@@ -257,7 +257,7 @@ def _run_auto(data: Path, out: Path, max_ep_fraction: float, budget: float, seed
     # 3. leaderboard, Pareto front, choice
     for row in rows:
         row["ep_fraction"] = row["embedding_params"] / full_ep if row.get("embedding_params") else None
-    add_flops(rows, splits)
+    add_flops(rows, cfg, splits)
     chosen = choose(rows, max_ep_fraction)
     mark_pareto(rows)
     write_leaderboard(out, rows, chosen)
@@ -407,14 +407,25 @@ def _metrics(folder: Path) -> dict[str, Any]:
     return json.loads((folder / "metrics.json").read_text())
 
 
-def add_flops(rows: list[dict[str, Any]], splits: Any) -> None:
-    """FLOPs per scored row of every candidate, on a test batch."""
+def add_flops(rows: list[dict[str, Any]], cfg: ExperimentConfig, splits: Any) -> None:
+    """FLOPs per scored row of every candidate, on a test batch encoded as that candidate reads the data.
+
+    The shared-tail candidate's tables are smaller than auto's own encoding (`data.min_count`), so each candidate
+    gets the test batch of its own data settings (auto's `splits` where they are auto's).
+    """
     from recnas.train.cost import flops_per_sample
 
-    batch = next(iter(splits.test))
+    def encoding(c: ExperimentConfig) -> str:
+        return json.dumps([c.data.min_count, c.data.hash_buckets], sort_keys=True)
+
+    batches = {encoding(cfg): next(iter(splits.test))}
     for row in rows:
         try:
-            row["flops_per_row"] = flops_per_sample(load_run(row["folder"])[2], batch)
+            run_cfg, _, model = load_run(row["folder"])
+            key = encoding(run_cfg)
+            if key not in batches:
+                batches[key] = next(iter(load_splits(run_cfg).test))
+            row["flops_per_row"] = flops_per_sample(model, batches[key])
         except RecnasError as e:
             row["flops_per_row"] = None
             row["error"] = str(e)

@@ -22,7 +22,7 @@ from recnas.methods.base import (
     model_kwargs,
     refuse_field_aware,
     register_method,
-    sizes_up_to,
+    sizes_within,
 )
 from recnas.methods.oneshot import OneShotConfig, OneShotMethod
 from recnas.methods.render import bars, search_curve, table
@@ -95,9 +95,9 @@ class AutoDim(OneShotMethod):
     @classmethod
     def auto_settings(cls, schema: Schema, embedding_dim: int, max_ep: int) -> list[str] | None:
         """Where there are large id tables: sizes up to the tuned width, grown into the budget."""
-        if not has_large_id_fields(schema):
+        sizes = sizes_within(schema, embedding_dim, max_ep)
+        if not has_large_id_fields(schema) or sizes is None:
             return None
-        sizes = sizes_up_to(embedding_dim)
         return [f"search.candidates={sizes}", f"search.max_ep={max_ep}", "search.fill_budget=true"]
 
     def check(self) -> None:

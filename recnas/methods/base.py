@@ -284,6 +284,23 @@ def sizes_up_to(full: int, ladder: Sequence[int] = (2, 4, 8, 16, 32, 64)) -> lis
     return [s for s in ladder if s < full] + [full]
 
 
+def sizes_within(schema: Schema, full: int, max_ep: int) -> list[int] | None:
+    """`sizes_up_to(full)` for a search whose smallest model must fit `max_ep`; None where it cannot.
+
+    Size 1 comes first where every field at the smallest rung would be over `max_ep`; None where even every field
+    at 1 is.
+    The rows are a default `FieldEmbedding`'s (id tables and numerical encoders); the search's own check stays the
+    final word where the tuned numerical encoder has other rows.
+    """
+    from recnas.nn.embedding import FieldEmbedding
+
+    rows = sum(FieldEmbedding(schema, 1).field_rows().values())
+    sizes = sizes_up_to(full)
+    if rows * sizes[0] <= max_ep:
+        return sizes
+    return [1, *sizes] if rows <= max_ep and sizes[0] > 1 else None
+
+
 def fingerprint(blocks: Sequence[Any]) -> str:
     """The space fingerprint of some searchable blocks."""
     from recnas.space.choice import Space

@@ -21,7 +21,7 @@ from recnas.data.schema import Schema
 from recnas.errors import ConfigError
 from recnas.methods.autodim import AutoDim, AutoDimConfig
 from recnas.methods.autofis import AutoFIS, GateRetrainConfig
-from recnas.methods.base import has_large_id_fields, model_kwargs, register_method, sizes_up_to
+from recnas.methods.base import has_large_id_fields, model_kwargs, register_method, sizes_within
 from recnas.nn.embedding import embedded_field_names
 from recnas.nn.models import MODELS, CTRModel, build_model
 
@@ -49,9 +49,10 @@ class Joint(AutoDim):
     @classmethod
     def auto_settings(cls, schema: Schema, embedding_dim: int, max_ep: int) -> list[str] | None:
         """Where there are large id tables and at least three fields: sizes up to the tuned width, filled."""
-        if not has_large_id_fields(schema) or len(embedded_field_names(schema, "auto")) < 3:
+        sizes = sizes_within(schema, embedding_dim, max_ep)
+        if not has_large_id_fields(schema) or len(embedded_field_names(schema, "auto")) < 3 or sizes is None:
             return None
-        return [f"search.candidates={sizes_up_to(embedding_dim)}", f"search.max_ep={max_ep}",
+        return [f"search.candidates={sizes}", f"search.max_ep={max_ep}",
                 "search.fill_budget=true"]
 
     def check(self) -> None:

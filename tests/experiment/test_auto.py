@@ -19,14 +19,21 @@ BUDGET = 30.0  # seconds: a few trials per zoo candidate and a short run of each
 
 def test_auto_chooses_the_best_valid_model_within_both_budgets(synth_dir: Path, tmp_path: Path) -> None:
     t0 = time.monotonic()
-    res = run_auto(synth_dir, tmp_path / "auto", 0.3, BUDGET, threads=1, cache_dir=tmp_path / "cache")
+    lines: list[str] = []
+    res = run_auto(synth_dir, tmp_path / "auto", 0.3, BUDGET, threads=1, cache_dir=tmp_path / "cache",
+                   log=lines.append)
     wall = time.monotonic() - t0
     spent = json.loads((tmp_path / "auto" / "clock.json").read_text())["spent_seconds"]
     assert spent <= 1.1 * BUDGET and wall <= 1.1 * BUDGET + 5  # 5 s: importing and preparing the data
     rows = json.loads((tmp_path / "auto" / "leaderboard.json").read_text())
     names = {r["candidate"] for r in rows}
     assert {"deepfm (default)", "deepfm (tuned)", "dcnv2 (default)", "dcnv2 (tuned)"} <= names
-    assert sum(r["kind"] == "search" for r in rows) >= 3  # the four built-in methods fit this data; one may fail
+    fitting = next(m for m in lines if m.startswith("searches that fit this data: ")).split(": ")[1].split(", ")
+    assert {"nis", "esapn"} <= set(fitting)  # they fit any budget here; AutoDim and joint where size 1-2 fits
+    for method in fitting:  # each search that fits ran, or the log says why not (unfunded, or failed)
+        ran = any(r["candidate"] == f"{method} (searched)" for r in rows)
+        assert ran or any(m.startswith(f"  {method}: skipped") or m.startswith(f"  {method}: failed") for m in lines)
+    assert sum(r["kind"] == "search" for r in rows) >= 1
     in_budget = [r for r in rows if r["ep_fraction"] <= 0.3]
     assert res.chosen["candidate"] == max(in_budget, key=lambda r: r["valid_auc"])["candidate"]
     assert [r["candidate"] for r in rows if r["chosen"]] == [res.chosen["candidate"]]
@@ -54,24 +61,28 @@ def test_a_killed_auto_resumes_without_redoing_finished_stages(synth_dir: Path, 
     real = search.run_search
     calls = []
 
-    def killed_in_the_second_search(cfg, out, log=None, fit_hooks=(), retrain_hooks=()):  # noqa: ANN001, ANN202
+    def killed_in_the_first_search(cfg, out, log=None, fit_hooks=(), retrain_hooks=()):  # noqa: ANN001, ANN202
         calls.append(out)
-        hooks = [*fit_hooks, KillAt(3)] if len(calls) == 2 else fit_hooks
+        hooks = [*fit_hooks, KillAt(1)] if len(calls) == 1 else fit_hooks  # step 1: even a spent share takes it
         return real(cfg, out, log, hooks, retrain_hooks)
 
-    monkeypatch.setattr(search, "run_search", killed_in_the_second_search)
+    monkeypatch.setattr(search, "run_search", killed_in_the_first_search)
     with pytest.raises(Killed):
         run_auto(synth_dir, tmp_path / "auto", 0.3, BUDGET, threads=1, cache_dir=tmp_path / "cache")
     monkeypatch.setattr(search, "run_search", real)
-    first_search = Path(calls[0])
-    assert (first_search / "retrain" / "metrics.json").is_file()
-    done_at = (first_search / "retrain" / "metrics.json").stat().st_mtime
+    # finished before the kill: the tunes and the compact candidates (none where the best tuned model fits already)
+    compact = [tmp_path / "auto" / f / "metrics.json" for f in ("narrowed", "shared_tail")]
+    compact = [m for m in compact if m.is_file()]
+    done_at = [m.stat().st_mtime for m in compact]
     trials = {m: len(list((tmp_path / "auto" / "tune" / m / "trials").iterdir())) for m in ("deepfm", "dcnv2")}
     spent = json.loads((tmp_path / "auto" / "clock.json").read_text())["spent_seconds"]
     assert spent > 0.4 * BUDGET  # the tuning share was spent and saved
-    res = run_auto(synth_dir, tmp_path / "auto", 0.3, BUDGET, threads=1, cache_dir=tmp_path / "cache")
-    assert (first_search / "retrain" / "metrics.json").stat().st_mtime == done_at  # kept, not searched again
+    lines: list[str] = []
+    res = run_auto(synth_dir, tmp_path / "auto", 0.3, BUDGET, threads=1, cache_dir=tmp_path / "cache",
+                   log=lines.append)
+    assert [m.stat().st_mtime for m in compact] == done_at  # kept, not trained again
     assert {m: len(list((tmp_path / "auto" / "tune" / m / "trials").iterdir())) for m in trials} == trials
+    assert (Path(calls[0]) / "retrain" / "metrics.json").is_file()  # the killed search resumed to its end
     total = json.loads((tmp_path / "auto" / "clock.json").read_text())["spent_seconds"]
     assert total <= 1.1 * BUDGET  # the resumed run spent only what was left
     assert (tmp_path / "auto" / "model" / "model.safetensors").is_file() and res.chosen["ep_fraction"] <= 0.3
@@ -148,3 +159,19 @@ def test_every_registered_method_says_whether_auto_runs_it(prepared) -> None:  #
 
         ExperimentConfig.model_validate(apply_overrides(raw, [f"search.method={name}", *settings]))
         assert get_method(name).auto_settings(prepared.schema, 16, 5000) == settings
+
+
+def test_a_size_search_is_run_only_where_its_smallest_model_meets_the_budget(prepared) -> None:  # noqa: ANN001
+    from recnas.methods.base import sizes_within
+    from recnas.nn.embedding import FieldEmbedding
+    from recnas.space.autodim import AutoDimEmbedding
+
+    rows = sum(FieldEmbedding(prepared.schema, 1).field_rows().values())
+    assert sizes_within(prepared.schema, 10, 2 * rows) == [2, 4, 8, 10]
+    assert sizes_within(prepared.schema, 10, 2 * rows - 1) == [1, 2, 4, 8, 10]  # size 1 makes it reachable
+    assert sizes_within(prepared.schema, 10, rows - 1) is None
+    for budget in (2 * rows, 2 * rows - 1, rows):  # what auto hands AutoDim, AutoDim can meet
+        sizes = sizes_within(prepared.schema, 10, budget)
+        AutoDimEmbedding(prepared.schema, sizes, max_ep=budget)
+    fits = auto.fitting_methods(prepared.schema, 10, rows - 1)
+    assert "autodim" not in fits and "joint" not in fits
