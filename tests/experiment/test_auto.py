@@ -173,5 +173,7 @@ def test_a_size_search_is_run_only_where_its_smallest_model_meets_the_budget(pre
     for budget in (2 * rows, 2 * rows - 1, rows):  # what auto hands AutoDim, AutoDim can meet
         sizes = sizes_within(prepared.schema, 10, budget)
         AutoDimEmbedding(prepared.schema, sizes, max_ep=budget)
+    with pytest.raises(ConfigError, match="search.max_ep"):  # what the ladder without size 1 could not meet
+        AutoDimEmbedding(prepared.schema, [2, 4, 8, 10], max_ep=2 * rows - 1)
     fits = auto.fitting_methods(prepared.schema, 10, rows - 1)
     assert "autodim" not in fits and "joint" not in fits

@@ -149,8 +149,8 @@ def test_a_budget_below_the_smallest_model_is_refused_or_met(name: str, synth_di
     fraction = (full_ep - tables + tables // 50) / full_ep
     _, max_ep = searched_budget(cfg, prepared.schema, fraction)
     settings = METHODS[name].auto_settings(prepared.schema, 8, max_ep)
-    if settings is None:
-        pytest.skip(f"{name} does not run in recnas auto at this budget")
+    if settings is None:  # refused before any training: `recnas auto` leaves the method out at this budget
+        return
     cfg = load_config(None, overrides(name, synth_dir, tmp_path / "cache", "model.embedding_dim=8",
                                       "search.baseline=false", *settings))
     try:
