@@ -102,7 +102,7 @@ def tiered_widths(schema: Any, dim: int, table_floats: int) -> tuple[dict[str, n
 def run_baseline(variant: str, cfg: Any, splits: Any, fraction: float, folder: Path) -> dict[str, Any] | None:
     """Train `uniform`, `tiered`, `hashed` or `shared_tail` at the budget; None when the variant cannot meet it."""
     from recnas.experiment.auto import searched_budget
-    from recnas.experiment.compact import floored_fields, shared_tail, widest_within
+    from recnas.experiment.compact import shared_tail, shared_tail_config, widest_within
     from recnas.experiment.run import fit_and_score, run_train
     from recnas.methods.base import model_kwargs
     from recnas.nn.mixed_width import MixedWidthEmbedding
@@ -123,10 +123,7 @@ def run_baseline(variant: str, cfg: Any, splits: Any, fraction: float, folder: P
         tail = shared_tail(cfg, schema, int(fraction * searched_budget(cfg, schema, 1.0)[0]))
         if tail is None:
             return None
-        c = cfg.model_copy(deep=True)
-        c.data.min_count = {f.name: tail[0] for f in floored_fields(schema)}
-        c.model.embedding_dim = tail[1]
-        m = run_train(c, folder, log=lambda _m: None).metrics
+        m = run_train(shared_tail_config(cfg, schema, *tail), folder, log=lambda _m: None).metrics
         return {**m, "setting": f"ids seen < {tail[0]} times shared, width {tail[1]}"}
     full_ep, table_floats = searched_budget(cfg, schema, fraction)
     if variant == "uniform":

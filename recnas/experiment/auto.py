@@ -410,13 +410,13 @@ def _metrics(folder: Path) -> dict[str, Any]:
 def add_flops(rows: list[dict[str, Any]], cfg: ExperimentConfig, splits: Any) -> None:
     """FLOPs per scored row of every candidate, on a test batch encoded as that candidate reads the data.
 
-    The shared-tail candidate's tables are smaller than auto's own encoding (`data.min_count`), so each candidate
-    gets the test batch of its own data settings (auto's `splits` where they are auto's).
+    A candidate may read the data otherwise than auto does (the shared tail's `data.min_count` gives smaller tables),
+    so each gets the test batch of its own data config (auto's `splits` where it is auto's).
     """
     from recnas.train.cost import flops_per_sample
 
     def encoding(c: ExperimentConfig) -> str:
-        return json.dumps([c.data.min_count, c.data.hash_buckets], sort_keys=True)
+        return json.dumps(c.data.model_dump(mode="json"), sort_keys=True)
 
     batches = {encoding(cfg): next(iter(splits.test))}
     for row in rows:

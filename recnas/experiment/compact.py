@@ -53,10 +53,8 @@ def compact_candidates(best: ExperimentConfig, schema: Schema, max_total_ep: int
     tail = shared_tail(best, schema, max_total_ep)
     if tail is not None:
         floor, tail_width = tail
-        floors = {f.name: max(f.min_count, floor) for f in floored_fields(schema)}
-        cfg = trial_config(best, {"model.embedding_dim": tail_width, "data.min_count": {**best.data.min_count,
-                                                                                         **floors}})
-        out.append(CompactCandidate(cfg, f"{model} (tuned, ids seen < {floor} times shared, width {tail_width})",
+        out.append(CompactCandidate(shared_tail_config(best, schema, floor, tail_width),
+                                    f"{model} (tuned, ids seen < {floor} times shared, width {tail_width})",
                                     "shared_tail"))
     return out
 
@@ -66,12 +64,18 @@ def shared_tail(cfg: ExperimentConfig, schema: Schema, max_total_ep: int) -> tup
     rows = tail_rows(schema, 1)
     if not rows or tail_rows(schema, TAIL_FLOORS[0]) > (1 - TAIL_MIN_CUT) * rows:
         return None
-    width = None
+    width = cfg.model.embedding_dim
     for floor in TAIL_FLOORS:
-        width = widest_within(cfg, schema_at_floor(schema, floor), max_total_ep)
-        if width == cfg.model.embedding_dim:
+        if ep_at_width(cfg, schema_at_floor(schema, floor), width) <= max_total_ep:
             return floor, width
-    return (TAIL_FLOORS[-1], width) if width is not None else None
+    narrow = widest_within(cfg, schema_at_floor(schema, TAIL_FLOORS[-1]), max_total_ep)
+    return (TAIL_FLOORS[-1], narrow) if narrow is not None else None
+
+
+def shared_tail_config(cfg: ExperimentConfig, schema: Schema, floor: int, width: int) -> ExperimentConfig:
+    """`cfg` at `width` with every floored field's `data.min_count` raised to `floor` (never lowered)."""
+    floors = {f.name: max(f.min_count, floor) for f in floored_fields(schema)}
+    return trial_config(cfg, {"model.embedding_dim": width, "data.min_count": {**cfg.data.min_count, **floors}})
 
 
 def floored_fields(schema: Schema) -> list[Any]:

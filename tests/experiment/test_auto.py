@@ -44,7 +44,7 @@ def test_auto_chooses_the_best_valid_model_within_both_budgets(synth_dir: Path, 
     best_zoo = max((r for r in rows if r["candidate"].endswith("(tuned)")), key=lambda r: r["valid_auc"])
     compact = [r for r in rows if r["candidate"].startswith(best_zoo["candidate"].split()[0] + " (tuned, ")]
     if best_zoo["ep_fraction"] > 0.3:  # the best tuned model made to fit: narrowed, and with its rare ids shared
-        assert [Path(r["folder"]).name for r in compact] == ["narrowed", "shared_tail"]  # synthetic ids: long-tailed
+        assert sorted(Path(r["folder"]).name for r in compact) == ["narrowed", "shared_tail"]  # ids: long-tailed
         assert all(r["ep_fraction"] <= 0.3 for r in compact)
     else:
         assert compact == []
