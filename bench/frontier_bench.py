@@ -1,9 +1,10 @@
 """Memory frontier (issue 19, point 3): test AUC at EP budgets of the full-width DeepFM, searches against baselines.
 
 For each budget (a fraction of the full-width DeepFM's embedding parameters, counted the way `recnas auto` counts
-them: the parts no search shrinks stay in the budget) every registered embedding-size search that fits runs with
-the settings its `auto_settings` gives for that budget (the same ones `recnas auto` uses), and its retrain is
-scored. Beside them, the simple baselines a user would try first:
+them: the parts no search shrinks stay in the budget) every registered embedding-size search runs as `recnas auto`
+plans it (`recnas.experiment.budget.search_plans`): with the settings its `auto_settings` gives for that budget, on
+every id's row where its smallest model fits, else on the data whose rare ids share one row (the smallest of the
+shared tail's floors where it fits); its retrain is scored. Beside them, the simple baselines a user would try first:
 - `uniform`: one smaller width for every field (the largest that fits; none below width 1);
 - `tiered`: frequency tiers by hand, the most frequent share of each field's ids at the full width and the rest at
   width 1 (at width 0 when width 1 alone is over the budget), the share chosen to fill the budget;
@@ -44,7 +45,6 @@ from zoo_bench import library_config, mean_sd, run_queue, write_results  # noqa:
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "derived"
 BASELINES = ("uniform", "tiered", "hashed", "shared_tail")
-SHRINK_FIRST_ORDER = ("hashed", "shared_tail")  # variants with fewer rows: they can meet budgets the others cannot
 
 
 def hash_plan(schema: Any, buckets: int) -> dict[str, int]:
@@ -101,7 +101,7 @@ def tiered_widths(schema: Any, dim: int, table_floats: int) -> tuple[dict[str, n
 
 def run_baseline(variant: str, cfg: Any, splits: Any, fraction: float, folder: Path) -> dict[str, Any] | None:
     """Train `uniform`, `tiered`, `hashed` or `shared_tail` at the budget; None when the variant cannot meet it."""
-    from recnas.experiment.auto import searched_budget
+    from recnas.experiment.budget import searched_budget
     from recnas.experiment.compact import shared_tail, shared_tail_config, widest_within
     from recnas.experiment.run import fit_and_score, run_train
     from recnas.methods.base import model_kwargs
@@ -126,6 +126,8 @@ def run_baseline(variant: str, cfg: Any, splits: Any, fraction: float, folder: P
         m = run_train(shared_tail_config(cfg, schema, *tail), folder, log=lambda _m: None).metrics
         return {**m, "setting": f"ids seen < {tail[0]} times shared, width {tail[1]}"}
     full_ep, table_floats = searched_budget(cfg, schema, fraction)
+    if table_floats < len(schema.categorical):  # the first-order weights of every id alone are over the budget
+        return None
     if variant == "uniform":
         d = widest_within(cfg, schema, int(fraction * full_ep))
         if d is None:
@@ -145,29 +147,30 @@ def run_baseline(variant: str, cfg: Any, splits: Any, fraction: float, folder: P
 
 
 def run_method(method: str, cfg: Any, schema: Any, fraction: float, folder: Path) -> dict[str, Any] | None:
-    """The search `method` at the budget with its auto settings, and its retrain; None when they leave it out.
+    """The search `method` as `recnas auto` plans it at the budget, and its retrain; None when auto leaves it out.
 
-    A budget below the method's smallest model is its ConfigError (as `recnas auto` leaves it out).
+    The plan (`recnas.experiment.budget.search_plans`) is the method's auto settings at the smallest floor where
+    its smallest model fits: every id its row where it can, else the rare ids sharing one. A budget below the
+    method's smallest model is its ConfigError (as `recnas auto` leaves it out).
     """
-    from recnas.experiment.auto import searched_budget
+    from recnas.experiment.budget import full_ep, search_plans
     from recnas.experiment.config import ExperimentConfig, apply_overrides
     from recnas.experiment.search import run_search
-    from recnas.methods import get_method
 
-    _, max_ep = searched_budget(cfg, schema, fraction)
-    settings = get_method(method).auto_settings(schema, cfg.model.embedding_dim, max_ep)
-    if settings is None:
+    plan = search_plans(cfg, schema, int(fraction * full_ep(cfg, schema))).get(method)
+    if plan is None:
         return None
-    raw = apply_overrides({**cfg.model_dump(mode="json"), "search": {}},
-                          [f"search.method={method}", *settings, "search.baseline=false"])
+    raw = apply_overrides({**plan.config.model_dump(mode="json"), "search": {}},
+                          [f"search.method={method}", *plan.settings, "search.baseline=false"])
     res = run_search(ExperimentConfig.model_validate(raw), folder, log=lambda _m: None)
-    return {**res.retrain, "setting": " ".join(settings)}
+    return {**res.retrain, "setting": " ".join(([f"data.min_count={plan.floor}"] if plan.floor > 1 else [])
+                                               + plan.settings)}
 
 
 def run_one(data: Path, variant: str, fraction: float, seed: int, threads: int, work: Path) -> dict[str, Any]:
     """One cell: the variant at the budget on one seed (a record saying so when it cannot meet the budget)."""
     from recnas.errors import ConfigError
-    from recnas.experiment.auto import searched_budget
+    from recnas.experiment.budget import searched_budget
     from recnas.experiment.run import load_splits
 
     cfg = library_config(data, seed, threads, work)
@@ -177,17 +180,12 @@ def run_one(data: Path, variant: str, fraction: float, seed: int, threads: int, 
     folder = work / "runs" / f"{data.name}-{variant}-{fraction:g}-{seed}"
     t = time.perf_counter()
     try:
-        searched_budget(cfg, splits.ds.schema, fraction)
-    except ConfigError as e:  # below what the parts no search shrinks (the first-order weights) already store
-        if variant not in SHRINK_FIRST_ORDER:
-            return {**rec, "fits": False, "why": str(e), "wall_seconds": 0.0}
-    if variant in BASELINES:
-        m = run_baseline(variant, cfg, splits, fraction, folder)
-    else:
-        try:
+        if variant in BASELINES:
+            m = run_baseline(variant, cfg, splits, fraction, folder)
+        else:
             m = run_method(variant, cfg, splits.ds.schema, fraction, folder)
-        except ConfigError as e:  # below the method's smallest model
-            return {**rec, "fits": False, "why": str(e), "wall_seconds": time.perf_counter() - t}
+    except ConfigError as e:  # below the smallest model (of every variant, or of the method)
+        return {**rec, "fits": False, "why": str(e), "wall_seconds": time.perf_counter() - t}
     rec["wall_seconds"] = time.perf_counter() - t
     if m is None:
         return {**rec, "fits": False, "why": f"{variant} cannot meet {fraction:.0%} of {full_ep:,}"}

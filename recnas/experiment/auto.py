@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from recnas.errors import ConfigError, DataError, RecnasError
+from recnas.experiment.budget import SearchPlan, search_plans, searched_budget
 from recnas.experiment.compact import compact_candidates
 from recnas.experiment.config import ExperimentConfig, apply_overrides, load_config
 from recnas.experiment.folder import run_folder_lock
@@ -227,13 +228,14 @@ def _run_auto(data: Path, out: Path, max_ep_fraction: float, budget: float, seed
     search_cfg = cfg.model_copy(deep=True)
     search_cfg.model.name = SEARCH_MODEL
     tuned_cfg = trial_config(search_cfg, json.loads((out / "tune" / SEARCH_MODEL / "best.json").read_text())["params"])
-    full_ep, max_ep = searched_budget(tuned_cfg, schema, max_ep_fraction)
-    methods = fitting_methods(schema, tuned_cfg.model.embedding_dim, max_ep)
-    log("searches that fit this data: " + (", ".join(methods) or "none"))
+    full_ep, _ = searched_budget(tuned_cfg, schema, max_ep_fraction)
+    plans = search_plans(tuned_cfg, schema, int(max_ep_fraction * full_ep))
+    log("searches that fit this data: " + (", ".join(f"{n} ({p.label})" if p.label else n for n, p in plans.items())
+                                           or "none"))
     search_end = (TUNE_SHARE + SEARCH_SHARE) * budget
     fit_s = next((r["train_seconds"] for r in rows if r["candidate"] == f"{SEARCH_MODEL} (default)"),
                  10 * plan["epoch_seconds"])
-    names = list(methods)
+    names = list(plans)
     # the best tuned zoo model made to fit without a search (the user's first tries under a memory budget): one
     # training each, before the searches, each in the share one more search would get
     rows += train_compact(cfg, out, schema, int(max_ep_fraction * full_ep),
@@ -249,7 +251,7 @@ def _run_auto(data: Path, out: Path, max_ep_fraction: float, budget: float, seed
             continue
         share = (search_end - clock.spent()) / len(funded)
         now = clock.spent()  # the search gets 60% of its share, its retrain the rest
-        row = run_one_search(tuned_cfg, name, methods[name], folder, Deadline(clock, now + SEARCH_PART * share),
+        row = run_one_search(plans[name], name, folder, Deadline(clock, now + SEARCH_PART * share),
                              Deadline(clock, now + share), log)
         clock.save()
         if row is not None:
@@ -274,7 +276,7 @@ def _run_auto(data: Path, out: Path, max_ep_fraction: float, budget: float, seed
     shutil.copytree(chosen["folder"], model_dir, ignore=shutil.ignore_patterns("*.lock", "checkpoint.pt"))
     plan.update({"time_budget_seconds": budget, "spent_seconds": clock.spent(), "chosen": chosen["candidate"],
                  "model": str(model_dir),
-                 "full_width_ep": full_ep, "methods": list(methods)})
+                 "full_width_ep": full_ep, "methods": list(plans)})
     write_text_atomic(plan_path, json.dumps(plan, indent=2))
     log(f"chosen: {chosen['candidate']}: valid AUC {chosen['valid_auc']:.4f}, test AUC {chosen['test_auc']:.4f}, "
         f"EP {chosen['ep_fraction']:.1%} of the tuned DeepFM; {clock.spent() / 60:.1f} of {budget / 60:.1f} min")
@@ -311,53 +313,19 @@ def train_compact(cfg: ExperimentConfig, out: Path, schema: Any, max_total_ep: i
     return rows
 
 
-def searched_budget(cfg: ExperimentConfig, schema: Any, max_ep_fraction: float) -> tuple[int, int]:
-    """(EP of `cfg`'s full-width model, floats its categorical tables may store so the whole stays in budget).
-
-    The parts no search shrinks (first-order weights, numerical encoders, multi-valued fields) count in the
-    budget too; a budget they alone exceed is an error naming the smallest fraction that could be met.
-    """
-    from recnas.methods.base import categorical_rows, model_kwargs
-    from recnas.nn.models import build_model
-
-    full_ep = build_model(cfg.model.name, schema, **model_kwargs(cfg)).embedding_params()
-    tables = categorical_rows(schema) * cfg.model.embedding_dim
-    rest = full_ep - tables
-    max_ep = int(max_ep_fraction * full_ep) - rest
-    floor = rest + len(schema.categorical)  # one float per categorical field at the very least
-    if max_ep < len(schema.categorical):
-        raise ConfigError(f"--max-ep-fraction {max_ep_fraction:g} is below the smallest model: the parts no search "
-                          f"shrinks (first-order weights, numerical encoders, multi-valued fields) already store "
-                          f"{rest / full_ep:.1%} of {cfg.model.name}'s {full_ep:,} embedding parameters at width "
-                          f"{cfg.model.embedding_dim}; pass --max-ep-fraction {floor / full_ep + 0.005:.2f} or more")
-    return full_ep, max_ep
-
-
 def funded_searches(methods: list[str], seconds: float, fit_seconds: float) -> list[str]:
     """The first methods (in rank order) that `seconds` can give `MIN_FITS_PER_SEARCH` trainings each; at least one."""
     return methods[: max(1, int(max(seconds, 0.0) // (MIN_FITS_PER_SEARCH * max(fit_seconds, 1e-9))))]
 
 
-def fitting_methods(schema: Any, embedding_dim: int, max_ep: int) -> dict[str, list[str]]:
-    """{method: its overrides} of every registered method that fits the data, in `auto_rank` order."""
-    from recnas.methods import get_method, method_names
-
-    out = {}
-    for name in sorted(method_names(), key=lambda n: (get_method(n).auto_rank, n)):
-        settings = get_method(name).auto_settings(schema, embedding_dim, max_ep)
-        if settings is not None:
-            out[name] = settings
-    return out
-
-
-def run_one_search(cfg: ExperimentConfig, method: str, settings: list[str], folder: Path, search_deadline: Deadline,
+def run_one_search(plan: SearchPlan, method: str, folder: Path, search_deadline: Deadline,
                    retrain_deadline: Deadline, log: Log) -> dict[str, Any] | None:
     """One search and its retrain, each under its deadline; a search that fails is logged and left out."""
     from recnas.experiment.search import run_search
 
-    raw = cfg.model_dump(mode="json")
+    raw = plan.config.model_dump(mode="json")
     raw["search"] = {}
-    raw = apply_overrides(raw, [f"search.method={method}", *settings, "search.baseline=false"])
+    raw = apply_overrides(raw, [f"search.method={method}", *plan.settings, "search.baseline=false"])
     try:
         scfg = ExperimentConfig.model_validate(raw)
         log(f"searching with {method}")
@@ -372,8 +340,8 @@ def run_one_search(cfg: ExperimentConfig, method: str, settings: list[str], fold
         return None
     m = res.retrain
     search_s = float(res.arch.get("search_seconds", 0.0) or 0.0)
-    return candidate_row(f"{method} (searched)", "search", res.path / "retrain", m,
-                         seconds=search_s + float(m["train_seconds"]))
+    name = f"{method} (searched, {plan.label})" if plan.label else f"{method} (searched)"
+    return candidate_row(name, "search", res.path / "retrain", m, seconds=search_s + float(m["train_seconds"]))
 
 
 def candidate_row(name: str, kind: str, folder: Path, m: dict[str, Any], seconds: float) -> dict[str, Any]:

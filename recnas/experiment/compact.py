@@ -61,8 +61,7 @@ def compact_candidates(best: ExperimentConfig, schema: Schema, max_total_ep: int
 
 def shared_tail(cfg: ExperimentConfig, schema: Schema, max_total_ep: int) -> tuple[int, int] | None:
     """(min_count, width) of the shared-tail candidate; None where the data has no long tail or nothing fits."""
-    rows = tail_rows(schema, 1)
-    if not rows or tail_rows(schema, TAIL_FLOORS[0]) > (1 - TAIL_MIN_CUT) * rows:
+    if not has_tail(schema):
         return None
     width = cfg.model.embedding_dim
     for floor in TAIL_FLOORS:
@@ -72,10 +71,21 @@ def shared_tail(cfg: ExperimentConfig, schema: Schema, max_total_ep: int) -> tup
     return (TAIL_FLOORS[-1], narrow) if narrow is not None else None
 
 
+def has_tail(schema: Schema) -> bool:
+    """Whether the data has a long tail: floor 2 removes at least `TAIL_MIN_CUT` of the floored fields' rows."""
+    rows = tail_rows(schema, 1)
+    return bool(rows) and tail_rows(schema, TAIL_FLOORS[0]) <= (1 - TAIL_MIN_CUT) * rows
+
+
 def shared_tail_config(cfg: ExperimentConfig, schema: Schema, floor: int, width: int) -> ExperimentConfig:
     """`cfg` at `width` with every floored field's `data.min_count` raised to `floor` (never lowered)."""
+    return trial_config(floored_config(cfg, schema, floor), {"model.embedding_dim": width})
+
+
+def floored_config(cfg: ExperimentConfig, schema: Schema, floor: int) -> ExperimentConfig:
+    """`cfg` with every floored field's `data.min_count` raised to `floor` (never lowered)."""
     floors = {f.name: max(f.min_count, floor) for f in floored_fields(schema)}
-    return trial_config(cfg, {"model.embedding_dim": width, "data.min_count": {**cfg.data.min_count, **floors}})
+    return trial_config(cfg, {"data.min_count": {**cfg.data.min_count, **floors}})
 
 
 def floored_fields(schema: Schema) -> list[Any]:

@@ -25,7 +25,7 @@ from recnas.methods.base import (
     has_large_id_fields,
     register_method,
     search_batches,
-    sizes_up_to,
+    sizes_within,
     weight_settings,
 )
 from recnas.methods.mixed_width import MixedWidthMethod, non_empty_buckets
@@ -69,10 +69,14 @@ class ESAPN(MixedWidthMethod):
 
     @classmethod
     def auto_settings(cls, schema: Schema, embedding_dim: int, max_ep: int) -> list[str] | None:
-        """Where there are large id tables: sizes grown up to the tuned width, never past the budget."""
-        if not has_large_id_fields(schema):
+        """Where there are large id tables and every id fits at the smallest size: sizes grown up to the tuned width.
+
+        Size 1 comes first where every id at 2 is over the budget (`sizes_within`); the search never grows past it.
+        """
+        sizes = sizes_within(schema, embedding_dim, max_ep)
+        if not has_large_id_fields(schema) or sizes is None:
             return None
-        return [f"search.sizes={sizes_up_to(embedding_dim)}", f"search.max_ep={max_ep}"]
+        return [f"search.sizes={sizes}", f"search.max_ep={max_ep}"]
 
     def full_dim(self) -> int:
         """The largest candidate size."""

@@ -36,7 +36,7 @@ from recnas.methods.mixed_width import MixedWidthMethod, non_empty_buckets
 from recnas.search.reinforce import ReinforceController
 from recnas.search.weight_sharing import WeightSharingSearch
 from recnas.space import Space
-from recnas.space.nis import NISEmbedding, fill_layout, random_layout
+from recnas.space.nis import NISEmbedding, fill_layout, random_layout, trim_layout
 from recnas.train.hooks import Hook
 from recnas.train.seed import set_seed
 
@@ -90,10 +90,18 @@ class NIS(MixedWidthMethod):
 
     @classmethod
     def auto_settings(cls, schema: Schema, embedding_dim: int, max_ep: int) -> list[str] | None:
-        """Where there are large id tables: as many column blocks (4, 2 or 1) as divide the tuned width."""
+        """Where there are large id tables: as many column blocks (4, 2 or 1) as divide the tuned width.
+
+        None where the default grid's smallest layout is over `max_ep` (the search would refuse the budget).
+        """
         if not has_large_id_fields(schema):
             return None
         blocks = next(b for b in (4, 2, 1) if embedding_dim % b == 0)
+        d = NISConfig(method="nis", col_blocks=blocks)
+        block = NISEmbedding(schema, embedding_dim, d.row_shares, blocks, d.layout, d.min_blocks,
+                             field_floor=d.field_floor)
+        if block.memory_cost(block.smallest_layout(), "total") * sum(block.full_field_ep().values()) > max_ep:
+            return None  # the search would refuse it (`stream`'s check)
         return [f"search.col_blocks={blocks}", f"search.max_ep={max_ep}", "search.fill_budget=true"]
 
     def check(self) -> None:
@@ -167,6 +175,10 @@ class NIS(MixedWidthMethod):
             record_every=max(s.steps // 100, 1), log=log)
         sample, probs = search.run(hooks), controller.probs()
         argmax_cost = block.memory_cost(sample, "total")
+        if max_cost is not None and argmax_cost > max_cost:  # the hard budget holds for the export too
+            sample = trim_layout(block, sample, probs, max_cost, "total")
+            log(f"trimmed to the budget: EP share {argmax_cost:.3f} -> {block.memory_cost(sample, 'total'):.3f} "
+                f"(budget {max_cost:.3f})")
         if s.fill_budget and max_cost is not None:
             sample = fill_layout(block, sample, probs, max_cost, "total")
             log(f"filled the budget: EP share {argmax_cost:.3f} -> {block.memory_cost(sample, 'total'):.3f} "

@@ -281,6 +281,38 @@ def random_layout(block: NISEmbedding, ep: int, rng: np.random.Generator) -> Sam
     return previous if abs(before - ep) < abs(total - ep) else sample
 
 
+def trim_layout(block: NISEmbedding, sample: Mapping[str, Any], probs: Mapping[str, Sequence[float]],
+                max_cost: float, normalise: Literal["field_mean", "total"] = "total") -> Sample:
+    """Shrink `sample` until its C_M (of `normalise`) is within `max_cost`; `sample` itself where it already is.
+
+    Each step moves one choice to its previous candidate: the step that costs the controller the least
+    log-probability per unit of C_M saved. A controller that has not settled (few steps, a weak memory penalty)
+    can decode to a layout over the hard budget; the trim makes the export meet it, down to the smallest layout.
+    """
+    out: Sample = dict(sample)
+    choices = block.choices()
+    current = block.memory_cost(out, normalise)
+    while current > max_cost:
+        best: tuple[float, Sample, float] | None = None
+        for c in choices:
+            i = c.candidates.index(out[c.label])
+            if i == 0:
+                continue
+            trial = {**out, c.label: c.candidates[i - 1]}
+            cost = block.memory_cost(trial, normalise)
+            if cost >= current:
+                continue
+            p = probs[c.label]
+            lost = math.log(max(p[i], 1e-12)) - math.log(max(p[i - 1], 1e-12))
+            score = lost / (current - cost)
+            if best is None or score < best[0]:
+                best = (score, trial, cost)
+        if best is None:  # the smallest layout: the caller's budget check refuses what is below it
+            return out
+        _, out, current = best
+    return out
+
+
 def fill_layout(block: NISEmbedding, sample: Mapping[str, Any], probs: Mapping[str, Sequence[float]],
                 max_cost: float, normalise: Literal["field_mean", "total"] = "total") -> Sample:
     """Grow `sample` until no larger step fits under `max_cost` (C_M of `normalise`).

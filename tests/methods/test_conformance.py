@@ -136,26 +136,31 @@ def test_the_method_runs_with_its_auto_settings_behind_an_embedding_norm(name: s
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_a_budget_below_the_smallest_model_is_refused_or_met(name: str, synth_dir: Path, prepared,  # noqa: ANN001
-                                                             tmp_path: Path) -> None:
-    """A tiny budget (the parts no search shrinks plus 2% of the tables at width 8): the method meets it or says it
-    cannot, naming what to change; a retrained model over the budget would be silent garbage on a memory frontier."""
+def test_a_budget_below_one_float_per_id_is_met_as_auto_plans_it_or_refused(name: str, synth_dir: Path,
+                                                                          prepared, tmp_path: Path) -> None:  # noqa: ANN001
+    """A budget below one float per id (the model with the ids seen once sharing a row, at width 2): the method runs
+    as `recnas auto` plans it (on the synthetic ids' shared tail, which a budget this small needs) and meets it, or
+    says it cannot, naming what to change; a retrained model over the budget would be silent garbage on a memory
+    frontier."""
     from recnas.errors import ConfigError
-    from recnas.experiment.auto import searched_budget
+    from recnas.experiment.budget import search_plans, searched_budget
+    from recnas.experiment.compact import ep_at_width, schema_at_floor
+    from recnas.experiment.config import ExperimentConfig, apply_overrides
+    from recnas.methods.base import categorical_rows
 
     cfg = load_config(None, overrides(name, synth_dir, tmp_path / "cache", "model.embedding_dim=8",
                                       "search.baseline=false"))
     full_ep, tables = searched_budget(cfg, prepared.schema, 1.0)
-    fraction = (full_ep - tables + tables // 50) / full_ep
-    _, max_ep = searched_budget(cfg, prepared.schema, fraction)
-    settings = METHODS[name].auto_settings(prepared.schema, 8, max_ep)
-    if settings is None:  # refused before any training: `recnas auto` leaves the method out at this budget
+    max_total_ep = ep_at_width(cfg, schema_at_floor(prepared.schema, 2), 2)
+    assert max_total_ep < full_ep - tables + categorical_rows(prepared.schema)  # below one float per id
+    plan = search_plans(cfg, prepared.schema, max_total_ep).get(name)
+    if plan is None:  # refused before any training: `recnas auto` leaves the method out at this budget
         return
-    cfg = load_config(None, overrides(name, synth_dir, tmp_path / "cache", "model.embedding_dim=8",
-                                      "search.baseline=false", *settings))
+    assert all(v == plan.floor for v in plan.config.data.min_count.values())  # NIS can give rare ids no float: 1
+    cfg = ExperimentConfig.model_validate(apply_overrides(plan.config.model_dump(mode="json"), plan.settings))
     try:
         res = run_search(cfg, tmp_path / "run")
     except ConfigError as e:
         assert "search." in str(e), str(e)  # names a key to change
         return
-    assert res.retrain["embedding_params"] <= fraction * full_ep * 1.005
+    assert res.retrain["embedding_params"] <= max_total_ep * 1.005

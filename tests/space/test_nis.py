@@ -15,7 +15,7 @@ from recnas.nn.models import build_model
 from recnas.search.reinforce import ReinforceController
 from recnas.search.weight_sharing import WeightSharingSearch
 from recnas.space import Space
-from recnas.space.nis import NISEmbedding, bucket_rows, fill_layout, random_layout
+from recnas.space.nis import NISEmbedding, bucket_rows, fill_layout, random_layout, trim_layout
 from recnas.train import Trainer, TrainerConfig
 from recnas.train.trainer import evaluate
 from tests.killing import KillAt, Killed
@@ -92,6 +92,29 @@ def test_fill_layout_spends_the_budget_in_the_controllers_order_and_stays_under_
     probs[grow.label] = [0.01] + [0.99 / (len(grow.candidates) - 1)] * (len(grow.candidates) - 1)
     step = {**smallest, grow.label: grow.candidates[1]}
     assert fill_layout(block, smallest, probs, block.memory_cost(step, "total")) == step
+
+
+@pytest.mark.parametrize("mode", ["me", "se"])
+def test_trim_layout_meets_the_budget_giving_up_the_least_probable_first(prepared, mode: str) -> None:  # noqa: ANN001
+    block = nis_fm(prepared.schema, mode).embedding
+    space = Space(block.choices())
+    largest = {c.label: c.candidates[-1] for c in block.choices()}
+    smallest_cost = block.memory_cost(block.smallest_layout(), "total")
+    rng = np.random.default_rng(0)
+    for budget in (0.2, 0.5, 0.9):
+        probs = {c.label: list(rng.dirichlet(np.ones(len(c.candidates)))) for c in block.choices()}
+        trimmed = trim_layout(block, largest, probs, budget)
+        space.validate(trimmed)
+        assert block.memory_cost(trimmed, "total") <= budget
+        assert block.memory_cost(trimmed, "total") > budget - 0.2  # a trim, not a collapse to the smallest
+    assert trim_layout(block, largest, probs, 1.0) == largest  # within the budget: unchanged
+    assert trim_layout(block, largest, probs, 0.0) == block.smallest_layout() and smallest_cost > 0  # as far as it goes
+    # the first step gives up the choice whose largest candidate the controller least believes in
+    shrink = block.choices()[-1 if mode == "me" else -2]
+    probs = {c.label: [0.02 / (len(c.candidates) - 1)] * (len(c.candidates) - 1) + [0.98] for c in block.choices()}
+    probs[shrink.label] = [0.99 / (len(shrink.candidates) - 1)] * (len(shrink.candidates) - 1) + [0.01]
+    step = {**largest, shrink.label: shrink.candidates[-2]}
+    assert trim_layout(block, largest, probs, block.memory_cost(step, "total")) == step
 
 
 @pytest.mark.parametrize("full_share", [0.0, 0.5])

@@ -1,0 +1,108 @@
+"""A memory budget in `recnas auto`'s terms: what the tables may store, and where each search runs to meet it.
+
+The budget is a share of the full-width model's embedding parameters (EP). The parts no search shrinks (first-order
+weights, numerical encoders, multi-valued fields) count in it, so on long-tailed data a small budget can be below
+what one float per id already stores. There a search runs on the data whose rare ids share one row
+(`data.min_count`, the shared tail's floors, `recnas.experiment.compact`): at the smallest floor where its smallest
+model fits, so it is never left out for a budget the shared tail itself meets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from recnas.errors import ConfigError
+from recnas.experiment.compact import TAIL_FLOORS, floored_config, has_tail, schema_at_floor
+from recnas.experiment.config import ExperimentConfig
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """How one search runs under the budget: its base config (floored or not), its auto overrides and the floor."""
+
+    config: ExperimentConfig
+    settings: list[str]
+    floor: int
+
+    @property
+    def label(self) -> str:
+        """What the floor means, for the log and the leaderboard ('' at floor 1)."""
+        return f"ids seen < {self.floor} times shared" if self.floor > 1 else ""
+
+
+def full_ep(cfg: ExperimentConfig, schema: Any) -> int:
+    """Embedding parameters of `cfg`'s model at its full width on `schema` (built once, not trained)."""
+    from recnas.methods.base import model_kwargs
+    from recnas.nn.models import build_model
+
+    return build_model(cfg.model.name, schema, **model_kwargs(cfg)).embedding_params()
+
+
+def table_floats(cfg: ExperimentConfig, schema: Any, max_total_ep: int) -> int:
+    """Floats the categorical tables of `cfg`'s model on `schema` may store for its whole EP to stay in budget."""
+    from recnas.methods.base import categorical_rows
+
+    rest = full_ep(cfg, schema) - categorical_rows(schema) * cfg.model.embedding_dim
+    return max_total_ep - rest
+
+
+def floors(schema: Any) -> tuple[int, ...]:
+    """The floors a search may run at on this data: 1 (every id its row), and the shared tail's on long tails."""
+    return (1, *TAIL_FLOORS) if has_tail(schema) else (1,)
+
+
+def searched_budget(cfg: ExperimentConfig, schema: Any, max_ep_fraction: float) -> tuple[int, int]:
+    """(EP of `cfg`'s full-width model, floats its categorical tables may store so the whole stays in budget).
+
+    A budget that the parts no search shrinks exceed, at the highest floor the data allows, is an error naming the
+    smallest fraction that could be met.
+    """
+    full = full_ep(cfg, schema)
+    max_ep = table_floats(cfg, schema, int(max_ep_fraction * full))
+    top = floors(schema)[-1]
+    floored = schema if top == 1 else schema_at_floor(schema, top)
+    if table_floats(cfg, floored, int(max_ep_fraction * full)) < len(schema.categorical):
+        smallest = full - table_floats(cfg, floored, full) + len(schema.categorical)
+        where = "" if top == 1 else f" even with the ids seen fewer than {top} times in train sharing one row"
+        raise ConfigError(f"--max-ep-fraction {max_ep_fraction:g} is below the smallest model: the parts no search "
+                          f"shrinks (first-order weights, numerical encoders, multi-valued fields) already store "
+                          f"{(smallest - len(schema.categorical)) / full:.1%} of {cfg.model.name}'s {full:,} "
+                          f"embedding parameters at width {cfg.model.embedding_dim}{where}; pass --max-ep-fraction "
+                          f"{smallest / full + 0.005:.2f} or more")
+    return full, max_ep
+
+
+def fitting_methods(schema: Any, embedding_dim: int, max_ep: int) -> dict[str, list[str]]:
+    """{method: its overrides} of every registered method that fits the data, in `auto_rank` order."""
+    from recnas.methods import get_method, method_names
+
+    out = {}
+    for name in sorted(method_names(), key=lambda n: (get_method(n).auto_rank, n)):
+        settings = get_method(name).auto_settings(schema, embedding_dim, max_ep)
+        if settings is not None:
+            out[name] = settings
+    return out
+
+
+def search_plans(cfg: ExperimentConfig, schema: Any, max_total_ep: int) -> dict[str, SearchPlan]:
+    """{method: its plan} of every registered search that fits `max_total_ep`, in `auto_rank` order.
+
+    Each runs at the smallest floor (`floors`) where its own auto settings accept the budget: on every id's row where
+    it fits, else with the rare ids sharing one row, which shrinks the first-order weights too.
+    """
+    from recnas.methods import get_method
+
+    plans: dict[str, SearchPlan] = {}
+    for floor in floors(schema):
+        at = schema if floor == 1 else schema_at_floor(schema, floor)
+        max_ep = table_floats(cfg, at, max_total_ep)
+        if max_ep < len(schema.categorical):
+            continue
+        base = cfg if floor == 1 else floored_config(cfg, schema, floor)
+        for name, settings in fitting_methods(at, cfg.model.embedding_dim, max_ep).items():
+            plans.setdefault(name, SearchPlan(base, settings, floor))
+    return dict(sorted(plans.items(), key=lambda kv: (get_method(kv[0]).auto_rank, kv[0])))
+
+
+__all__ = ["SearchPlan", "fitting_methods", "floors", "full_ep", "search_plans", "searched_budget", "table_floats"]
