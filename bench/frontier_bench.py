@@ -10,6 +10,8 @@ shared tail's floors where it fits); its retrain is scored. Beside them, the sim
   width 1 (at width 0 when width 1 alone is over the budget), the share chosen to fill the budget;
 - `hashed`: every id field with more ids than B hashed into B buckets (`data.hash_buckets`), at the full width, B
   the largest that fits; the first-order weights shrink with it, so it can meet budgets the others cannot;
+- `floored_uniform`: the control of the searches below one float per id: their data (the floor the budget asks
+  for, `recnas.experiment.budget.data_floor`) with one width for every field, the widest that fits;
 - `shared_tail`: `recnas auto`'s shared-tail candidate (`recnas.experiment.compact`): the ids seen fewer than m
   times in train share the OOV row (`data.min_count`), m the smallest of 2, 3, 5, 10 at which the full width fits
   (narrowed at m = 10 where none does); it shrinks the first-order weights too.
@@ -44,7 +46,7 @@ from zoo_bench import library_config, mean_sd, run_queue, write_results  # noqa:
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "derived"
-BASELINES = ("uniform", "tiered", "hashed", "shared_tail")
+BASELINES = ("uniform", "tiered", "hashed", "shared_tail", "floored_uniform")
 
 
 def hash_plan(schema: Any, buckets: int) -> dict[str, int]:
@@ -119,6 +121,19 @@ def run_baseline(variant: str, cfg: Any, splits: Any, fraction: float, folder: P
         m = run_train(c, folder, log=lambda _m: None).metrics
         b = next(iter(plan.values()), None)
         return {**m, "setting": f"{', '.join(plan)} hashed into {b:,} buckets" if plan else "nothing hashed"}
+    if variant == "floored_uniform":  # the searches' data (the floor the budget asks for), one width for all
+        from recnas.experiment.budget import data_floor
+        from recnas.experiment.compact import floored_config, schema_at_floor
+        from recnas.experiment.tune import trial_config
+
+        max_total = int(fraction * searched_budget(cfg, schema, 1.0)[0])
+        floor = data_floor(cfg, schema, max_total)
+        width = widest_within(cfg, schema_at_floor(schema, floor), max_total)
+        if width is None:
+            return None
+        c = trial_config(floored_config(cfg, schema, floor), {"model.embedding_dim": width})
+        m = run_train(c, folder, log=lambda _m: None).metrics
+        return {**m, "setting": f"ids seen < {floor} times shared, width {width}"}
     if variant == "shared_tail":
         tail = shared_tail(cfg, schema, int(fraction * searched_budget(cfg, schema, 1.0)[0]))
         if tail is None:

@@ -85,6 +85,21 @@ def fitting_methods(schema: Any, embedding_dim: int, max_ep: int) -> dict[str, l
     return out
 
 
+def data_floor(cfg: ExperimentConfig, schema: Any, max_total_ep: int) -> int:
+    """The floor the budget asks for: the smallest of `floors` where the tables may store one float per id.
+
+    1 (every id its row) where the budget allows; the highest floor where none does.
+    """
+    from recnas.methods.base import categorical_rows
+
+    options = floors(schema)
+    for floor in options:
+        at = schema if floor == 1 else schema_at_floor(schema, floor)
+        if table_floats(cfg, at, max_total_ep) >= categorical_rows(at):
+            return floor
+    return options[-1]
+
+
 def search_plans(cfg: ExperimentConfig, schema: Any, max_total_ep: int) -> dict[str, SearchPlan]:
     """{method: its plan} of every registered search that fits `max_total_ep`, in `auto_rank` order.
 
@@ -96,11 +111,9 @@ def search_plans(cfg: ExperimentConfig, schema: Any, max_total_ep: int) -> dict[
     AutoDim on the shared tail (bench/log/2026-12-07-issue19-floored-searches.md).
     """
     from recnas.methods import get_method
-    from recnas.methods.base import categorical_rows
 
     at_floor = {f: schema if f == 1 else schema_at_floor(schema, f) for f in floors(schema)}
-    start = next((f for f, at in at_floor.items() if table_floats(cfg, at, max_total_ep) >= categorical_rows(at)),
-                 max(at_floor))
+    start = data_floor(cfg, schema, max_total_ep)
     plans: dict[str, SearchPlan] = {}
     for floor, at in at_floor.items():
         max_ep = table_floats(cfg, at, max_total_ep)
@@ -112,4 +125,5 @@ def search_plans(cfg: ExperimentConfig, schema: Any, max_total_ep: int) -> dict[
     return dict(sorted(plans.items(), key=lambda kv: (get_method(kv[0]).auto_rank, kv[0])))
 
 
-__all__ = ["SearchPlan", "fitting_methods", "floors", "full_ep", "search_plans", "searched_budget", "table_floats"]
+__all__ = ["SearchPlan", "data_floor", "fitting_methods", "floors", "full_ep", "search_plans", "searched_budget",
+           "table_floats"]
