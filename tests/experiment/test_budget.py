@@ -28,6 +28,8 @@ def test_below_one_float_per_id_a_size_search_runs_on_the_shared_tail(prepared) 
     max_total_ep = ep_at_width(cfg, schema_at_floor(schema, 2), 2)  # every id seen twice or more at width 2
     full, tables = budget.searched_budget(cfg, schema, 1.0)
     assert max_total_ep < full - tables + categorical_rows(schema)  # below one float for every id
+    assert budget.data_floor(cfg, schema, max_total_ep) == 2 and budget.data_floor(cfg, schema, full) == 1
+    assert budget.data_floor(cfg, schema, 1) == 10  # none leaves one float per id: the highest
     plans = budget.search_plans(cfg, schema, max_total_ep)
     for name in ("autodim", "esapn", "joint", "nis"):  # one float per id or more: on the ids seen twice or more
         plan = plans[name]  # (NIS could fit every id, most at width 0: it runs where the others do)
