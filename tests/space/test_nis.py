@@ -68,6 +68,11 @@ def test_min_blocks_keeps_a_floor_of_columns_for_every_id(prepared) -> None:  # 
         NISEmbedding(prepared.schema, DIM, col_blocks=4, mode="se", min_blocks=1)
 
 
+def random_probs(block: NISEmbedding, rng: np.random.Generator) -> dict[str, list[float]]:
+    """A controller's distributions drawn at random: one Dirichlet draw per choice."""
+    return {c.label: list(rng.dirichlet(np.ones(len(c.candidates)))) for c in block.choices()}
+
+
 @pytest.mark.parametrize("mode", ["me", "se"])
 def test_fill_layout_spends_the_budget_in_the_controllers_order_and_stays_under_it(prepared, mode: str) -> None:  # noqa: ANN001
     block = nis_fm(prepared.schema, mode).embedding
@@ -75,7 +80,7 @@ def test_fill_layout_spends_the_budget_in_the_controllers_order_and_stays_under_
     smallest = {c.label: c.candidates[0] for c in block.choices()}
     rng = np.random.default_rng(0)
     for budget in (0.2, 0.5, 1.0):
-        probs = {c.label: list(rng.dirichlet(np.ones(len(c.candidates)))) for c in block.choices()}
+        probs = random_probs(block, rng)
         filled = fill_layout(block, smallest, probs, budget)
         space.validate(filled)
         assert block.memory_cost(filled, "total") <= budget
@@ -97,14 +102,12 @@ def test_fill_layout_spends_the_budget_in_the_controllers_order_and_stays_under_
 @pytest.mark.parametrize("mode", ["me", "se"])
 def test_trim_layout_meets_the_budget_giving_up_the_least_probable_first(prepared, mode: str) -> None:  # noqa: ANN001
     block = nis_fm(prepared.schema, mode).embedding
-    space = Space(block.choices())
     largest = {c.label: c.candidates[-1] for c in block.choices()}
     smallest_cost = block.memory_cost(block.smallest_layout(), "total")
-    rng = np.random.default_rng(0)
-    for budget in (0.2, 0.5, 0.9):
-        probs = {c.label: list(rng.dirichlet(np.ones(len(c.candidates)))) for c in block.choices()}
+    for budget, seed in ((0.2, 0), (0.5, 1), (0.9, 2)):
+        probs = random_probs(block, np.random.default_rng(seed))
         trimmed = trim_layout(block, largest, probs, budget)
-        space.validate(trimmed)
+        Space(block.choices()).validate(trimmed)
         assert block.memory_cost(trimmed, "total") <= budget
         assert block.memory_cost(trimmed, "total") > budget - 0.2  # a trim, not a collapse to the smallest
     assert trim_layout(block, largest, probs, 1.0) == largest  # within the budget: unchanged
