@@ -55,20 +55,23 @@ def floors(schema: Any) -> tuple[int, ...]:
 def searched_budget(cfg: ExperimentConfig, schema: Any, max_ep_fraction: float) -> tuple[int, int]:
     """(EP of `cfg`'s full-width model, floats its categorical tables may store so the whole stays in budget).
 
-    A budget that the parts no search shrinks exceed, at the highest floor the data allows, is an error naming the
-    smallest fraction that could be met.
+    A budget below the smallest model any candidate builds (one float per id at the highest floor the data allows,
+    beside the parts no search shrinks) is an error naming the smallest fraction that could be met.
     """
+    from recnas.methods.base import categorical_rows
+
     full = full_ep(cfg, schema)
     max_ep = table_floats(cfg, schema, int(max_ep_fraction * full))
     top = floors(schema)[-1]
     floored = schema if top == 1 else schema_at_floor(schema, top)
-    if table_floats(cfg, floored, int(max_ep_fraction * full)) < len(schema.categorical):
-        smallest = full - table_floats(cfg, floored, full) + len(schema.categorical)
+    if table_floats(cfg, floored, int(max_ep_fraction * full)) < categorical_rows(floored):
+        smallest = full - table_floats(cfg, floored, full) + categorical_rows(floored)
         where = "" if top == 1 else f" even with the ids seen fewer than {top} times in train sharing one row"
         raise ConfigError(f"--max-ep-fraction {max_ep_fraction:g} is below the smallest model: the parts no search "
                           f"shrinks (first-order weights, numerical encoders, multi-valued fields) already store "
-                          f"{(smallest - len(schema.categorical)) / full:.1%} of {cfg.model.name}'s {full:,} "
-                          f"embedding parameters at width {cfg.model.embedding_dim}{where}; pass --max-ep-fraction "
+                          f"{(smallest - categorical_rows(floored)) / full:.1%} of {cfg.model.name}'s {full:,} "
+                          f"embedding parameters at width {cfg.model.embedding_dim}{where}, and one float per id "
+                          f"needs {categorical_rows(floored) / full:.1%} more; pass --max-ep-fraction "
                           f"{smallest / full + 0.005:.2f} or more")
     return full, max_ep
 

@@ -57,7 +57,7 @@ def test_a_budget_below_the_smallest_floored_model_names_the_fraction_that_fits(
     cfg, schema = config(), prepared.schema
     full = budget.full_ep(cfg, schema)
     top = schema_at_floor(schema, budget.floors(schema)[-1])
-    smallest = full - budget.table_floats(cfg, top, full) + len(schema.categorical)
+    smallest = full - budget.table_floats(cfg, top, full) + categorical_rows(top)  # one float per id at floor 10
     with pytest.raises(ConfigError, match="ids seen fewer than 10 times in train sharing one row") as e:
         budget.searched_budget(cfg, schema, (smallest - 1) / full)
     wanted = float(str(e.value).split("--max-ep-fraction ")[-1].split()[0])
