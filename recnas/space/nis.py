@@ -21,7 +21,7 @@ Non-categorical fields are not searched and keep the full width.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -281,6 +281,33 @@ def random_layout(block: NISEmbedding, ep: int, rng: np.random.Generator) -> Sam
     return previous if abs(before - ep) < abs(total - ep) else sample
 
 
+def cheapest_step(block: NISEmbedding, sample: Sample, probs: Mapping[str, Sequence[float]], direction: int,
+                  normalise: Literal["field_mean", "total"],
+                  allowed: Callable[[float], bool]) -> tuple[Sample, float] | None:
+    """(layout, its C_M) after the cheapest move of one choice one candidate up (`direction` 1) or down (-1).
+
+    Cheapest: the least log-probability of the controller lost per unit of C_M changed, among the moves that change
+    C_M in that direction and whose C_M `allowed` accepts; None where there is none. Shared by the trim and the fill.
+    """
+    current = block.memory_cost(sample, normalise)
+    best: tuple[float, Sample, float] | None = None
+    for c in block.choices():
+        i = c.candidates.index(sample[c.label])
+        j = i + direction
+        if not 0 <= j < len(c.candidates):
+            continue
+        trial = {**sample, c.label: c.candidates[j]}
+        cost = block.memory_cost(trial, normalise)
+        change = (cost - current) * direction
+        if change <= 0 or not allowed(cost):
+            continue
+        p = probs[c.label]
+        score = (math.log(max(p[i], 1e-12)) - math.log(max(p[j], 1e-12))) / change
+        if best is None or score < best[0]:
+            best = (score, trial, cost)
+    return None if best is None else (best[1], best[2])
+
+
 def trim_layout(block: NISEmbedding, sample: Mapping[str, Any], probs: Mapping[str, Sequence[float]],
                 max_cost: float, normalise: Literal["field_mean", "total"] = "total") -> Sample:
     """Shrink `sample` until its C_M (of `normalise`) is within `max_cost`; `sample` itself where it already is.
@@ -290,26 +317,12 @@ def trim_layout(block: NISEmbedding, sample: Mapping[str, Any], probs: Mapping[s
     can decode to a layout over the hard budget; the trim makes the export meet it, down to the smallest layout.
     """
     out: Sample = dict(sample)
-    choices = block.choices()
     current = block.memory_cost(out, normalise)
     while current > max_cost:
-        best: tuple[float, Sample, float] | None = None
-        for c in choices:
-            i = c.candidates.index(out[c.label])
-            if i == 0:
-                continue
-            trial = {**out, c.label: c.candidates[i - 1]}
-            cost = block.memory_cost(trial, normalise)
-            if cost >= current:
-                continue
-            p = probs[c.label]
-            lost = math.log(max(p[i], 1e-12)) - math.log(max(p[i - 1], 1e-12))
-            score = lost / (current - cost)
-            if best is None or score < best[0]:
-                best = (score, trial, cost)
-        if best is None:  # the smallest layout: the caller's budget check refuses what is below it
+        step = cheapest_step(block, out, probs, -1, normalise, lambda _cost: True)
+        if step is None:  # the smallest layout: the caller's budget check refuses what is below it
             return out
-        _, out, current = best
+        out, current = step
     return out
 
 
@@ -323,23 +336,6 @@ def fill_layout(block: NISEmbedding, sample: Mapping[str, Any], probs: Mapping[s
     the controller's probabilities rank (as AutoDim's `fill_budget`).
     """
     out: Sample = dict(sample)
-    choices = block.choices()
-    while True:
-        current = block.memory_cost(out, normalise)
-        best: tuple[float, Sample] | None = None
-        for c in choices:
-            i = c.candidates.index(out[c.label])
-            if i + 1 >= len(c.candidates):
-                continue
-            trial = {**out, c.label: c.candidates[i + 1]}
-            cost = block.memory_cost(trial, normalise)
-            if cost > max_cost or cost <= current:
-                continue
-            p = probs[c.label]
-            lost = math.log(max(p[i], 1e-12)) - math.log(max(p[i + 1], 1e-12))
-            score = lost / (cost - current)
-            if best is None or score < best[0]:
-                best = (score, trial)
-        if best is None:
-            return out
-        out = best[1]
+    while (step := cheapest_step(block, out, probs, 1, normalise, lambda cost: cost <= max_cost)) is not None:
+        out = step[0]
+    return out
