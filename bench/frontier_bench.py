@@ -102,7 +102,7 @@ def tiered_widths(schema: Any, dim: int, table_floats: int) -> tuple[dict[str, n
 
 
 def run_baseline(variant: str, cfg: Any, splits: Any, fraction: float, folder: Path) -> dict[str, Any] | None:
-    """Train `uniform`, `tiered`, `hashed` or `shared_tail` at the budget; None when the variant cannot meet it."""
+    """Train a baseline (`BASELINES`) at the budget; None when the variant cannot meet it."""
     from recnas.experiment.budget import searched_budget
     from recnas.experiment.compact import shared_tail, shared_tail_config, widest_within
     from recnas.experiment.run import fit_and_score, run_train
@@ -122,17 +122,15 @@ def run_baseline(variant: str, cfg: Any, splits: Any, fraction: float, folder: P
         b = next(iter(plan.values()), None)
         return {**m, "setting": f"{', '.join(plan)} hashed into {b:,} buckets" if plan else "nothing hashed"}
     if variant == "floored_uniform":  # the searches' data (the floor the budget asks for), one width for all
-        from recnas.experiment.budget import data_floor
-        from recnas.experiment.compact import floored_config, schema_at_floor
-        from recnas.experiment.tune import trial_config
+        from recnas.experiment.budget import data_floor, full_ep
+        from recnas.experiment.compact import schema_at_floor
 
-        max_total = int(fraction * searched_budget(cfg, schema, 1.0)[0])
+        max_total = int(fraction * full_ep(cfg, schema))
         floor = data_floor(cfg, schema, max_total)
         width = widest_within(cfg, schema_at_floor(schema, floor), max_total)
         if width is None:
             return None
-        c = trial_config(floored_config(cfg, schema, floor), {"model.embedding_dim": width})
-        m = run_train(c, folder, log=lambda _m: None).metrics
+        m = run_train(shared_tail_config(cfg, schema, floor, width), folder, log=lambda _m: None).metrics
         return {**m, "setting": f"ids seen < {floor} times shared, width {width}"}
     if variant == "shared_tail":
         tail = shared_tail(cfg, schema, int(fraction * searched_budget(cfg, schema, 1.0)[0]))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from recnas.errors import ConfigError
-from recnas.experiment.compact import TAIL_FLOORS, floored_config, has_tail, schema_at_floor
+from recnas.experiment.compact import TAIL_FLOORS, ep_at_width, floored_config, has_tail, schema_at_floor
 from recnas.experiment.config import ExperimentConfig
 
 
@@ -33,18 +33,19 @@ class SearchPlan:
 
 def full_ep(cfg: ExperimentConfig, schema: Any) -> int:
     """Embedding parameters of `cfg`'s model at its full width on `schema` (built once, not trained)."""
-    from recnas.methods.base import model_kwargs
-    from recnas.nn.models import build_model
+    return ep_at_width(cfg, schema, cfg.model.embedding_dim)
 
-    return build_model(cfg.model.name, schema, **model_kwargs(cfg)).embedding_params()
+
+def unsearched_ep(cfg: ExperimentConfig, schema: Any) -> int:
+    """Embedding parameters no search shrinks: first-order weights, numerical encoders, multi-valued fields."""
+    from recnas.methods.base import categorical_rows
+
+    return full_ep(cfg, schema) - categorical_rows(schema) * cfg.model.embedding_dim
 
 
 def table_floats(cfg: ExperimentConfig, schema: Any, max_total_ep: int) -> int:
     """Floats the categorical tables of `cfg`'s model on `schema` may store for its whole EP to stay in budget."""
-    from recnas.methods.base import categorical_rows
-
-    rest = full_ep(cfg, schema) - categorical_rows(schema) * cfg.model.embedding_dim
-    return max_total_ep - rest
+    return max_total_ep - unsearched_ep(cfg, schema)
 
 
 def floors(schema: Any) -> tuple[int, ...]:
@@ -61,18 +62,17 @@ def searched_budget(cfg: ExperimentConfig, schema: Any, max_ep_fraction: float) 
     from recnas.methods.base import categorical_rows
 
     full = full_ep(cfg, schema)
-    max_ep = table_floats(cfg, schema, int(max_ep_fraction * full))
     top = floors(schema)[-1]
-    floored = schema if top == 1 else schema_at_floor(schema, top)
-    if table_floats(cfg, floored, int(max_ep_fraction * full)) < categorical_rows(floored):
-        smallest = full - table_floats(cfg, floored, full) + categorical_rows(floored)
+    floored = schema_at_floor(schema, top)
+    rest, ids = unsearched_ep(cfg, floored), categorical_rows(floored)
+    if int(max_ep_fraction * full) < rest + ids:
         where = "" if top == 1 else f" even with the ids seen fewer than {top} times in train sharing one row"
         raise ConfigError(f"--max-ep-fraction {max_ep_fraction:g} is below the smallest model: the parts no search "
                           f"shrinks (first-order weights, numerical encoders, multi-valued fields) already store "
-                          f"{(smallest - categorical_rows(floored)) / full:.1%} of {cfg.model.name}'s {full:,} "
-                          f"embedding parameters at width {cfg.model.embedding_dim}{where}, and one float per id "
-                          f"needs {categorical_rows(floored) / full:.1%} more; pass --max-ep-fraction "
-                          f"{smallest / full + 0.005:.2f} or more")
+                          f"{rest / full:.1%} of {cfg.model.name}'s {full:,} embedding parameters at width "
+                          f"{cfg.model.embedding_dim}{where}, and one float per id needs {ids / full:.1%} more; pass "
+                          f"--max-ep-fraction {(rest + ids) / full + 0.005:.2f} or more")
+    max_ep = table_floats(cfg, schema, int(max_ep_fraction * full))
     return full, max_ep
 
 
@@ -97,7 +97,7 @@ def data_floor(cfg: ExperimentConfig, schema: Any, max_total_ep: int) -> int:
 
     options = floors(schema)
     for floor in options:
-        at = schema if floor == 1 else schema_at_floor(schema, floor)
+        at = schema_at_floor(schema, floor)
         if table_floats(cfg, at, max_total_ep) >= categorical_rows(at):
             return floor
     return options[-1]
@@ -115,18 +115,18 @@ def search_plans(cfg: ExperimentConfig, schema: Any, max_total_ep: int) -> dict[
     """
     from recnas.methods import get_method
 
-    at_floor = {f: schema if f == 1 else schema_at_floor(schema, f) for f in floors(schema)}
     start = data_floor(cfg, schema, max_total_ep)
     plans: dict[str, SearchPlan] = {}
-    for floor, at in at_floor.items():
+    for floor in floors(schema)[floors(schema).index(start):]:
+        at = schema_at_floor(schema, floor)
         max_ep = table_floats(cfg, at, max_total_ep)
-        if floor < start or max_ep < len(schema.categorical):
+        if max_ep < len(schema.categorical):
             continue
-        base = cfg if floor == 1 else floored_config(cfg, schema, floor)
+        base = floored_config(cfg, schema, floor)
         for name, settings in fitting_methods(at, cfg.model.embedding_dim, max_ep).items():
             plans.setdefault(name, SearchPlan(base, settings, floor))
     return dict(sorted(plans.items(), key=lambda kv: (get_method(kv[0]).auto_rank, kv[0])))
 
 
 __all__ = ["SearchPlan", "data_floor", "fitting_methods", "floors", "full_ep", "search_plans", "searched_budget",
-           "table_floats"]
+           "table_floats", "unsearched_ep"]

@@ -83,7 +83,9 @@ def shared_tail_config(cfg: ExperimentConfig, schema: Schema, floor: int, width:
 
 
 def floored_config(cfg: ExperimentConfig, schema: Schema, floor: int) -> ExperimentConfig:
-    """`cfg` with every floored field's `data.min_count` raised to `floor` (never lowered)."""
+    """`cfg` with every floored field's `data.min_count` raised to `floor` (never lowered); `cfg` itself at 1."""
+    if floor <= 1:
+        return cfg
     floors = {f.name: max(f.min_count, floor) for f in floored_fields(schema)}
     return trial_config(cfg, {"data.min_count": {**cfg.data.min_count, **floors}})
 
@@ -99,7 +101,12 @@ def tail_rows(schema: Schema, floor: int) -> int:
 
 
 def schema_at_floor(schema: Schema, floor: int) -> Schema:
-    """The fitted `schema` as fitting with `min_count` at least `floor` on the floored fields gives it (no re-read)."""
+    """The fitted `schema` as fitting with `min_count` at least `floor` on the floored fields gives it (no re-read).
+
+    `schema` itself at floor 1 (every id its row).
+    """
+    if floor <= 1:
+        return schema
     floored = {f.name for f in floored_fields(schema)}
     return schema.replace_fields([
         dataclasses.replace(f, min_count=max(f.min_count, floor), vocab=f.vocab.with_min_count(floor))
