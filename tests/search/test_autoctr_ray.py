@@ -66,10 +66,11 @@ def start_node(*args: str) -> subprocess.Popen:
 
 
 def stop_node(node: subprocess.Popen) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+    """SIGTERM, then SIGKILL after 5 s: a head node given SIGTERM can hang on for half a minute or more."""
+    for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 30)):
         try:
             os.killpg(node.pid, sig)
-            node.wait(timeout=30)
+            node.wait(timeout=wait)
             return
         except (ProcessLookupError, subprocess.TimeoutExpired):
             continue
