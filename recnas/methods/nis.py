@@ -100,7 +100,7 @@ class NIS(MixedWidthMethod):
         d = NISConfig(method="nis", col_blocks=blocks)
         block = NISEmbedding(schema, embedding_dim, d.row_shares, blocks, d.layout, d.min_blocks,
                              field_floor=d.field_floor)
-        if block.memory_cost(block.smallest_layout(), "total") * sum(block.full_field_ep().values()) > max_ep:
+        if block.smallest_share() * sum(block.full_field_ep().values()) > max_ep:
             return None  # the search would refuse it (`stream`'s check)
         return [f"search.col_blocks={blocks}", f"search.max_ep={max_ep}", "search.fill_budget=true"]
 
@@ -155,7 +155,7 @@ class NIS(MixedWidthMethod):
         valid = splits.ds.batches("valid", s.valid_batch_size, shuffle=True, seed=cfg.seed,
                                   drop_last=n_valid >= s.valid_batch_size)
         max_cost = self.max_cost(block)
-        smallest = block.memory_cost(block.smallest_layout(), "total")
+        smallest = block.smallest_share()
         if max_cost is not None and max_cost < smallest - 1e-9:
             raise ConfigError(
                 f"the budget ({max_cost:.2%} of the searched fields' EP) is below NIS's smallest layout "
@@ -180,8 +180,9 @@ class NIS(MixedWidthMethod):
             log(f"trimmed to the budget: EP share {argmax_cost:.3f} -> {block.memory_cost(sample, 'total'):.3f} "
                 f"(budget {max_cost:.3f})")
         if s.fill_budget and max_cost is not None:
+            before = block.memory_cost(sample, "total")  # the decoded layout's share, or the trimmed one's
             sample = fill_layout(block, sample, probs, max_cost, "total")
-            log(f"filled the budget: EP share {argmax_cost:.3f} -> {block.memory_cost(sample, 'total'):.3f} "
+            log(f"filled the budget: EP share {before:.3f} -> {block.memory_cost(sample, 'total'):.3f} "
                 f"(budget {max_cost:.3f})")
         return {**self.arch(block, sample), "probs": probs, "steps": s.steps, "memory_lambda": s.memory_lambda,
                 "cost": s.cost, "max_cost": max_cost, "fill_budget": s.fill_budget, "argmax_cost": argmax_cost,

@@ -152,6 +152,10 @@ class NISEmbedding(EmbeddingFacade):
         """The layout storing the least: every choice at its first candidate (`min_blocks` and the floor kept)."""
         return {c.label: c.candidates[0] for c in self.choices()}
 
+    def smallest_share(self) -> float:
+        """The EP share of the searched fields that `smallest_layout` stores: the least any budget may ask for."""
+        return self.memory_cost(self.smallest_layout(), "total")
+
     def block_reach(self, sample: Mapping[str, Any], field: str) -> list[int]:
         """Per column block, how many head buckets store it."""
         if self.mode == "me":
