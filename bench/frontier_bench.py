@@ -35,6 +35,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -159,18 +160,45 @@ def run_baseline(variant: str, cfg: Any, splits: Any, fraction: float, folder: P
     return {**m, "setting": f"head {head:.1%} of each field's ids at width {cfg.model.embedding_dim}, rest at {tail}"}
 
 
-def run_method(method: str, cfg: Any, schema: Any, fraction: float, folder: Path) -> dict[str, Any] | None:
+# `recnas auto`'s compact candidates (recnas.experiment.compact) of the default DeepFM, as this bench's variants
+COMPACT_VARIANTS = {"narrowed": "uniform", "shared_tail": "shared_tail", "floored": "floored_uniform"}
+
+
+def start_floor(cfg: Any, schema: Any, fraction: float, record_of: Callable[[str], dict[str, Any]]) -> int:
+    """The floor `recnas auto` would run the searches from: that of its best compact candidate on validation.
+
+    The candidates are this bench's baseline variants (`COMPACT_VARIANTS`); their records of the same budget and
+    seed are read (waited for while another invocation trains them).
+    """
+    from recnas.experiment.auto import search_floor
+    from recnas.experiment.budget import full_ep
+    from recnas.experiment.compact import compact_candidates
+
+    rows = []
+    for cand in compact_candidates(cfg, schema, int(fraction * full_ep(cfg, schema))):
+        rec = record_of(COMPACT_VARIANTS[cand.folder])
+        if not rec["fits"] or f", {rec['setting']})" not in cand.name:  # the same model as auto's candidate
+            raise SystemExit(f"the {COMPACT_VARIANTS[cand.folder]} record ({rec.get('setting')}) is not auto's "
+                             f"candidate {cand.name}")
+        rows.append({"valid_auc": rec["valid_auc"], "floor": cand.floor})
+    return search_floor(rows)
+
+
+def run_method(method: str, cfg: Any, schema: Any, fraction: float, folder: Path,
+               record_of: Callable[[str], dict[str, Any]]) -> dict[str, Any] | None:
     """The search `method` as `recnas auto` plans it at the budget, and its retrain; None when auto leaves it out.
 
     The plan (`recnas.experiment.budget.search_plans`) is the method's auto settings at the smallest floor where
-    its smallest model fits: every id its row where it can, else the rare ids sharing one. A budget below the
-    method's smallest model is its ConfigError (as `recnas auto` leaves it out).
+    its smallest model fits: every id its row where it can, else the rare ids sharing one; never below the floor
+    of auto's best compact candidate on validation (`start_floor`). A budget below the method's smallest model is
+    its ConfigError (as `recnas auto` leaves it out).
     """
     from recnas.experiment.budget import full_ep, search_plans
     from recnas.experiment.config import ExperimentConfig, apply_overrides
     from recnas.experiment.search import run_search
 
-    plan = search_plans(cfg, schema, int(fraction * full_ep(cfg, schema))).get(method)
+    floor = start_floor(cfg, schema, fraction, record_of)
+    plan = search_plans(cfg, schema, int(fraction * full_ep(cfg, schema)), start_floor=floor).get(method)
     if plan is None:
         return None
     raw = apply_overrides({**plan.config.model_dump(mode="json"), "search": {}},
@@ -196,7 +224,8 @@ def run_one(data: Path, variant: str, fraction: float, seed: int, threads: int, 
         if variant in BASELINES:
             m = run_baseline(variant, cfg, splits, fraction, folder)
         else:
-            m = run_method(variant, cfg, splits.ds.schema, fraction, folder)
+            m = run_method(variant, cfg, splits.ds.schema, fraction, folder,
+                           lambda other: wait_for_record(work, data, other, fraction, seed))
     except ConfigError as e:  # below the smallest model (of every variant, or of the method)
         return {**rec, "fits": False, "why": str(e), "wall_seconds": time.perf_counter() - t}
     rec["wall_seconds"] = time.perf_counter() - t
@@ -209,6 +238,17 @@ def run_one(data: Path, variant: str, fraction: float, seed: int, threads: int, 
 
 def record_path(work: Path, data: Path, variant: str, fraction: float, seed: int) -> Path:
     return work / "records" / f"{data.name}-{variant}-{fraction:g}-{seed}.json"
+
+
+def wait_for_record(work: Path, data: Path, variant: str, fraction: float, seed: int) -> dict[str, Any]:
+    """The record of another cell, waited for while it is claimed (being trained by another invocation)."""
+    path = record_path(work, data, variant, fraction, seed)
+    while not path.exists():
+        if not path.with_suffix(".claim").exists():
+            raise SystemExit(f"a search at {fraction:g} needs the {variant} cell of seed {seed} first (auto chooses "
+                             f"the searches' floor on it): list {variant} before the searches in --variants")
+        time.sleep(15)
+    return json.loads(path.read_text())
 
 
 def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:

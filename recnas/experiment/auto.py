@@ -3,6 +3,7 @@
     <out>/tune/<model>/         `recnas tune` of each zoo candidate (trial 0: the zoo default)
     <out>/narrowed/             the best tuned zoo model at the widest embedding within the memory budget
     <out>/shared_tail/          ... with the ids seen fewer than m times in train sharing one row (long-tailed data)
+    <out>/floored/              ... at the smallest such m where not even width 1 fits otherwise, the widest width there
     <out>/search/<method>/      each registered search that fits the data, a `recnas search` folder whose model and
                                 trainer settings are the tuned DeepFM's (baseline and searched model: one tuning)
     <out>/leaderboard.csv/.json every candidate: valid and test AUC and logloss, EP, FLOPs per row, seconds
@@ -238,8 +239,18 @@ def _run_auto(data: Path, out: Path, max_ep_fraction: float, budget: float, seed
     names = list(plans)
     # the best tuned zoo model made to fit without a search (the user's first tries under a memory budget): one
     # training each, before the searches, each in the share one more search would get
-    rows += train_compact(cfg, out, schema, int(max_ep_fraction * full_ep),
-                          lambda left: clock.spent() + (search_end - clock.spent()) / (len(names) + left), clock, log)
+    compact = train_compact(cfg, out, schema, int(max_ep_fraction * full_ep),
+                            lambda left: clock.spent() + (search_end - clock.spent()) / (len(names) + left), clock, log)
+    rows += compact
+    floor = search_floor(compact)
+    if floor > 1:  # the searches run on the data of the best compact candidate, whose rare ids share one row
+        plans = search_plans(tuned_cfg, schema, int(max_ep_fraction * full_ep), start_floor=floor)
+        log(f"the best compact candidate shares the ids seen fewer than {floor} times; the searches run on that "
+            "data: " + (", ".join(f"{n} ({p.label})" if p.label else n for n, p in plans.items()) or "none"))
+        for name in names:
+            if name not in plans:
+                log(f"  {name}: skipped, it does not fit the data at that floor")
+        names = list(plans)
     for i, name in enumerate(names):
         folder = out / "search" / name
         finished = (folder / "retrain" / "metrics.json").is_file()
@@ -308,9 +319,18 @@ def train_compact(cfg: ExperimentConfig, out: Path, schema: Any, max_total_ep: i
         finally:
             clock.save()
         log(f"  {cand.name}: valid AUC {res.metrics['valid_auc']:.4f}")
-        rows.append(candidate_row(cand.name, "zoo", out / cand.folder, res.metrics,
-                                  float(res.metrics["train_seconds"])))
+        rows.append({**candidate_row(cand.name, "zoo", out / cand.folder, res.metrics,
+                                     float(res.metrics["train_seconds"])), "floor": cand.floor})
     return rows
+
+
+def search_floor(compact: list[dict[str, Any]]) -> int:
+    """The floor the searches run from: that of the compact candidate with the best valid AUC (1 where none ran).
+
+    Where sharing the rare ids beats every other way to fit on validation, the searches allocate on that data too,
+    instead of spending the budget on rows the best candidate showed to be worth less than the floats they take.
+    """
+    return int(max(compact, key=lambda r: r["valid_auc"])["floor"]) if compact else 1
 
 
 def funded_searches(methods: list[str], seconds: float, fit_seconds: float) -> list[str]:

@@ -103,21 +103,23 @@ def data_floor(cfg: ExperimentConfig, schema: Any, max_total_ep: int) -> int:
     return options[-1]
 
 
-def search_plans(cfg: ExperimentConfig, schema: Any, max_total_ep: int) -> dict[str, SearchPlan]:
+def search_plans(cfg: ExperimentConfig, schema: Any, max_total_ep: int, start_floor: int = 1) -> dict[str, SearchPlan]:
     """{method: its plan} of every registered search that fits `max_total_ep`, in `auto_rank` order.
 
     The data's floor comes from the budget: every id its row where the tables may store one float per id or more,
     else the smallest floor (`floors`) where they may (the rare ids share one row, which shrinks the first-order
-    weights too), else the highest. A search whose auto settings refuse the budget there runs at the next floor
+    weights too), else the highest; never below `start_floor` (`recnas auto` passes the floor of its best compact
+    candidate on validation). A search whose auto settings refuse the budget there runs at the next floor
     where they accept it (AutoFIS keeps every table whole). A method that could give rare ids no float at all (NIS)
     runs at the same floor as the others: on bookcrossing at 5% NIS with most ids at width 0 lost 0.03 test AUC to
     AutoDim on the shared tail (bench/log/2026-12-07-issue19-floored-searches.md).
     """
     from recnas.methods import get_method
 
-    start = data_floor(cfg, schema, max_total_ep)
+    options = floors(schema)
+    start = max(data_floor(cfg, schema, max_total_ep), start_floor)
     plans: dict[str, SearchPlan] = {}
-    for floor in floors(schema)[floors(schema).index(start):]:
+    for floor in [f for f in options if f >= start]:
         at = schema_at_floor(schema, floor)
         max_ep = table_floats(cfg, at, max_total_ep)
         if max_ep < len(schema.categorical):

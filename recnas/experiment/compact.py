@@ -1,15 +1,18 @@
 """The user's first tries under a memory budget, as `recnas auto` candidates: a tuned model made to fit, no search.
 
-Two ways to shrink the best tuned zoo model's embedding tables, each one training:
+Ways to shrink the best tuned zoo model's embedding tables, each one training:
 
 - **narrowed**: one smaller width for every field, the widest whose embedding parameters (EP) fit;
 - **shared tail**: the ids seen fewer than `m` times in train share the out-of-vocabulary row (`data.min_count`),
   for the smallest `m` in `TAIL_FLOORS` at which the tuned width fits (or the largest `m`, narrowed to fit). An id
   seen once has one label to learn its row from, so on long-tailed data the tail costs most of the floats and
   carries least of the signal; where there is no such tail (the rarest ids still fill most rows' worth of
-  examples) the candidate is left out.
+  examples) the candidate is left out;
+- **floored**: where not even width 1 fits with every id its row, the smallest `m` at which some width fits, at the
+  widest width that fits there: the other trade than the shared tail's (more ids, fewer floats each).
 
-Which one wins is data-dependent, so both are trained and `recnas auto` chooses on the validation split.
+Which one wins is data-dependent, so each is trained and `recnas auto` chooses on the validation split; the
+searches then run on the winner's data (its `floor`).
 """
 
 from __future__ import annotations
@@ -29,15 +32,16 @@ TAIL_MIN_CUT = 0.1  # a shared tail is a candidate only where floor 2 removes at
 
 @dataclass(frozen=True)
 class CompactCandidate:
-    """One way to make the tuned model fit: its training config, leaderboard name and folder under auto's out."""
+    """One way to make the tuned model fit: its config, leaderboard name, folder under auto's out and data floor."""
 
     config: ExperimentConfig
     name: str
     folder: str
+    floor: int = 1
 
 
 def compact_candidates(best: ExperimentConfig, schema: Schema, max_total_ep: int) -> list[CompactCandidate]:
-    """The narrowed and the shared-tail candidates of the tuned config `best`, those that exist for this data.
+    """The narrowed, shared-tail and floored candidates of the tuned config `best`, those that exist for this data.
 
     None of them where `best` already fits `max_total_ep` (it is a candidate as it is).
     """
@@ -52,11 +56,31 @@ def compact_candidates(best: ExperimentConfig, schema: Schema, max_total_ep: int
                                     f"{model} (tuned, width {narrow})", "narrowed"))
     tail = shared_tail(best, schema, max_total_ep)
     if tail is not None:
-        floor, tail_width = tail
-        out.append(CompactCandidate(shared_tail_config(best, schema, floor, tail_width),
-                                    f"{model} (tuned, ids seen < {floor} times shared, width {tail_width})",
-                                    "shared_tail"))
+        out.append(floored_candidate(best, schema, *tail, "shared_tail"))
+    floored = None if narrow is not None else lowest_floor(best, schema, max_total_ep)
+    if floored is not None and floored != tail:
+        out.append(floored_candidate(best, schema, *floored, "floored"))
     return out
+
+
+def floored_candidate(best: ExperimentConfig, schema: Schema, floor: int, width: int, folder: str) -> CompactCandidate:
+    """`best` at `width` with the ids seen fewer than `floor` times sharing one row, as a candidate in `folder`."""
+    return CompactCandidate(shared_tail_config(best, schema, floor, width),
+                            f"{best.model.name} (tuned, ids seen < {floor} times shared, width {width})", folder, floor)
+
+
+def lowest_floor(cfg: ExperimentConfig, schema: Schema, max_total_ep: int) -> tuple[int, int] | None:
+    """(min_count, width): the smallest of `TAIL_FLOORS` where some width fits, the widest there; else None.
+
+    None too where the data has no long tail.
+    """
+    if not has_tail(schema):
+        return None
+    for floor in TAIL_FLOORS:
+        width = widest_within(cfg, schema_at_floor(schema, floor), max_total_ep)
+        if width is not None:
+            return floor, width
+    return None
 
 
 def shared_tail(cfg: ExperimentConfig, schema: Schema, max_total_ep: int) -> tuple[int, int] | None:

@@ -44,6 +44,24 @@ def test_below_one_float_per_id_a_size_search_runs_on_the_shared_tail(prepared) 
     assert tail_rows(schema, 2) < tail_rows(schema, 1)
 
 
+def test_the_searches_start_at_the_floor_auto_chose_on_validation(prepared) -> None:  # noqa: ANN001
+    from recnas.experiment.auto import search_floor
+
+    cfg, schema = config(), prepared.schema
+    max_total_ep = int(0.3 * budget.full_ep(cfg, schema))
+    assert budget.data_floor(cfg, schema, max_total_ep) == 1
+    compact = [{"valid_auc": 0.70, "floor": 1}, {"valid_auc": 0.72, "floor": 2}]
+    assert search_floor(compact) == 2 and search_floor(compact[:1]) == 1 and search_floor([]) == 1
+    plans = budget.search_plans(cfg, schema, max_total_ep, start_floor=search_floor(compact))
+    for name in ("autodim", "esapn", "joint", "nis"):
+        assert plans[name].floor == 2 and plans[name].label == "ids seen < 2 times shared"
+        at = schema_at_floor(schema, 2)  # the floats the budget leaves the tables at that floor
+        assert f"search.max_ep={budget.table_floats(cfg, at, max_total_ep)}" in plans[name].settings
+    assert all(p.floor >= 2 for p in plans.values())
+    assert {n: p.floor for n, p in budget.search_plans(cfg, schema, max_total_ep).items()} != \
+        {n: p.floor for n, p in plans.items()}  # without it, the size searches run on every id
+
+
 def test_without_a_long_tail_every_search_runs_on_every_id(planted_rank8) -> None:  # noqa: ANN001
     prepared, _ = planted_rank8  # small vocabularies: every id frequent
     cfg, schema = config(), prepared.schema

@@ -96,6 +96,28 @@ def test_the_compact_candidates_train_the_tables_they_were_sized_for(synth_dir: 
     assert f"ids seen < {min(tail.data.min_count.values())} times shared" in candidates[1].name
 
 
+def test_where_no_width_fits_every_id_a_floored_candidate_takes_the_lowest_floor_that_fits(prepared) -> None:  # noqa: ANN001
+    cfg = load_config(None, ["model.name=deepfm", "model.embedding_dim=32"])
+    schema = prepared.schema
+
+    def ep(floor: int, width: int) -> int:
+        return compact.ep_at_width(cfg, compact.schema_at_floor(schema, floor), width)
+
+    budget = ep(2, 1)  # width 1 on the ids seen twice or more: under width 1 on every id
+    assert ep(1, 1) > budget and ep(2, 2) > budget
+    assert compact.lowest_floor(cfg, schema, budget) == (2, 1)
+    candidates = {c.folder: c for c in compact.compact_candidates(cfg, schema, budget)}
+    assert set(candidates) == {"shared_tail", "floored"}  # no width fits every id: no narrowed candidate
+    floored, tail = candidates["floored"], candidates["shared_tail"]
+    assert (floored.floor, floored.config.model.embedding_dim) == (2, 1)
+    assert floored.config.data.min_count == dict.fromkeys((f.name for f in schema.categorical), 2)
+    assert floored.name == "deepfm (tuned, ids seen < 2 times shared, width 1)"
+    assert tail.floor > floored.floor and tail.config.model.embedding_dim > 1  # the other trade: fewer ids, wider
+    assert compact.lowest_floor(cfg, schema, ep(10, 1) - 1) is None
+    narrowed = compact.compact_candidates(cfg, schema, ep(1, 1))  # width 1 fits every id: narrowed, no floored one
+    assert [c.folder for c in narrowed] == ["narrowed", "shared_tail"] and narrowed[0].floor == 1
+
+
 @pytest.mark.parametrize(("floors", "words"), [({"nope": 2}, "data.min_count names ['nope']"),
                                                ({"n1": 2}, "numerical fields without buckets"),
                                                ({"c1": 0}, "data.min_count.c1: field 'c1': min_count must be >= 1")])
