@@ -12,6 +12,9 @@ shared tail's floors where it fits); its retrain is scored. Beside them, the sim
   the largest that fits; the first-order weights shrink with it, so it can meet budgets the others cannot;
 - `floored_uniform`: the control of the searches below one float per id: their data (the floor the budget asks
   for, `recnas.experiment.budget.data_floor`) with one width for every field, the widest that fits;
+- `lifted_uniform`: the searches' data (the floor they run from) at one width for every field, the widest that
+  fits, trained through AutoDim's retrain module (`ProjectedEmbedding`: a per-field linear lift to the full width
+  and a batch norm): what the allocation adds over the module that carries it;
 - `shared_tail`: `recnas auto`'s shared-tail candidate (`recnas.experiment.compact`): the ids seen fewer than m
   times in train share the OOV row (`data.min_count`), m the smallest of 2, 3, 5, 10 at which the full width fits
   (narrowed at m = 10 where none does); it shrinks the first-order weights too.
@@ -47,7 +50,7 @@ from zoo_bench import library_config, mean_sd, run_queue, write_results  # noqa:
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "derived"
-BASELINES = ("uniform", "tiered", "hashed", "shared_tail", "floored_uniform")
+BASELINES = ("uniform", "tiered", "hashed", "shared_tail", "floored_uniform", "lifted_uniform")
 
 
 def hash_plan(schema: Any, buckets: int) -> dict[str, int]:
@@ -102,8 +105,12 @@ def tiered_widths(schema: Any, dim: int, table_floats: int) -> tuple[dict[str, n
     return widths, head, tail
 
 
-def run_baseline(variant: str, cfg: Any, splits: Any, fraction: float, folder: Path) -> dict[str, Any] | None:
-    """Train a baseline (`BASELINES`) at the budget; None when the variant cannot meet it."""
+def run_baseline(variant: str, cfg: Any, splits: Any, fraction: float, folder: Path,
+                 record_of: Callable[[str], dict[str, Any]]) -> dict[str, Any] | None:
+    """Train a baseline (`BASELINES`) at the budget; None when the variant cannot meet it.
+
+    `record_of(variant)` is another cell of the same budget and seed (`lifted_uniform` reads auto's compact ones).
+    """
     from recnas.experiment.budget import searched_budget
     from recnas.experiment.compact import shared_tail, shared_tail_config, widest_within
     from recnas.experiment.run import fit_and_score, run_train
@@ -133,6 +140,29 @@ def run_baseline(variant: str, cfg: Any, splits: Any, fraction: float, folder: P
             return None
         m = run_train(shared_tail_config(cfg, schema, floor, width), folder, log=lambda _m: None).metrics
         return {**m, "setting": f"ids seen < {floor} times shared, width {width}"}
+    if variant == "lifted_uniform":  # the searches' data, one width, through AutoDim's retrain module
+        from recnas.experiment.budget import data_floor, full_ep
+        from recnas.experiment.compact import schema_at_floor
+        from recnas.experiment.run import load_splits
+        from recnas.nn.embedding import embedded_field_names
+        from recnas.nn.projected import ProjectedEmbedding
+
+        max_total = int(fraction * full_ep(cfg, schema))
+        floor = max(data_floor(cfg, schema, max_total), start_floor(cfg, schema, fraction, record_of))
+        width = widest_within(cfg, schema_at_floor(schema, floor), max_total)
+        if width is None:
+            return None
+        c = shared_tail_config(cfg, schema, floor, width)
+        at = load_splits(c)
+        set_seed(c.seed, c.threads)
+        kw = model_kwargs(c)
+        names = embedded_field_names(at.ds.schema, c.model.numerical_encoder)
+        emb = ProjectedEmbedding(at.ds.schema, dict.fromkeys(names, width), cfg.model.embedding_dim,
+                                 sparse=kw["sparse"], **c.model.encoding_kwargs())
+        m = fit_and_score(c, build_model(c.model.name, at.ds.schema, embedding=emb, **kw), at, folder)
+        shared = f"ids seen < {floor} times shared, " if floor > 1 else ""
+        return {**m, "setting": f"{shared}width {width} lifted to {cfg.model.embedding_dim} (AutoDim's retrain "
+                                "module)"}
     if variant == "shared_tail":
         tail = shared_tail(cfg, schema, int(fraction * searched_budget(cfg, schema, 1.0)[0]))
         if tail is None:
@@ -221,11 +251,11 @@ def run_one(data: Path, variant: str, fraction: float, seed: int, threads: int, 
     folder = work / "runs" / f"{data.name}-{variant}-{fraction:g}-{seed}"
     t = time.perf_counter()
     try:
+        record_of = lambda other: wait_for_record(work, data, other, fraction, seed)  # noqa: E731
         if variant in BASELINES:
-            m = run_baseline(variant, cfg, splits, fraction, folder)
+            m = run_baseline(variant, cfg, splits, fraction, folder, record_of)
         else:
-            m = run_method(variant, cfg, splits.ds.schema, fraction, folder,
-                           lambda other: wait_for_record(work, data, other, fraction, seed))
+            m = run_method(variant, cfg, splits.ds.schema, fraction, folder, record_of)
     except ConfigError as e:  # below the smallest model (of every variant, or of the method)
         return {**rec, "fits": False, "why": str(e), "wall_seconds": time.perf_counter() - t}
     rec["wall_seconds"] = time.perf_counter() - t
