@@ -105,6 +105,14 @@ def tiered_widths(schema: Any, dim: int, table_floats: int) -> tuple[dict[str, n
     return widths, head, tail
 
 
+def one_width_at(cfg: Any, schema: Any, max_total: int, floor: int) -> tuple[Any, int] | None:
+    """(config, width): `cfg` on the data at `floor` with every field at the widest width that fits; None if none."""
+    from recnas.experiment.compact import schema_at_floor, shared_tail_config, widest_within
+
+    width = widest_within(cfg, schema_at_floor(schema, floor), max_total)
+    return None if width is None else (shared_tail_config(cfg, schema, floor, width), width)
+
+
 def run_baseline(variant: str, cfg: Any, splits: Any, fraction: float, folder: Path,
                  record_of: Callable[[str], dict[str, Any]]) -> dict[str, Any] | None:
     """Train a baseline (`BASELINES`) at the budget; None when the variant cannot meet it.
@@ -131,28 +139,27 @@ def run_baseline(variant: str, cfg: Any, splits: Any, fraction: float, folder: P
         return {**m, "setting": f"{', '.join(plan)} hashed into {b:,} buckets" if plan else "nothing hashed"}
     if variant == "floored_uniform":  # the searches' data (the floor the budget asks for), one width for all
         from recnas.experiment.budget import data_floor, full_ep
-        from recnas.experiment.compact import schema_at_floor
 
         max_total = int(fraction * full_ep(cfg, schema))
         floor = data_floor(cfg, schema, max_total)
-        width = widest_within(cfg, schema_at_floor(schema, floor), max_total)
-        if width is None:
+        at = one_width_at(cfg, schema, max_total, floor)
+        if at is None:
             return None
-        m = run_train(shared_tail_config(cfg, schema, floor, width), folder, log=lambda _m: None).metrics
+        c, width = at
+        m = run_train(c, folder, log=lambda _m: None).metrics
         return {**m, "setting": f"ids seen < {floor} times shared, width {width}"}
     if variant == "lifted_uniform":  # the searches' data, one width, through AutoDim's retrain module
         from recnas.experiment.budget import data_floor, full_ep
-        from recnas.experiment.compact import schema_at_floor
         from recnas.experiment.run import load_splits
         from recnas.nn.embedding import embedded_field_names
         from recnas.nn.projected import ProjectedEmbedding
 
         max_total = int(fraction * full_ep(cfg, schema))
         floor = max(data_floor(cfg, schema, max_total), start_floor(cfg, schema, fraction, record_of))
-        width = widest_within(cfg, schema_at_floor(schema, floor), max_total)
-        if width is None:
+        fitted = one_width_at(cfg, schema, max_total, floor)
+        if fitted is None:
             return None
-        c = shared_tail_config(cfg, schema, floor, width)
+        c, width = fitted
         at = load_splits(c)
         set_seed(c.seed, c.threads)
         kw = model_kwargs(c)

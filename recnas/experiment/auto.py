@@ -231,8 +231,7 @@ def _run_auto(data: Path, out: Path, max_ep_fraction: float, budget: float, seed
     tuned_cfg = trial_config(search_cfg, json.loads((out / "tune" / SEARCH_MODEL / "best.json").read_text())["params"])
     full_ep, _ = searched_budget(tuned_cfg, schema, max_ep_fraction)
     plans = search_plans(tuned_cfg, schema, int(max_ep_fraction * full_ep))
-    log("searches that fit this data: " + (", ".join(f"{n} ({p.label})" if p.label else n for n, p in plans.items())
-                                           or "none"))
+    log(f"searches that fit this data: {plan_names(plans)}")
     search_end = (TUNE_SHARE + SEARCH_SHARE) * budget
     fit_s = next((r["train_seconds"] for r in rows if r["candidate"] == f"{SEARCH_MODEL} (default)"),
                  10 * plan["epoch_seconds"])
@@ -246,7 +245,7 @@ def _run_auto(data: Path, out: Path, max_ep_fraction: float, budget: float, seed
     if floor > 1:  # the searches run on the data of the best compact candidate, whose rare ids share one row
         plans = search_plans(tuned_cfg, schema, int(max_ep_fraction * full_ep), start_floor=floor)
         log(f"the best compact candidate shares the ids seen fewer than {floor} times; the searches run on that "
-            "data: " + (", ".join(f"{n} ({p.label})" if p.label else n for n, p in plans.items()) or "none"))
+            f"data: {plan_names(plans)}")
         for name in names:
             if name not in plans:
                 log(f"  {name}: skipped, it does not fit the data at that floor")
@@ -322,6 +321,11 @@ def train_compact(cfg: ExperimentConfig, out: Path, schema: Any, max_total_ep: i
         rows.append({**candidate_row(cand.name, "zoo", out / cand.folder, res.metrics,
                                      float(res.metrics["train_seconds"])), "floor": cand.floor})
     return rows
+
+
+def plan_names(plans: dict[str, SearchPlan]) -> str:
+    """The planned searches for the log, each with the data it runs on where that is not every id's row."""
+    return ", ".join(f"{n} ({p.label})" if p.label else n for n, p in plans.items()) or "none"
 
 
 def search_floor(compact: list[dict[str, Any]]) -> int:
