@@ -124,10 +124,16 @@ class Trainer:
         tables = id_tables(model)
         return lambda: 0.5 * l2 * sum(w.pow(2).sum() for w in tables)
 
-    def _reduce_lr(self) -> None:
+    def reduce_lr(self) -> None:
+        """Multiply every group's lr by `reduce_lr_factor`, as a bad epoch does (a hook may call it: a deadline)."""
         for opt in self.optimizers:
             for g in opt.param_groups:
                 g["lr"] *= self.config.reduce_lr_factor
+
+    @property
+    def lr_reduced(self) -> bool:
+        """Whether any lr of this fit is below the one it started at (checkpointed with the optimisers)."""
+        return any(g["lr"] < g.get("initial_lr", g["lr"]) for opt in self.optimizers for g in opt.param_groups)
 
     def _progress(self, total: int, epoch: int) -> Any:
         if not (self.config.progress and sys.stderr.isatty()):
@@ -199,6 +205,9 @@ class Trainer:
         excluded = [p for h in hooks for p in h.exclude_parameters(model)]
         self.optimizers = build_optimizers(model, cfg.optimizer, cfg.lr, cfg.embedding_lr, cfg.weight_decay,
                                            cfg.sparse, excluded)
+        for opt in self.optimizers:
+            for g in opt.param_groups:
+                g["initial_lr"] = g["lr"]  # what `lr_reduced` compares with; saved in the optimisers' state
         weights = [p for opt in self.optimizers for g in opt.param_groups for p in g["params"]]
         penalty = self._embedding_penalty(model)
         if valid is not None and cfg.monitor == "auc":
@@ -304,7 +313,7 @@ class Trainer:
                         best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 elif epoch > cfg.min_epochs:
                     loop["bad"] += 1
-                    self._reduce_lr()
+                    self.reduce_lr()
                     if loop["bad"] >= cfg.patience:
                         self.stop = True
             record["seconds"] = round(result.train_seconds, 3)

@@ -7,11 +7,14 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from recnas.errors import ConfigError, DataError
 from recnas.experiment import auto, budget
 from recnas.experiment.auto import choose, mark_pareto, parse_duration, run_auto
 from recnas.experiment.run import predict_file
+from recnas.nn.models import build_model
+from recnas.train import Hook, Trainer, TrainerConfig
 from tests.killing import KillAt, Killed
 
 BUDGET = 30.0  # seconds: a few trials per zoo candidate and a short run of each search on 4,000 rows
@@ -178,3 +181,49 @@ def test_a_size_search_is_run_only_where_its_smallest_model_meets_the_budget(pre
         AutoDimEmbedding(prepared.schema, [2, 4, 8, 10], max_ep=2 * rows - 1)
     fits = budget.fitting_methods(prepared.schema, 10, rows - 1)
     assert "autodim" not in fits and "joint" not in fits
+
+
+class StepClock:
+    """A clock one second further on after every training step, so deadlines fall at known steps."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def spent(self) -> float:
+        return self.t
+
+    def save(self) -> None:
+        pass
+
+
+class Tick(Hook):
+    def __init__(self, clock: StepClock, cut_after_epoch: int | None = None) -> None:
+        self.clock, self.cut_after_epoch = clock, cut_after_epoch
+
+    def after_step(self, trainer, batch, step) -> None:  # noqa: ANN001
+        self.clock.t += 1.0
+
+    def on_epoch_end(self, trainer, epoch, metrics) -> None:  # noqa: ANN001
+        if epoch == self.cut_after_epoch:  # an lr cut before the deadline's, as a bad epoch makes
+            trainer.reduce_lr()
+
+
+@pytest.mark.parametrize(("anneal", "cut_after", "expected"), [
+    (2.0, None, [1.0] * 4 + [0.1] * 2),  # 5.5 epochs of time: the last two start at the reduced lr
+    (0.0, None, [1.0] * 6),  # turned off: the deadline ends the fit at the full lr
+    (2.0, 1, [1.0] + [0.1] * 5),  # already cut once: the deadline does not cut again
+])
+def test_a_deadline_bound_fit_ends_at_the_reduced_lr(prepared, anneal: float, cut_after: int | None,  # noqa: ANN001
+                                                    expected: list[float]) -> None:
+    torch.manual_seed(0)
+    model = build_model("fm", prepared.schema, embedding_dim=4)
+    train = prepared.batches("train", 512, seed=0)
+    clock = StepClock()
+    deadline = auto.Deadline(clock, 5.5 * len(train), anneal_epochs=anneal)  # type: ignore[arg-type]
+    cfg = TrainerConfig(epochs=30, batch_size=512, lr=1e-3, min_epochs=30, progress=False)  # no plateau cut
+    trainer = Trainer(cfg)
+    res = trainer.fit(model, train, prepared.batches("valid", 4096, shuffle=False),
+                      hooks=[Tick(clock, cut_after), deadline])
+    assert res.epochs == 6, "the deadline ends the sixth epoch half-way"
+    assert [h["lr"] / 1e-3 for h in res.history] == pytest.approx(expected)
+    assert trainer.lr_reduced == (expected[-1] < 1)
