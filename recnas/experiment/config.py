@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationErr
 
 from recnas.data.schema import is_folder_name
 from recnas.errors import ConfigError, describe_validation_error
+from recnas.experiment.distill import DistillConfig
 from recnas.methods.base import MethodConfig
 from recnas.nn.embedding_norm import INITIAL_SCALE
 from recnas.nn.numerical import BUILTIN_KINDS, SCHEMA_KINDS
@@ -219,6 +220,7 @@ class ExperimentConfig(BaseModel):
     search: SerializeAsAny[MethodConfig] | None = Field(
         None, description="the search (`recnas search`): `method` picks the registered method and its keys")
     retrain: RetrainConfig = Field(default_factory=RetrainConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
     lab: LabConfig = Field(default_factory=LabConfig)
 
     @field_validator("name")

@@ -29,6 +29,7 @@ from recnas.data.source import open_dataset, with_hash_buckets, with_min_count
 from recnas.data.splits import Splits, train_arrays
 from recnas.errors import ConfigError, DataError, describe_validation_error
 from recnas.experiment.config import ExperimentConfig
+from recnas.experiment.distill import distilled_targets
 from recnas.experiment.folder import claim_folder, make_run_dir, run_folder_lock
 from recnas.experiment.numerical_report import write_autodis_report
 from recnas.fileio import write_atomic, write_jsonl_atomic, write_text_atomic
@@ -88,7 +89,8 @@ def load_splits(cfg: ExperimentConfig, log: Callable[[str], None] | None = None,
             raise DataError(f"{cfg.data.path}: every label of the {split} split is {float(y.min()):g}; a click model "
                             f"needs clicks and non-clicks in train (and in test, for its AUC); check the label column")
     tcfg = cfg.trainer
-    train = BatchIterator(train_arrays(ds, cfg.lab.max_train_rows), batch_size or tcfg.batch_size, shuffle=True,
+    rows = distilled_targets(cfg, train_arrays(ds, cfg.lab.max_train_rows))  # labels, or blended with a teacher's
+    train = BatchIterator(rows, batch_size or tcfg.batch_size, shuffle=True,
                           seed=cfg.seed, shuffle_window=cfg.data.shuffle_window, shuffle_block=cfg.data.shuffle_block)
     return Splits(ds, train, ds.batches("valid", tcfg.eval_batch_size, shuffle=False),
                   ds.batches("test", tcfg.eval_batch_size, shuffle=False))
