@@ -10,7 +10,7 @@ the tuned one of that seed; valid AUC chooses, test AUC is reported.
     .venv/bin/python bench/distill_bench.py --datasets frappe_full --seeds 2026,2027,2028 --weights 0.5 \
         --tuned bench/results/tune_frappe_full_wide64_a.json bench/results/tune_frappe_full_wide64_b.json \
         --threads 1 --out bench/results/distill_frappe_full.json
-    .venv/bin/python bench/distill_bench.py --table --out bench/results/distill_frappe_full.json
+    .venv/bin/python bench/distill_bench.py --table --out bench/results/distill_frappe_full.json [--also MORE.json]
 
 Work folders under bench/work/distill/ (a killed run resumes: finished runs are read back).
 """
@@ -112,10 +112,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--work", type=Path, default=ROOT / "bench" / "work" / "distill")
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--table", action="store_true", help="print the table of --out and stop")
+    ap.add_argument("--table", action="store_true", help="print the table of --out (and --also) and stop")
+    ap.add_argument("--also", nargs="*", type=Path, default=[], help="more result files for --table")
     args = ap.parse_args()
     if args.table:
-        print(table(json.loads(args.out.read_text())["records"]))
+        print(table([r for f in (args.out, *args.also) for r in json.loads(f.read_text())["records"]]))
         return
     records = []
     for dataset in args.datasets.split(","):
