@@ -54,8 +54,9 @@ def teacher_probabilities(cfg: ExperimentConfig, y: np.ndarray) -> np.ndarray:
         raise DataError(f"distill.teacher: {e}") from None
     path = Path(open_dataset(str(cfg.data.path), label=cfg.data.label, positive=cfg.data.positive).splits["train"])
     ys, logits = [], []
+    reader = FeatureProcessor(schema, on_bad_row=cfg.data.on_bad_row)  # skips the rows the student's cache skipped
     with torch.no_grad():
-        for arrays, _ in FeatureProcessor(schema).transform_chunks(path, ReadReport(path)):
+        for arrays, _ in reader.transform_chunks(path, ReadReport(path)):
             ys.append(arrays["y"])
             rows = BatchIterator(arrays, t_cfg.trainer.eval_batch_size, shuffle=False)
             logits.append(predict_logits(teacher, rows)[1])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -73,3 +74,17 @@ def test_a_distilled_student_predicts_closer_to_its_teacher(synth_dir: Path, tmp
             run = run_train(cfg, tmp_path / f"{name}{seed}").path
             gaps[name] = float(np.abs(teacher_probabilities_on_train(run) - p_teacher).mean())
         assert gaps["taught"] < 0.5 * gaps["plain"], (seed, gaps)
+
+
+def test_rows_the_student_skips_as_bad_are_skipped_for_the_teacher_too(synth_dir: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(synth_dir, data)
+    lines = (data / "train.csv").read_text().splitlines(keepends=True)
+    lines.insert(50, lines[50].replace(",", ",not-a-number,", 1))  # one field too many: a bad row
+    (data / "train.csv").write_text("".join(lines))
+    cache = tmp_path / "cache"
+    teacher = run_train(config(data, cache, "data.on_bad_row=skip"), tmp_path / "teacher").path
+    cfg = config(data, cache, "data.on_bad_row=skip", f"distill.teacher={teacher}", "distill.weight=0.5")
+    y = train_arrays(load_splits(cfg.model_copy(update={"distill": type(cfg.distill)()})).ds, None)["y"]
+    assert len(y) == len(lines) - 2  # the header and the bad row
+    assert load_splits(cfg).train.n == len(y)  # the teacher's rows line up: no error
