@@ -56,14 +56,10 @@ def data_file(data: str | Path, schema: Schema) -> Path:
     return Path(path)
 
 
-def score_file(schema: Schema, path: Path, scorer: Scorer, out: Path) -> tuple[dict[str, Any], EncodeReport]:
-    """Score the rows of `path` (CSV/Parquet/...; the label column may be missing) and write `out` as CSV.
-
-    Nothing is written when a score is not finite (the error names the first such row).
-    """
-    if out.is_dir():
-        raise DataError(f"{out}: is a folder; pass a file path for the scores (e.g. {out / 'predictions.csv'})")
-    proc = FeatureProcessor(schema, require_label=False)
+def score_rows(schema: Schema, path: Path, scorer: Scorer, require_label: bool = False, on_bad_row: str = "error"
+               ) -> tuple[np.ndarray, np.ndarray, EncodeReport, ReadReport]:
+    """(labels, logits, encode report, read report) of every row of `path`, read chunk by chunk through `schema`."""
+    proc = FeatureProcessor(schema, on_bad_row=on_bad_row, require_label=require_label)
     report = EncodeReport()
     ys, outs = [], []
     read = ReadReport(Path(path))
@@ -73,6 +69,17 @@ def score_file(schema: Schema, path: Path, scorer: Scorer, out: Path) -> tuple[d
         outs.append(np.asarray(scorer(arrays), dtype=np.float32).reshape(-1))
     y_all = np.concatenate(ys) if ys else np.zeros(0, np.float32)
     logits_all = np.concatenate(outs) if outs else np.zeros(0, np.float32)
+    return y_all, logits_all, report, read
+
+
+def score_file(schema: Schema, path: Path, scorer: Scorer, out: Path) -> tuple[dict[str, Any], EncodeReport]:
+    """Score the rows of `path` (CSV/Parquet/...; the label column may be missing) and write `out` as CSV.
+
+    Nothing is written when a score is not finite (the error names the first such row).
+    """
+    if out.is_dir():
+        raise DataError(f"{out}: is a folder; pass a file path for the scores (e.g. {out / 'predictions.csv'})")
+    y_all, logits_all, report, read = score_rows(schema, path, scorer)
     bad = ~np.isfinite(logits_all)
     if bad.any():  # never write scores that are not numbers
         raise DataError(f"{path}: the model's scores are not finite for {int(bad.sum()):,} of {len(bad):,} rows "
@@ -95,4 +102,4 @@ def score_file(schema: Schema, path: Path, scorer: Scorer, out: Path) -> tuple[d
     return summary, report
 
 
-__all__ = ["Scorer", "binary_metrics", "data_file", "score_file", "sigmoid"]
+__all__ = ["Scorer", "binary_metrics", "data_file", "score_file", "score_rows", "sigmoid"]

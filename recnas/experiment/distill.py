@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from recnas.errors import DataError
-from recnas.scoring import sigmoid
+from recnas.scoring import score_rows, sigmoid
 
 if TYPE_CHECKING:
     from recnas.experiment.config import ExperimentConfig
@@ -41,8 +41,6 @@ def teacher_probabilities(cfg: ExperimentConfig, y: np.ndarray) -> np.ndarray:
     import torch
 
     from recnas.data.batches import BatchIterator
-    from recnas.data.processor import FeatureProcessor
-    from recnas.data.readers import ReadReport
     from recnas.data.source import open_dataset
     from recnas.experiment.run import load_run
     from recnas.train.trainer import predict_logits
@@ -53,14 +51,13 @@ def teacher_probabilities(cfg: ExperimentConfig, y: np.ndarray) -> np.ndarray:
     except DataError as e:
         raise DataError(f"distill.teacher: {e}") from None
     path = Path(open_dataset(str(cfg.data.path), label=cfg.data.label, positive=cfg.data.positive).splits["train"])
-    ys, logits = [], []
-    reader = FeatureProcessor(schema, on_bad_row=cfg.data.on_bad_row)  # skips the rows the student's cache skipped
-    with torch.no_grad():
-        for arrays, _ in reader.transform_chunks(path, ReadReport(path)):
-            ys.append(arrays["y"])
-            rows = BatchIterator(arrays, t_cfg.trainer.eval_batch_size, shuffle=False)
-            logits.append(predict_logits(teacher, rows)[1])
-    t_y, t_logits = np.concatenate(ys)[: len(y)], np.concatenate(logits)[: len(y)]
+
+    def scorer(arrays: dict[str, np.ndarray]) -> np.ndarray:
+        return predict_logits(teacher, BatchIterator(arrays, t_cfg.trainer.eval_batch_size, shuffle=False))[1]
+
+    with torch.no_grad():  # the rows the student's cache skipped as bad are skipped here too
+        t_y, t_logits, _, _ = score_rows(schema, path, scorer, require_label=True, on_bad_row=cfg.data.on_bad_row)
+    t_y, t_logits = t_y[: len(y)], t_logits[: len(y)]
     if not np.array_equal(t_y, np.asarray(y)):
         raise DataError(f"distill.teacher {folder}: reading {path} through the teacher's schema gives {len(t_y):,} "
                         f"rows whose labels are not this run's {len(y):,}, so the rows do not line up (rows skipped "

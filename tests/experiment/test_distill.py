@@ -14,6 +14,7 @@ from recnas.errors import DataError
 from recnas.experiment.config import load_config
 from recnas.experiment.distill import distilled_targets
 from recnas.experiment.run import load_run, load_splits, run_train
+from recnas.scoring import sigmoid
 from recnas.train.trainer import predict_logits
 
 
@@ -27,7 +28,7 @@ def teacher_probabilities_on_train(teacher: Path) -> np.ndarray:
     t_cfg, _, model = load_run(teacher)
     ds = load_splits(t_cfg).ds
     _, logits = predict_logits(model, BatchIterator(train_arrays(ds, None), 4096, shuffle=False))
-    return 1 / (1 + np.exp(-logits.astype(np.float64)))
+    return sigmoid(logits)
 
 
 @pytest.mark.parametrize("student_floor", [None, 3])  # the same encoding, and rare ids shared in the student's
