@@ -28,7 +28,7 @@ from typing import Any
 from recnas.fileio import write_text_atomic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from auto_bench import DATA  # noqa: E402
+from auto_bench import DATA, mean_sd  # noqa: E402
 from zoo_bench import machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,9 +78,10 @@ def cell(dataset: str, seed: int, params: dict[str, Any], weights: list[float], 
     return rows
 
 
-def mean_sd(values: list[float]) -> str:
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):.4f} ± {sd:.4f}"
+def shown(values: list[float]) -> str:
+    """`auto_bench.mean_sd` of `values`, as the tables print it."""
+    mean, sd = mean_sd(values)
+    return f"{mean:.4f} ± {sd:.4f}"
 
 
 def table(records: list[dict[str, Any]]) -> str:
@@ -97,8 +98,8 @@ def table(records: list[dict[str, Any]]) -> str:
                        if "+" in variant and (dataset, r["seed"], plain) in by]
             d_teacher = [r["test_auc"] - by[(dataset, r["seed"], "teacher")]["test_auc"] for r in rs]
             lines.append(f"| {dataset} | {variant} | {len(rs)} | {statistics.fmean(r['ep_fraction'] for r in rs):.1%} "
-                         f"| {mean_sd([r['valid_auc'] for r in rs])} | {mean_sd([r['test_auc'] for r in rs])} "
-                         f"| {mean_sd(d_plain) if d_plain else '-'} | {mean_sd(d_teacher)} |")
+                         f"| {shown([r['valid_auc'] for r in rs])} | {shown([r['test_auc'] for r in rs])} "
+                         f"| {shown(d_plain) if d_plain else '-'} | {shown(d_teacher)} |")
     return "\n".join(lines)
 
 
