@@ -44,9 +44,8 @@ def tuned_params(files: list[str], dataset: str, seed: int) -> dict[str, Any]:
 
 
 def cell(dataset: str, seed: int, params: dict[str, Any], weights: list[float], fraction: float, threads: int,
-         work: Path, lift: bool = False) -> list[dict[str, Any]]:
-    """The teacher, then every compact candidate plain, distilled and (`lift`) lifted to the teacher's width: one
-    record each."""
+         work: Path) -> list[dict[str, Any]]:
+    """The teacher, then every compact candidate plain and distilled: one record each."""
     from recnas.experiment.auto import base_config
     from recnas.experiment.budget import searched_budget
     from recnas.experiment.compact import compact_candidates
@@ -72,9 +71,6 @@ def cell(dataset: str, seed: int, params: dict[str, Any], weights: list[float], 
         for w in weights:
             taught = trial_config(cand.config, {"distill.teacher": str(folder / "teacher"), "distill.weight": w})
             runs.append((f"{cand.folder}+distill{w:g}", taught))
-        if lift:
-            runs.append((f"{cand.folder}+lift", trial_config(cand.config, {
-                "model.embedding_lift": teacher_cfg.model.embedding_dim})))
         for variant, cfg in runs:
             rows.append(record(variant, run_train(cfg, folder / variant, log=lambda _m: None).metrics))
             log(f"[{dataset} {seed}] {variant}: valid {rows[-1]['valid_auc']:.4f} test {rows[-1]['test_auc']:.4f} "
@@ -91,7 +87,7 @@ def shown(values: list[float]) -> str:
 def table(records: list[dict[str, Any]]) -> str:
     """Per dataset and variant: valid and test AUC (mean ± sd over seeds), test minus the same candidate undistilled
     and minus the teacher, paired by seed."""
-    lines = ["| dataset | variant | seeds | EP share | valid AUC | test AUC | minus the plain candidate (paired) "
+    lines = ["| dataset | variant | seeds | EP share | valid AUC | test AUC | minus undistilled (paired) "
              "| minus teacher |", "|---|---|---|---|---|---|---|---|"]
     by = {(r["dataset"], r["seed"], r["variant"]): r for r in records}
     for dataset in dict.fromkeys(r["dataset"] for r in records):
@@ -113,8 +109,6 @@ def main() -> None:
     ap.add_argument("--seeds", default="2026,2027,2028")
     ap.add_argument("--tuned", nargs="*", default=[], help="auto_bench.py tune JSON files with the tuned DeepFM")
     ap.add_argument("--weights", default="0.5", help="distill.weight values to try")
-    ap.add_argument("--lift", action="store_true", help="also train each candidate with model.embedding_lift at "
-                    "the teacher's width")
     ap.add_argument("--fraction", type=float, default=0.3, help="the memory budget, a share of the teacher's EP")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--work", type=Path, default=ROOT / "bench" / "work" / "distill")
@@ -129,8 +123,8 @@ def main() -> None:
     for dataset in args.datasets.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
             params = tuned_params(args.tuned, dataset, seed)
-            records += cell(dataset, seed, params, [float(w) for w in args.weights.split(",") if w], args.fraction,
-                            args.threads, args.work, args.lift)
+            records += cell(dataset, seed, params, [float(w) for w in args.weights.split(",")], args.fraction,
+                            args.threads, args.work)
             write_text_atomic(args.out, json.dumps({
                 "date": dt.date.today().isoformat(), "command": " ".join(sys.argv), "machine": machine(args.threads),
                 "records": records}, indent=1))

@@ -104,10 +104,6 @@ class ModelConfig(BaseModel):
         INITIAL_SCALE, gt=0, description="initial output scale of model.embedding_norm's batch norm (its affine "
         "weight); 0.15 beat 1 on valid in 11 of 12 runs of DeepFM and DCNv2 on frappe_full and ml100k, 3 seeds "
         "(bench/log/2026-12-06-issue19-defaults.md)")
-    embedding_lift: int | None = Field(
-        None, ge=1, description="store the id tables at embedding_dim and map each field's row to this width with "
-        "its own linear map before the interactions (FM's products become learned bilinear forms); the maps are "
-        "dense weights, not EP. `recnas auto` trains its narrowed candidate lifted to the tuned width")
     numerical_encoder: str | dict[str, str] = Field(
         "auto", description="one encoder for every numerical field, or {field: encoder}; auto, per field: the "
         "schema's buckets where declared, levels for an integer field of <= 20 values, log_square for a skewed "

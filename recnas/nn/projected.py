@@ -24,25 +24,21 @@ LIFT_GAMMA = 0.15
 
 
 class Lift(nn.Module):
-    """Per-field linear maps `[B, F, d] -> [B, F, C]`, then a batch norm over the F x C outputs (none if gamma None).
+    """Per-field linear maps `[B, F, d] -> [B, F, C]` followed by batch norm over the F x C outputs."""
 
-    The norm's scale starts at `gamma`.
-    """
-
-    def __init__(self, num_fields: int, in_dim: int, out_dim: int, gamma: float | None) -> None:
+    def __init__(self, num_fields: int, in_dim: int, out_dim: int, gamma: float) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.empty(num_fields, in_dim, out_dim))
         self.bias = nn.Parameter(torch.zeros(num_fields, out_dim))
         bound = (6.0 / (in_dim + out_dim)) ** 0.5  # Xavier-uniform per field map
         nn.init.uniform_(self.weight, -bound, bound)
-        self.norm = None if gamma is None else nn.BatchNorm1d(num_fields * out_dim)
-        if self.norm is not None:
-            nn.init.constant_(self.norm.weight, gamma)
+        self.norm = nn.BatchNorm1d(num_fields * out_dim)
+        nn.init.constant_(self.norm.weight, gamma)
 
     def forward(self, e: torch.Tensor) -> torch.Tensor:
         """`[B, F, d]` -> `[B, F, C]`."""
         x = torch.einsum("bfd,fdc->bfc", e, self.weight) + self.bias
-        return x if self.norm is None else self.norm(x.flatten(1)).view_as(x)
+        return self.norm(x.flatten(1)).view_as(x)
 
 
 class ProjectedEmbedding(EmbeddingFacade):

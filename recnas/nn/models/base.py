@@ -17,7 +17,6 @@ from recnas.data.batches import FieldBatch
 from recnas.data.schema import Schema
 from recnas.errors import ConfigError, SchemaError
 from recnas.nn.embedding import FieldEmbedding, NumericalSpec, field_order
-from recnas.nn.embedding_lift import LiftedEmbedding
 from recnas.nn.embedding_norm import INITIAL_SCALE, NormedEmbedding
 from recnas.nn.facade import FieldEmbeddingLayer, OwnIdTables, id_tables
 from recnas.nn.frozen import FrozenModule
@@ -61,7 +60,7 @@ class CTRModel(nn.Module):
         dropout: float = 0.0, batch_norm: bool = False, numerical: NumericalSpec = "auto", pooling: str = "mean",
         sparse: bool = False, numerical_options: Mapping[str, Any] | None = None,
         embedding: FieldEmbeddingLayer | None = None, embedding_norm: bool = False,
-        embedding_norm_scale: float = INITIAL_SCALE, embedding_lift: int | None = None, **options: Any,
+        embedding_norm_scale: float = INITIAL_SCALE, **options: Any,
     ) -> None:
         super().__init__()
         self.schema = schema
@@ -78,8 +77,6 @@ class CTRModel(nn.Module):
             self._check_equal_dims()
         else:
             self._build_embedding(schema, embedding_dim, **self.encoding)
-        if embedding_lift is not None:
-            self._lift(embedding_lift)
         self.norm_scale = embedding_norm_scale if embedding_norm else None  # `normed` reads it
         if embedding_norm:  # after composition: the norm wraps whichever embedding the model holds
             if not self.has_embedding:
@@ -98,18 +95,6 @@ class CTRModel(nn.Module):
         self.embedding = FieldEmbedding(schema, embedding_dim, numerical=numerical, pooling=pooling, sparse=sparse,
                                         numerical_options=numerical_options)
         self._check_equal_dims()
-
-    def _lift(self, width: int) -> None:
-        """Read the model's own tables through per-field maps to `width` (`recnas.nn.embedding_lift`)."""
-        where = f"model.embedding_lift: model {self.model_name!r}"
-        if not self.has_embedding or self.field_aware:
-            raise ConfigError(f"{where} has no one-vector-per-field embedding to lift; unset it")
-        if "embedding" in self._composed:
-            raise ConfigError(f"{where} was given its embedding (a search's or a frozen block); the lift applies to "
-                              "the model's own tables only: unset it")
-        if not self.embedding.equal_dims:
-            raise ConfigError(f"{where}: the lift needs one embedding_dim for every field; give one width")
-        self.embedding = LiftedEmbedding(self.embedding, width)  # type: ignore[assignment]
 
     def _check_equal_dims(self) -> None:
         if self.needs_equal_dims and not self.embedding.equal_dims:
