@@ -11,6 +11,10 @@ exactly the weighted pairwise products, 2 * sum_{i<j} w_i w_j <e_i, e_j>. For p 
 3 * sum_{i != j} w_i^2 w_j e_i^2 e_j + 6 * sum_{i<j<l} w_i w_j w_l e_i e_j e_l: the mixed terms that repeat a field
 (e_i^2 e_j) stay, only the pure cubes go. Cost O(F * D) per set, not the C(F, p) tuples.
 
+`terms="distinct"` keeps the products of p distinct fields only, sum_k sum_{i1<...<ip} prod_j (w_ij e_ij)_k (for
+p = 2 half the paper's term; for p = 3 the triples without the mixed terms), computed from the power sums by
+Newton's identities, O(p * F * D) per set (`distinct_products`); `c` does not apply.
+
 With `normalise`, embeddings go through a batch norm without affine weights first (the public implementation's
 guard against order-p powers overflowing) and the order >= 2 scalars through another. Off by default: with the
 embedding L2 the embeddings stay small, and both norms cost accuracy (the autogroup model with every field in every
@@ -32,16 +36,36 @@ from recnas.data.schema import Schema
 from recnas.errors import ConfigError
 from recnas.nn.frozen import register_frozen
 
+TERMS = ("paper", "distinct")  # what an order-p set's scalar holds (module docstring)
 
-def set_interactions(x: torch.Tensor, coef: torch.Tensor, order: int, compensation: float) -> torch.Tensor:
+
+def set_interactions(x: torch.Tensor, coef: torch.Tensor, order: int, compensation: float,
+                     terms: str = "paper") -> torch.Tensor:
     """`x [B, F, D]`, `coef [F, S]` (membership x weight per field and set) -> `[B, S * D]` (order 1) or `[B, S]`."""
     g = torch.einsum("bfd,fs->bsd", x, coef)
     if order == 1:
         return g.flatten(1)
+    if terms == "distinct":
+        return distinct_products(x, coef, order, g).sum(-1)
     out = g.pow(order)
     if compensation:
         out = out - compensation * torch.einsum("bfd,fs->bsd", x.pow(order), coef.pow(order))
     return out.sum(-1)
+
+
+def distinct_products(x: torch.Tensor, coef: torch.Tensor, order: int, g: torch.Tensor | None = None) -> torch.Tensor:
+    """`[B, S, D]`: per set and dimension, the sum of the products of every `order` distinct weighted fields.
+
+    That is the elementary symmetric polynomial e_order of the w_i e_i, by Newton's identities from the power sums
+    `p_k = sum_i (w_i e_i)^k`: `k e_k = sum_{j=1..k} (-1)^(j-1) e_{k-j} p_j`, O(order x F x D) per set. `g`: `p_1`
+    where the caller has it.
+    """
+    sums = [g if g is not None else torch.einsum("bfd,fs->bsd", x, coef)]
+    sums += [torch.einsum("bfd,fs->bsd", x.pow(k), coef.pow(k)) for k in range(2, order + 1)]
+    e = [torch.ones_like(sums[0])]
+    for k in range(1, order + 1):
+        e.append(sum((-1) ** (j - 1) * e[k - j] * sums[j - 1] for j in range(1, k + 1)) / k)
+    return e[order]
 
 
 def set_weights(num_fields: int, num_sets: int) -> torch.Tensor:
@@ -54,8 +78,10 @@ class FeatureSetsBase(nn.Module):
     """What the frozen and the searchable feature sets share: the norms, the weights, the output layout."""
 
     def __init__(self, field_names: Sequence[str], dim: int, set_counts: Sequence[int], compensation: float = 1.0,
-                 normalise: bool = False) -> None:
+                 normalise: bool = False, terms: str = "paper") -> None:
         super().__init__()
+        if terms not in TERMS:
+            raise ConfigError(f"feature-set terms must be one of {TERMS}, got {terms!r}")
         if not set_counts:
             raise ConfigError("feature sets need at least one order")
         if not field_names:
@@ -68,6 +94,7 @@ class FeatureSetsBase(nn.Module):
         self.orders = len(self.set_counts)
         self.compensation = float(compensation)
         self.normalise = bool(normalise)
+        self.terms = terms
         self.weights = nn.ParameterList([nn.Parameter(set_weights(len(self.field_names), n)) for n in self.set_counts])
         flat = len(self.field_names) * self.dim  # one norm per order: each order may read its own table
         self.norms = nn.ModuleList([nn.BatchNorm1d(flat, affine=False) for _ in self.set_counts]) if normalise else None
@@ -90,7 +117,7 @@ class FeatureSetsBase(nn.Module):
             raise ConfigError(f"feature sets of {self.orders} orders got {len(xs)} embeddings")
         if self.norms is not None:
             xs = [norm(x.flatten(1)).view_as(x) for norm, x in zip(self.norms, xs, strict=True)]
-        parts = [set_interactions(x, m * w, p + 1, self.compensation)
+        parts = [set_interactions(x, m * w, p + 1, self.compensation, self.terms)
                  for p, (x, m, w) in enumerate(zip(xs, self.memberships(), self.weights, strict=True))]
         rest = torch.cat(parts[1:], dim=1) if len(parts) > 1 else xs[0].new_zeros(len(xs[0]), 0)
         if self.high_norm is not None:
@@ -105,8 +132,8 @@ class FeatureSets(FeatureSetsBase):
     """
 
     def __init__(self, field_names: Sequence[str], dim: int, sets: Sequence[Sequence[Sequence[str]]],
-                 compensation: float = 1.0, normalise: bool = False) -> None:
-        super().__init__(field_names, dim, [len(s) for s in sets], compensation, normalise)
+                 compensation: float = 1.0, normalise: bool = False, terms: str = "paper") -> None:
+        super().__init__(field_names, dim, [len(s) for s in sets], compensation, normalise, terms)
         index = {n: i for i, n in enumerate(self.field_names)}
         unknown = sorted({f for order in sets for s in order for f in s} - set(index))
         if unknown:
@@ -134,11 +161,11 @@ class FeatureSets(FeatureSetsBase):
         """What rebuilds this module (`recnas.nn.frozen.build_frozen`): every set by field names."""
         return {"kind": "feature_sets", "field_names": self.field_names, "dim": self.dim,
                 "sets": {f"order_{p + 1}": order for p, order in enumerate(self.sets)},
-                "compensation": self.compensation, "normalise": self.normalise}
+                "compensation": self.compensation, "normalise": self.normalise, "terms": self.terms}
 
 
 @register_frozen("feature_sets")
 def _build_feature_sets(schema: Schema, spec: Mapping[str, Any], encoding: Mapping[str, Any]) -> FeatureSets:
     orders = sorted(spec["sets"], key=lambda k: int(k.removeprefix("order_")))
     return FeatureSets(spec["field_names"], int(spec["dim"]), [spec["sets"][k] for k in orders],
-                       float(spec["compensation"]), bool(spec["normalise"]))
+                       float(spec["compensation"]), bool(spec["normalise"]), spec.get("terms", "paper"))

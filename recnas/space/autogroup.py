@@ -46,13 +46,13 @@ class AutoGroupSets(FeatureSetsBase):
 
     def __init__(self, field_names: Sequence[str], dim: int, set_counts: Sequence[int], compensation: float = 1.0,
                  normalise: bool = True, init_logit: float = 2.0, gumbel: bool = True,
-                 retrain_normalise: bool = False) -> None:
+                 retrain_normalise: bool = False, terms: str = "paper") -> None:
         if any(n < 1 for n in set_counts):
             raise ConfigError(f"every order needs at least one set, got {list(set_counts)} sets per order")
         if len(set_counts) > len(field_names):
             raise ConfigError(f"{len(set_counts)} orders over {len(field_names)} fields: an order-p set needs p "
                               "distinct fields")
-        super().__init__(field_names, dim, set_counts, compensation, normalise)
+        super().__init__(field_names, dim, set_counts, compensation, normalise, terms)
         self.structure_logits = nn.ParameterList(
             [nn.Parameter(torch.full((len(self.field_names), n), float(init_logit))) for n in self.set_counts])
         self.tau = 1.0
@@ -113,16 +113,19 @@ class AutoGroupSets(FeatureSetsBase):
         """The retrain block: the sets of `sample` that compute something, with fresh weights.
 
         An empty set computes nothing, nor, at compensation 1, does a set of order p >= 2 with one field (its only
-        term is the self-power the compensation subtracts), so they are left out; an order left without a set
-        stays, empty.
+        term is the self-power the compensation subtracts), nor, with distinct terms, a set of order p with fewer
+        than p fields, so they are left out; an order left without a set stays, empty.
         """
         known = {label for *_, label in self.labels()}
         unknown = [k for k in sample if k.startswith("set/") and k not in known]
         if unknown:
             raise ConfigError(f"sample names set memberships this block does not have: {unknown[:3]}")
-        least = [1 if p == 0 or self.compensation != 1 else 2 for p in range(self.orders)]
+        if self.terms == "distinct":
+            least = [p + 1 for p in range(self.orders)]
+        else:
+            least = [1 if p == 0 or self.compensation != 1 else 2 for p in range(self.orders)]
         kept = [[s for s in order if len(s) >= least[p]] for p, order in enumerate(self.sets_of(sample))]
-        return FeatureSets(self.field_names, self.dim, kept, self.compensation, self.retrain_normalise)
+        return FeatureSets(self.field_names, self.dim, kept, self.compensation, self.retrain_normalise, self.terms)
 
     # ---- the search path ----------------------------------------------------------------------
     def memberships(self) -> list[torch.Tensor]:

@@ -30,6 +30,35 @@ def test_order_three_keeps_the_mixed_terms_and_drops_only_the_pure_cubes() -> No
     torch.testing.assert_close(set_interactions(x, coef, 3, 0.0)[:, 0], v.sum(1).pow(3).sum(-1))
 
 
+def test_distinct_terms_are_the_products_of_distinct_fields_only() -> None:
+    torch.manual_seed(4)
+    x, coef = torch.randn(3, 5, 2), torch.randn(5, 2)
+    for order in (2, 3, 4):
+        out = set_interactions(x, coef, order, 1.0, terms="distinct")
+        for s in range(2):
+            v = x * coef[:, s].view(1, 5, 1)
+            explicit = sum(torch.stack([v[:, i] for i in idx]).prod(0)
+                           for idx in itertools.combinations(range(5), order)).sum(-1)
+            torch.testing.assert_close(out[:, s], explicit, atol=1e-5, rtol=1e-4)
+    paper = set_interactions(x, coef, 2, 1.0)  # at order 2 the two differ by the factor 2 only
+    torch.testing.assert_close(paper, 2 * set_interactions(x, coef, 2, 1.0, terms="distinct"), atol=1e-5, rtol=1e-4)
+
+
+def test_distinct_terms_ignore_a_set_with_fewer_fields_than_its_order() -> None:
+    torch.manual_seed(5)
+    x = torch.randn(4, 3, 2)
+    two_fields = torch.tensor([[1.0], [0.7], [0.0]])
+    assert torch.allclose(set_interactions(x, two_fields, 3, 1.0, terms="distinct"), torch.zeros(4, 1), atol=1e-6)
+    from recnas.space.autogroup import AutoGroupSets, member_label
+
+    block = AutoGroupSets(["a", "b", "c"], 2, [1, 1, 1], terms="distinct")
+    sample = {member_label(p + 1, 0, f): f in keep for p, keep in enumerate([{"a"}, {"a", "b"}, {"a", "b"}])
+              for f in "abc"}
+    frozen = block.freeze(sample)
+    assert frozen.sets == [[["a"]], [["a", "b"]], []] and frozen.terms == "distinct"
+    assert build_frozen(frozen.spec(), None, {}).terms == "distinct"  # type: ignore[arg-type]
+
+
 def test_order_one_is_the_weighted_set_vector() -> None:
     x, coef = torch.randn(2, 3, 4), torch.tensor([[1.0, 0.0], [0.5, 2.0], [0.0, -1.0]])
     out = set_interactions(x, coef, 1, 1.0).view(2, 2, 4)
