@@ -26,6 +26,7 @@ from recnas.methods.base import fits_full_tables, model_kwargs, refuse_field_awa
 from recnas.methods.oneshot import OneShotConfig, OneShotMethod
 from recnas.methods.render import search_curve, set_grid, table
 from recnas.nn.embedding import embedded_field_names
+from recnas.nn.feature_sets import Terms
 from recnas.nn.models import CTRModel, build_model
 from recnas.space.autogroup import AutoGroupSets
 
@@ -43,7 +44,7 @@ class AutoGroupConfig(OneShotConfig):
         "the paper's 15/130/180 were for 24 fields)")
     compensation: float = Field(1.0, ge=0, description="factor of the self-power term subtracted from g^p (1: the "
                                 "paper's formula; 0: none), with search.terms=paper")
-    terms: Literal["paper", "distinct"] = Field(
+    terms: Terms = Field(
         "distinct", description="what an order-p set's scalar holds, in the search and the retrain: distinct, the "
         "products of p distinct fields only; paper, g^p minus the fields' pure self-powers (for p >= 3 the mixed "
         "terms that repeat a field, e_i^2 e_j, stay: an order-3 set can then model pairs). distinct finds the planted "

@@ -27,7 +27,7 @@ every set, so `recnas.nn.frozen.build_frozen` rebuilds it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 from torch import nn
@@ -36,20 +36,26 @@ from recnas.data.schema import Schema
 from recnas.errors import ConfigError
 from recnas.nn.frozen import register_frozen
 
-TERMS = ("paper", "distinct")  # what an order-p set's scalar holds (module docstring)
+Terms = Literal["paper", "distinct"]  # what an order-p set's scalar holds (module docstring)
+TERMS: tuple[str, ...] = get_args(Terms)
+
+
+def power_sum(x: torch.Tensor, coef: torch.Tensor, k: int) -> torch.Tensor:
+    """`[B, S, D]`: p_k = sum_i (w_i e_i)^k over the fields of each set, per dimension (p_1 is the set vector g)."""
+    return torch.einsum("bfd,fs->bsd", x.pow(k), coef.pow(k)) if k > 1 else torch.einsum("bfd,fs->bsd", x, coef)
 
 
 def set_interactions(x: torch.Tensor, coef: torch.Tensor, order: int, compensation: float,
                      terms: str = "paper") -> torch.Tensor:
     """`x [B, F, D]`, `coef [F, S]` (membership x weight per field and set) -> `[B, S * D]` (order 1) or `[B, S]`."""
-    g = torch.einsum("bfd,fs->bsd", x, coef)
+    g = power_sum(x, coef, 1)
     if order == 1:
         return g.flatten(1)
     if terms == "distinct":
         return distinct_products(x, coef, order, g).sum(-1)
     out = g.pow(order)
     if compensation:
-        out = out - compensation * torch.einsum("bfd,fs->bsd", x.pow(order), coef.pow(order))
+        out = out - compensation * power_sum(x, coef, order)
     return out.sum(-1)
 
 
@@ -57,11 +63,11 @@ def distinct_products(x: torch.Tensor, coef: torch.Tensor, order: int, g: torch.
     """`[B, S, D]`: per set and dimension, the sum of the products of every `order` distinct weighted fields.
 
     That is the elementary symmetric polynomial e_order of the w_i e_i, by Newton's identities from the power sums
-    `p_k = sum_i (w_i e_i)^k`: `k e_k = sum_{j=1..k} (-1)^(j-1) e_{k-j} p_j`, O(order x F x D) per set. `g`: `p_1`
-    where the caller has it.
+    (`power_sum`): `k e_k = sum_{j=1..k} (-1)^(j-1) e_{k-j} p_j`, O(order x F x D) per set. `g`: `p_1` where the
+    caller has it.
     """
-    sums = [g if g is not None else torch.einsum("bfd,fs->bsd", x, coef)]
-    sums += [torch.einsum("bfd,fs->bsd", x.pow(k), coef.pow(k)) for k in range(2, order + 1)]
+    sums = [g if g is not None else power_sum(x, coef, 1)]
+    sums += [power_sum(x, coef, k) for k in range(2, order + 1)]
     e = [torch.ones_like(sums[0])]
     for k in range(1, order + 1):
         e.append(sum((-1) ** (j - 1) * e[k - j] * sums[j - 1] for j in range(1, k + 1)) / k)
