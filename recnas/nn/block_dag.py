@@ -11,7 +11,9 @@ and gives either a dense output `[B, w]` or vectors `[B, k, D]`:
 
 A vector-reading block (fm, dot, efc) takes a dense input as one more vector, projected to D by its own Linear;
 a dense-reading block (mlp, cross) flattens vector inputs. A final Linear reads every output no block consumed and
-gives the logit. recnas embeds every field, numerical ones through their encoder (`model.numerical_encoder`), so the
+gives the logit; an fm block's scalar enters it at weight 1, as DeepFM adds its FM term (at a Xavier draw, about
+N(0, 2 / n), the term starts near zero or negative, and DeepFM drawn as a DAG had not converged in 30 epochs on
+frappe_full). recnas embeds every field, numerical ones through their encoder (`model.numerical_encoder`), so the
 raw numerical features reach the blocks as vectors of `emb`. The DAG describes itself with `spec()` (kind
 `block_dag`) and is rebuilt from it by `recnas.nn.frozen.build_frozen`, so a retrained AutoCTR model loads with
 `recnas.nn` alone.
@@ -202,6 +204,12 @@ class BlockDAG(nn.Module):
             for i, (b, src) in enumerate(zip(self.blocks_spec, self.sources, strict=True)))
         self.outputs = unconsumed(self.blocks_spec)
         self.head = logit_head(sum(shapes[i].flat(self.dim) for i in self.outputs))
+        with torch.no_grad():
+            offset = 0
+            for i in self.outputs:
+                if self.blocks_spec[i].type == "fm":
+                    self.head.weight[0, offset] = 1.0
+                offset += shapes[i].flat(self.dim)
 
     def forward(self, e: torch.Tensor) -> torch.Tensor:
         """`[B, F, D]` -> logit `[B, 1]`."""

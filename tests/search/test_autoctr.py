@@ -47,6 +47,27 @@ def test_the_dot_block_takes_each_pair_once_and_the_fm_block_is_first_order_plus
     assert torch.allclose(fm([e]), fm.first(e).sum(1) + pair_sum, atol=1e-5)
 
 
+def test_the_default_autoctr_model_is_deepfm_first_order_plus_fm_at_weight_1_plus_the_mlp(prepared) -> None:  # noqa: ANN001
+    from recnas.data.batches import FieldBatch
+    from recnas.nn.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("autoctr", prepared.schema, embedding_dim=4, mlp=[8, 6])
+    batch = FieldBatch.from_arrays({k: v[:16] for k, v in prepared.splits["valid"].items()})
+    dag = model.dag
+    assert dag.describe()[-1] == "logit = linear <- b0, b2"
+    w = dag.head.weight[0]
+    assert float(w[0]) == 1.0  # the fm scalar, as DeepFM adds its FM term
+    with torch.no_grad():
+        e = model.embedding(batch)
+        fm = dag.blocks[0]([e])
+        deep = dag.blocks[2]([dag.blocks[1]([e])])
+        expected = model.first_order(batch) + fm + deep @ w[1:].unsqueeze(1) + dag.head.bias
+        assert torch.allclose(model(batch), expected.squeeze(1), atol=1e-5)
+        model.first_order.bias.add_(1.0)
+        assert torch.allclose(model(batch), expected.squeeze(1) + 1.0, atol=1e-5)
+
+
 def test_a_dag_rebuilt_from_its_spec_has_the_same_structure_and_parameters() -> None:
     from recnas.nn.frozen import build_frozen
 

@@ -3,6 +3,9 @@
 Song et al., Towards Automated Neural Interaction Discovery for Click-Through Rate Prediction, KDD 2020. The DAG is
 a constructor argument: the `autoctr` search retrains the DAG it exports; built alone, the model is DeepFM drawn as
 a DAG (an fm block on the embeddings beside an mlp chain of `model.mlp` widths), so it trains as a zoo model too.
+A first-order (LR) term, one weight per id, is added to the DAG's logit as in DeepFM and the other zoo models: the
+blocks read embeddings only, and without a per-id bias DeepFM drawn as a DAG trailed DeepFM by 0.0034 test AUC on
+frappe_full (bench/log/2026-12-08-issue21-first-order.md).
 """
 
 from __future__ import annotations
@@ -27,13 +30,14 @@ def deepfm_blocks(mlp: list[int]) -> list[BlockSpec]:
 
 @register("autoctr")
 class AutoCTR(CTRModel):
-    """logit = DAG(e) (see `recnas.nn.block_dag`); `dag` replaces the default DeepFM-shaped DAG."""
+    """logit = b + sum w + DAG(e) (see `recnas.nn.block_dag`); `dag` replaces the default DeepFM-shaped DAG."""
 
     paper = ("Song et al., Towards Automated Neural Interaction Discovery for Click-Through Rate Prediction, "
              "KDD 2020")
 
     def __init__(self, schema: Schema, dag: BlockDAG | None = None, **kw: Any) -> None:
         super().__init__(schema, **kw)
+        self.first_order = self.make_first_order()
         if dag is None:
             dag = BlockDAG(deepfm_blocks(self.mlp_sizes), self.num_fields, self.embedding.dim)
         else:
@@ -42,4 +46,4 @@ class AutoCTR(CTRModel):
 
     def forward(self, batch: FieldBatch) -> torch.Tensor:
         """Logits `[batch]`."""
-        return self.dag(self.embedding(batch)).squeeze(1)
+        return (self.first_order(batch) + self.dag(self.embedding(batch))).squeeze(1)
