@@ -4,12 +4,13 @@ A strategy proposes genotypes in rounds (`propose(k)`) and learns from finished 
 deterministic given its seed and the trial results it is told, in trial-id order: a killed search is resumed by
 replaying the recorded results (`recnas.search.trials`), with no state of its own on disk.
 
-`AgingEvolution` (Real et al., 2019, as AutoCTR uses it): a population (default 20), filled first with random
-genotypes; then each child mutates one active token of a parent chosen by rank (the best-ranked parent is the most
-likely, linearly), and a ranker, where fitted, picks the most promising of many mutants (default 100) so only it
-is trained. After each round the population drops the member with the worst weighted score of age, validation
-logloss rank and cost rank, so old members leave and cheap ones stay. `RandomGenotypes` draws new genotypes
-uniformly: the control every evolution run is measured against.
+`AgingEvolution` (Real et al., 2019, as AutoCTR uses it): a population (default 20), filled first with the `start`
+genotypes (a known architecture to begin from) and random ones; then each child mutates one active token of a parent
+chosen by rank (the best-ranked parent is the most likely, linearly), and a ranker, where fitted, picks the most
+promising of many mutants (default 100) so only it is trained. After each round the population drops the member with
+the worst weighted score of age, validation logloss rank and cost rank, so old members leave and cheap ones stay.
+`RandomGenotypes` draws new genotypes uniformly (after the same `start` genotypes): the control every evolution run is
+measured against.
 """
 
 from __future__ import annotations
@@ -116,19 +117,27 @@ class RandomGenotypes:
 
     name = "random"
 
-    def __init__(self, space: GenotypeSpace, seed: int) -> None:
+    def __init__(self, space: GenotypeSpace, seed: int, start: Sequence[Sample] = ()) -> None:
         self.space = space
         self.rng = np.random.default_rng(seed)
         self.seen: set[str] = set()
+        self.start = [dict(g) for g in start]
 
     def propose(self, k: int) -> list[Proposal]:
-        """`k` genotypes never proposed before."""
+        """`k` genotypes never proposed before: the `start` genotypes first, then uniform draws."""
         out: list[Proposal] = []
         pending = set(self.seen)
         for _ in range(k):
-            out.append(Proposal(self._fresh(pending), "random"))
+            out.append(self._first(pending))
             pending.add(self.space.key(out[-1].genotype))
         return out
+
+    def _first(self, seen: set[str]) -> Proposal:
+        """The next `start` genotype not tried yet (origin `start`), else a uniform draw (`random`)."""
+        for g in self.start:
+            if self.space.key(g) not in seen:
+                return Proposal(dict(g), "start")
+        return Proposal(self._fresh(seen), "random")
 
     def _fresh(self, seen: set[str]) -> Sample:
         for _ in range(1000):
@@ -155,8 +164,8 @@ class AgingEvolution(RandomGenotypes):
 
     def __init__(self, space: GenotypeSpace, seed: int, population_size: int = 20, mutants: int = 100,
                  ranker: LambdaRanker | None = None, cost_key: str = "flops",
-                 weights: SurvivalWeights | None = None, top_share: float = 0.1) -> None:
-        super().__init__(space, seed)
+                 weights: SurvivalWeights | None = None, top_share: float = 0.1, start: Sequence[Sample] = ()) -> None:
+        super().__init__(space, seed, start)
         self.top_share = float(top_share)
         self.population_size, self.mutants, self.ranker = int(population_size), int(mutants), ranker
         self.cost_key, self.weights = cost_key, weights or SurvivalWeights()
@@ -164,12 +173,12 @@ class AgingEvolution(RandomGenotypes):
         self.data: tuple[list[list[float]], list[float]] = ([], [])
 
     def propose(self, k: int) -> list[Proposal]:
-        """Random genotypes until the population has been filled once, then (ranked) mutants of ranked parents."""
+        """The start genotypes and random ones until the population is filled once, then (ranked) mutants."""
         out: list[Proposal] = []
         pending = set(self.seen)
         for _ in range(k):
             if len(self.seen) + len(out) < self.population_size or not self.population:  # seen: one key per trial
-                p = Proposal(self._fresh(pending), "random")
+                p = self._first(pending)
             else:
                 p = self._child(pending)
             pending.add(self.space.key(p.genotype))

@@ -101,6 +101,21 @@ class BlockDAGSpace:
             raise ConfigError(f"{where}: {e}") from None
         return g
 
+    def zoo_start(self) -> Sample | None:
+        """DeepFM drawn in this space, or None where it lacks an fm or mlp block or has one block only.
+
+        An fm block on the embeddings, then an mlp chain on them through the other blocks, widest first (the space's
+        widths, descending, the narrowest repeated).
+        """
+        if "fm" not in self.types or "mlp" not in self.types or self.n_blocks < 2:
+            return None
+        ordered = sorted(self.widths, reverse=True)
+        blocks = [{"type": "fm", "inputs": [EMB], "width": None}]
+        for i in range(1, self.n_blocks):
+            blocks.append({"type": "mlp", "inputs": [EMB] if i == 1 else [f"b{i - 1}"],
+                           "width": ordered[min(i - 1, len(ordered) - 1)]})
+        return self.from_blocks(blocks, "the zoo start")
+
     # ---- drawing and mutating ------------------------------------------------------------------
     def random(self, rng: np.random.Generator) -> Sample:
         """A random valid genotype: every token uniform, a block's input bits redrawn until the block can be built."""

@@ -128,6 +128,44 @@ def test_a_hand_edited_block_list_is_refused_with_the_file_and_the_block_named()
         space.from_blocks([{**good[0], "width": 48}, good[1]], "arch.json")
 
 
+def test_the_zoo_start_is_deepfm_drawn_in_the_space_and_absent_where_the_space_cannot_draw_it() -> None:
+    space = BlockDAGSpace(num_fields=4, dim=4, blocks=4, widths=(16, 64, 32))
+    g = space.zoo_start()
+    assert g is not None and space.valid(g)
+    assert space.blocks(g) == [BlockSpec("fm", ("emb",)), BlockSpec("mlp", ("emb",), 64),
+                               BlockSpec("mlp", ("b1",), 32), BlockSpec("mlp", ("b2",), 16)]
+    deep = BlockDAGSpace(num_fields=4, dim=4, blocks=5, widths=(16, 64))
+    assert [b.width for b in deep.blocks(deep.zoo_start())] == [None, 64, 16, 16, 16]  # the narrowest repeated
+    assert BlockDAGSpace(4, 4, blocks=3, types=("mlp", "dot")).zoo_start() is None
+    assert BlockDAGSpace(4, 4, blocks=1).zoo_start() is None
+
+
+@pytest.mark.parametrize("kind", ["evolution", "random"])
+def test_both_strategies_train_the_start_first_and_never_again(kind: str) -> None:
+    space = BlockDAGSpace(num_fields=4, dim=4, blocks=3)
+    start = space.zoo_start()
+    assert start is not None
+
+    def make() -> RandomGenotypes:
+        if kind == "random":
+            return RandomGenotypes(space, 0, [start])
+        return AgingEvolution(space, 0, population_size=4, mutants=5, start=[start])
+
+    strategy = make()
+    first = strategy.propose(2)
+    assert first[0].origin == "start" and space.key(first[0].genotype) == space.key(start)
+    assert first[1].origin == "random"
+    strategy.observe(toy_records(space, first, 0))
+    later = []
+    for _ in range(6):
+        proposals = strategy.propose(2)
+        strategy.observe(toy_records(space, proposals, 0))
+        later += proposals
+    assert all(space.key(p.genotype) != space.key(start) for p in later)
+    replay = make()  # a resumed search replays the same proposals
+    assert [space.key(p.genotype) for p in replay.propose(2)] == [space.key(p.genotype) for p in first]
+
+
 # ---- the evolution --------------------------------------------------------------------------------------
 def toy_records(space: BlockDAGSpace, proposals: list, first: int) -> list[dict]:
     """A made-up loss: lower with more fm blocks (a known best), cost = number of mlp blocks."""
