@@ -3,9 +3,10 @@
 Song et al., Towards Automated Neural Interaction Discovery for Click-Through Rate Prediction, KDD 2020. The DAG is
 a constructor argument: the `autoctr` search retrains the DAG it exports; built alone, the model is DeepFM drawn as
 a DAG (an fm block on the embeddings beside an mlp chain of `model.mlp` widths), so it trains as a zoo model too.
-A first-order (LR) term, one weight per id, is added to the DAG's logit as in DeepFM and the other zoo models: the
-blocks read embeddings only, and without a per-id bias DeepFM drawn as a DAG trailed DeepFM by 0.0034 test AUC on
-frappe_full (bench/log/2026-12-08-issue21-first-order.md).
+A first-order (LR) term, one weight per id, is added to the DAG's logit as in DeepFM and the other zoo models (the
+blocks read embeddings only). DeepFM drawn as a DAG trailed DeepFM by 0.0034 test AUC on frappe_full; this term took
+0.0006 of it back, the fm scalar's start at weight 1 in the head (`recnas.nn.block_dag`) the rest
+(bench/log/2026-12-08-issue21-first-order.md). A run of this model saved before the term does not load.
 """
 
 from __future__ import annotations
