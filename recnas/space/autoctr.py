@@ -18,6 +18,7 @@ import numpy as np
 
 from recnas.errors import ConfigError
 from recnas.nn.block_dag import BLOCK_TYPES, EMB, BlockDAG, BlockSpec, check_blocks
+from recnas.nn.models.autoctr import deepfm_blocks
 from recnas.space.choice import Choice, Sample, Space
 
 MAX_DRAWS = 200  # tries to find a valid new genotype before giving up on a parent
@@ -110,11 +111,8 @@ class BlockDAGSpace:
         if "fm" not in self.types or "mlp" not in self.types or self.n_blocks < 2:
             return None
         ordered = sorted(self.widths, reverse=True)
-        blocks = [{"type": "fm", "inputs": [EMB], "width": None}]
-        for i in range(1, self.n_blocks):
-            blocks.append({"type": "mlp", "inputs": [EMB] if i == 1 else [f"b{i - 1}"],
-                           "width": ordered[min(i - 1, len(ordered) - 1)]})
-        return self.from_blocks(blocks, "the zoo start")
+        chain = [ordered[min(i, len(ordered) - 1)] for i in range(self.n_blocks - 1)]
+        return self.from_blocks([b.to_dict() for b in deepfm_blocks(chain)], "the zoo start")
 
     # ---- drawing and mutating ------------------------------------------------------------------
     def random(self, rng: np.random.Generator) -> Sample:
